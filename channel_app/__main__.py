@@ -1,0 +1,44 @@
+"""Command line: `python -m channel_app [serve|token] ...`.
+
+`serve` (the default) runs the service under uvicorn; every flag has an
+environment variable (see README). `token` mints a development client token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from config.secrets import MissingSecret, resolve_secrets
+from config.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m channel_app", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the service (default)")
+    serve.add_argument("--host", help="bind address (env HOST)")
+    serve.add_argument("--port", type=int, help="port (env PORT)")
+    token = commands.add_parser("token", help="mint a client token from CLIENT_JWT_SECRET")
+    token.add_argument("--client-id", required=True)
+    token.add_argument("--ttl", default="10m", help="lifetime: 30s, 10m, 2h, 1d (default 10m)")
+    token.add_argument("--topic", action="append", default=[], help="topic the token may subscribe to")
+    args = parser.parse_args(argv)
+
+    overrides = {key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None}
+    try:
+        resolved = resolve_secrets(Settings(**overrides))
+    except MissingSecret as missing:
+        print(f"channel-push: refusing to start: {missing}", file=sys.stderr)
+        return 2
+    if args.command == "token":
+        from channel_app.cli_token import print_token
+
+        return print_token(resolved.settings, args.client_id, args.ttl, args.topic)
+    from channel_app.run import serve as run_server
+
+    return run_server(resolved)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""`create_app(settings)`: routes, middleware and lifespan of channel-push."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.routing import Route
+
+from channel_app.cors import BrowserCORSMiddleware
+from channel_app.functions import handle_function_call
+from channel_app.heartbeat import heartbeat_forever
+from channel_app.lifecycle import Lifecycle
+from channel_app.responses import JSONBody, error_response
+from channel_app.services import running_services
+from channel_app.status import healthz, readyz, sse_status
+from channel_app.stream import connect_stream
+from config.secrets import resolve_secrets
+from config.settings import Settings
+from sse.events import encode_retry
+
+logger = logging.getLogger("channel_push")
+
+HTTP_ERROR_TYPES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the app. Missing secrets fail here in production; in development
+    they are generated (the CLI prints them)."""
+    settings = resolve_secrets(settings or Settings()).settings
+    lifecycle = Lifecycle()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with running_services(settings, lifecycle) as services:
+            app.state.services = services
+            retry = encode_retry(settings.retry_ms)
+            lifecycle.on_drain(lambda: services.broker.registry.close_all("shutdown", retry))
+            heartbeat = asyncio.create_task(heartbeat_forever(services.broker, settings.heartbeat_seconds))
+            try:
+                yield
+            finally:
+                lifecycle.begin_drain()
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+
+    app = Starlette(
+        routes=[
+            Route("/functions", handle_function_call, methods=["PUT"]),
+            Route("/functions/{version}", handle_function_call, methods=["PUT"]),
+            Route("/sse/connect", connect_stream, methods=["GET"]),
+            Route("/sse/status", sse_status, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        middleware=[Middleware(BrowserCORSMiddleware, allowed_origins=settings.cors_allowed_origins)],
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
+        lifespan=lifespan,
+    )
+    app.state.lifecycle = lifecycle
+    app.state.settings = settings
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONBody:
+    assert isinstance(exc, HTTPException)
+    error_type = HTTP_ERROR_TYPES.get(exc.status_code, "HTTP_ERROR")
+    return error_response(exc.status_code, error_type, str(exc.detail), exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONBody:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "INTERNAL_ERROR", "an internal error occurred; it has been logged")

@@ -1,0 +1,61 @@
+"""`PUT /functions`: verify, parse, dispatch. The methods themselves live in methods.py.
+
+Order matters: the signature is checked over the raw bytes before anything is
+parsed, so an unsigned caller learns nothing about our parser.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from channel_app.body import BodyTooLarge, read_limited_body
+from channel_app.errors import FunctionError
+from channel_app.inputs import describe_validation_error
+from channel_app.methods import METHODS, MethodDeps
+from channel_app.protocol import FunctionCall, error_body
+from channel_app.responses import JSONBody, error_response
+
+logger = logging.getLogger("channel_push.functions")
+
+
+async def handle_function_call(request: Request) -> Response:
+    services = request.app.state.services
+    try:
+        body = await read_limited_body(request, services.settings.max_body_bytes)
+    except BodyTooLarge:
+        return error_response(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {services.settings.max_body_bytes} bytes")
+    except ClientDisconnect:
+        return error_response(400, "BAD_REQUEST", "the request body was not received")
+    if not services.signatures.is_valid(body, request.headers.get("x-signature")):
+        return error_response(401, "UNAUTHORIZED", "missing or invalid X-Signature")
+    try:
+        call = FunctionCall.model_validate(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return error_response(400, "INVALID_JSON", "the request body is not valid JSON")
+    except ValidationError as error:
+        return error_response(400, "INVALID_REQUEST", describe_validation_error(error))
+    return JSONBody(await dispatch(call, services.method_deps, services.settings.allowed_channel_ids))
+
+
+async def dispatch(call: FunctionCall, deps: MethodDeps, allowed_channel_ids: list[str]) -> dict[str, Any]:
+    if allowed_channel_ids and call.channel_id not in allowed_channel_ids:
+        return error_body("UNAUTHORIZED", "this channel may not call this app")
+    spec = METHODS.get(call.method)
+    if spec is None:
+        return error_body("METHOD_NOT_FOUND", f"unknown method '{call.method[:64]}'")
+    try:
+        args = spec.input_model.model_validate(call.params.input)
+        return await spec.handler(args, call, deps)
+    except ValidationError as error:
+        return error_body("INVALID_PARAMS", describe_validation_error(error))
+    except FunctionError as error:
+        return error_body(error.error_type, error.message, error.data)
+    except Exception:
+        logger.exception("function %s failed", call.method)
+        return error_body("INTERNAL_ERROR", "an internal error occurred; it has been logged")

@@ -1,0 +1,25 @@
+"""One loop for the whole process: heartbeat every stream and do broker upkeep.
+
+A single timer replaces a ping task per connection; a heartbeat that finds a
+stream's queue full drops that slow client like any other frame would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sse.broker import Broker
+from sse.events import HEARTBEAT_FRAME
+
+logger = logging.getLogger("channel_push.heartbeat")
+
+
+async def heartbeat_forever(broker: Broker, interval_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            broker.registry.deliver_all(HEARTBEAT_FRAME)
+            broker.housekeeping()
+        except Exception:
+            logger.exception("heartbeat round failed")

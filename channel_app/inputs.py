@@ -1,0 +1,68 @@
+"""Arguments of each function method (`params.input`), with Channel's names.
+
+Wire names (`clientId`) are aliases of snake_case fields; unknown fields are
+ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sse.names import InvalidName, check_client_id, check_event_name
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
+
+
+class ClientTarget(_Input):
+    client_id: str | None = Field(None, alias="clientId")
+
+    @field_validator("client_id")
+    @classmethod
+    def _valid_client_id(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else check_client_id(value)
+
+
+class RedirectInput(ClientTarget):
+    url: str = Field(min_length=1, max_length=4096)
+
+
+class NotifyInput(ClientTarget):
+    message: str = Field(min_length=1, max_length=2000)
+    title: str | None = Field(None, max_length=200)
+    level: Literal["info", "success", "warning", "error"] = "info"
+
+
+class SendEventInput(ClientTarget):
+    action: str
+    payload: Any = None
+
+    @field_validator("action")
+    @classmethod
+    def _valid_action(cls, value: str) -> str:
+        return check_event_name(value)
+
+
+class BroadcastInput(_Input):
+    message: str = Field(min_length=1, max_length=2000)
+    title: str | None = Field(None, max_length=200)
+
+
+class ClientStatusInput(ClientTarget):
+    pass
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One readable line, naming fields as Channel spells them."""
+    parts = []
+    for item in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in item["loc"]) or "input"
+        reason = str(item["msg"])
+        context_error = (item.get("ctx") or {}).get("error")
+        if isinstance(context_error, InvalidName):
+            reason = str(context_error)
+        parts.append(f"{field}: {reason}")
+    return "; ".join(parts)

@@ -1,0 +1,32 @@
+"""Process lifecycle: when the instance started and whether it is draining.
+
+Draining starts on SIGTERM (see server.py), before uvicorn waits for open
+connections, so every stream can end promptly with a retry hint and its
+browser reconnects to another instance.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+
+class Lifecycle:
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self.draining = False
+        self._on_drain: list[Callable[[], object]] = []
+
+    @property
+    def uptime_seconds(self) -> float:
+        return time.time() - self.started_at
+
+    def on_drain(self, callback: Callable[[], object]) -> None:
+        self._on_drain.append(callback)
+
+    def begin_drain(self) -> None:
+        if self.draining:
+            return
+        self.draining = True
+        for callback in self._on_drain:
+            callback()

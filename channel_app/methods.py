@@ -1,0 +1,122 @@
+"""What each Channel function does. Plain async code: no HTTP types here.
+
+Each handler takes its validated input, the verified call and the shared
+dependencies, and returns a `result` body or raises `FunctionError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from pydantic import BaseModel
+
+from channel_app.errors import FunctionError
+from channel_app.inputs import (
+    BroadcastInput,
+    ClientStatusInput,
+    ClientTarget,
+    NotifyInput,
+    RedirectInput,
+    SendEventInput,
+)
+from channel_app.protocol import FunctionCall, result_body
+from security.redirects import RedirectPolicy, RedirectRefused
+from sse.events import Event, utc_timestamp
+from sse.service import SseService
+
+
+@dataclass(frozen=True)
+class MethodDeps:
+    sse: SseService
+    redirects: RedirectPolicy
+    allow_broadcast: bool
+
+
+Handler = Callable[[Any, FunctionCall, MethodDeps], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    input_model: type[BaseModel]
+    handler: Handler
+
+
+def target_client(args: ClientTarget, call: FunctionCall) -> str:
+    """`input.clientId`, or else the chat user's `memberId` (the site's own user id)."""
+    if args.client_id:
+        return args.client_id
+    user = call.context.user
+    if user is not None and user.member_id:
+        return ClientTarget(clientId=user.member_id).client_id or ""
+    raise FunctionError("INVALID_PARAMS", "clientId: field required (and the chat user has no memberId)")
+
+
+async def _deliver(deps: MethodDeps, client_id: str, event: Event, what: str) -> dict[str, Any]:
+    delivery = await deps.sse.publish(client_id, event)
+    if not delivery.delivered:
+        raise FunctionError("CLIENT_NOT_CONNECTED", f"Client {client_id} is not connected", {"clientId": client_id})
+    return result_body(
+        f"{what} sent to client {client_id}",
+        clientId=client_id,
+        delivered=delivery.delivered,
+        eventId=delivery.event_id,
+    )
+
+
+async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
+    client_id = target_client(args, call)
+    try:
+        url = deps.redirects.check(args.url, call.channel_id)
+    except RedirectRefused as refused:
+        raise FunctionError("URL_NOT_ALLOWED", f"Redirect refused: {refused.reason}") from None
+    event = Event("redirect", {"type": "redirect", "url": url, "timestamp": utc_timestamp()})
+    return await _deliver(deps, client_id, event, "Redirect command")
+
+
+async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
+    client_id = target_client(args, call)
+    event = Event("notification", _notification_data(args.message, args.title, args.level))
+    return await _deliver(deps, client_id, event, "Notification")
+
+
+async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
+    client_id = target_client(args, call)
+    data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
+    return await _deliver(deps, client_id, Event("custom", data), f"Event '{args.action}'")
+
+
+async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
+    if not deps.allow_broadcast:
+        raise FunctionError("METHOD_NOT_ALLOWED", "broadcast is disabled on this service (ALLOW_BROADCAST=false)")
+    delivery = await deps.sse.publish_to_all(Event("notification", _notification_data(args.message, args.title, "info")))
+    return result_body(
+        f"Notification broadcast to {delivery.delivered} connections",
+        delivered=delivery.delivered,
+        eventId=delivery.event_id,
+    )
+
+
+async def get_client_status(args: ClientStatusInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
+    client_id = target_client(args, call)
+    connections = await deps.sse.connection_count(client_id)
+    state = "connected" if connections else "not connected"
+    return result_body(
+        f"Client {client_id} is {state}",
+        clientId=client_id,
+        connected=connections > 0,
+        connections=connections,
+    )
+
+
+def _notification_data(message: str, title: str | None, level: str) -> dict[str, Any]:
+    return {"type": "notification", "title": title, "message": message, "level": level, "timestamp": utc_timestamp()}
+
+
+METHODS: dict[str, MethodSpec] = {
+    "redirectClient": MethodSpec(RedirectInput, redirect_client),
+    "notify": MethodSpec(NotifyInput, notify),
+    "sendEvent": MethodSpec(SendEventInput, send_event),
+    "broadcast": MethodSpec(BroadcastInput, broadcast),
+    "getClientStatus": MethodSpec(ClientStatusInput, get_client_status),
+}

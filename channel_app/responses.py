@@ -1,0 +1,24 @@
+"""JSON responses (orjson: fast, and UTF-8 text stays unescaped) and the error shape."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import orjson
+from starlette.responses import Response
+
+
+class JSONBody(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(
+    status_code: int,
+    error_type: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> JSONBody:
+    return JSONBody({"error": {"type": error_type, "message": message}}, status_code, headers=headers)

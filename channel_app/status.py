@@ -1,0 +1,36 @@
+"""Health, readiness and the public status summary."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from channel_app.responses import JSONBody
+
+
+async def healthz(request: Request) -> JSONBody:
+    return JSONBody({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONBody:
+    services = request.app.state.services
+    broker_ok = await services.broker.is_healthy()
+    ready = broker_ok and not services.lifecycle.draining
+    body = {"ready": ready, "broker": broker_ok, "draining": services.lifecycle.draining}
+    return JSONBody(body, 200 if ready else 503)
+
+
+async def sse_status(request: Request) -> JSONBody:
+    services = request.app.state.services
+    totals = await services.broker.totals()
+    broker_ok = await services.broker.is_healthy()
+    status = "draining" if services.lifecycle.draining else ("ok" if broker_ok else "degraded")
+    return JSONBody(
+        {
+            "status": status,
+            "instance": services.settings.instance_id,
+            "uptime_s": round(services.lifecycle.uptime_seconds, 3),
+            "connected_clients": totals.clients,
+            "connections": totals.connections,
+            "broker": {"backend": services.broker.name, "healthy": broker_ok},
+        }
+    )

@@ -1,0 +1,102 @@
+"""Service settings, read from the environment and an optional `.env` file.
+
+Every field maps to an upper-case environment variable of the same name
+(`heartbeat_seconds` -> `HEARTBEAT_SECONDS`). Building a `Settings` does no I/O
+beyond reading the environment, so tests build their own with
+`Settings(_env_file=None, **overrides)`.
+
+Comma-separated lists (`REDIRECT_ALLOWED_HOSTS=shop.example.com,*.example.com`)
+are accepted for every list field; a JSON array works too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    app_env: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    instance_id: str = Field(default_factory=_default_instance_id)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Channel Talk
+    channel_signing_key: SecretStr | None = None
+    channel_signing_key_previous: SecretStr | None = None
+    allowed_channel_ids: CommaList = []
+
+    # Browser clients
+    client_jwt_secret: SecretStr | None = None
+    client_token_cookie: str = "channel_push_token"
+    cors_allowed_origins: CommaList = []
+
+    # Redirect allow-list
+    redirect_allowed_hosts: CommaList = []
+    redirect_http_hosts: CommaList = []
+
+    # Broker
+    redis_url: str | None = None
+
+    # Streams
+    heartbeat_seconds: float = Field(15.0, gt=0)
+    retry_ms: int = Field(3000, ge=0)
+    send_timeout_seconds: float = Field(10.0, gt=0)
+    connection_queue_size: int = Field(64, ge=2)
+    max_connections_per_client: int = Field(5, ge=1)
+    max_connections: int = Field(20000, ge=1)
+    max_stream_seconds: float = Field(1800.0, gt=0)
+    history_size: int = Field(100, ge=0)
+    history_ttl_seconds: float = Field(300.0, gt=0)
+
+    # Function calls
+    max_body_bytes: int = Field(65536, ge=256)
+    allow_broadcast: bool = False
+
+    # Operations
+    ops_token: SecretStr | None = None
+    shutdown_grace_seconds: float = Field(5.0, ge=0)
+
+    @field_validator(
+        "allowed_channel_ids",
+        "cors_allowed_origins",
+        "redirect_allowed_hosts",
+        "redirect_http_hosts",
+        mode="before",
+    )
+    @classmethod
+    def _split_comma_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"

@@ -1,0 +1,86 @@
+"""The broker contract, and the choice between the two brokers.
+
+A broker delivers events to the connections of a client wherever they are
+open, answers presence questions, and replays history to reconnecting
+clients. `MemoryBroker` serves one process; `RedisBroker` lets many instances
+share one Redis. Both are tested against the same contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, AsyncContextManager, Protocol
+
+from sse.events import Event
+from sse.registry import Connection, ConnectionRegistry, RegistryLimits
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+
+@dataclass(frozen=True)
+class Delivery:
+    event_id: str | None  # None when nothing was published (nobody to receive it)
+    delivered: int  # connections that accepted the event, cluster-wide
+
+
+@dataclass(frozen=True)
+class Totals:
+    clients: int
+    connections: int
+
+
+@dataclass(frozen=True)
+class Subscription:
+    connection: Connection
+    replay: list[bytes]  # frames the client missed, oldest first
+    cursor: str  # id of the newest event of the client's stream at subscribe time
+
+
+class BrokerUnavailable(Exception):
+    """The shared backend cannot be reached; nothing was delivered."""
+
+
+class Broker(Protocol):
+    name: str
+    registry: ConnectionRegistry
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, client_id: str, event: Event) -> Delivery:
+        """Deliver to the client's connections. With no connection anywhere the event
+        is neither sent nor kept, so a later reconnect cannot act on a call that
+        was already answered CLIENT_NOT_CONNECTED."""
+
+    async def broadcast(self, event: Event) -> Delivery: ...
+
+    async def connection_count(self, client_id: str) -> int: ...
+
+    async def totals(self) -> Totals: ...
+
+    async def is_healthy(self) -> bool: ...
+
+    def subscribe(self, client_id: str, last_event_id: str | None) -> AsyncContextManager[Subscription]: ...
+
+    def housekeeping(self) -> None:
+        """Periodic, cheap upkeep (expiring history); called by the heartbeat loop."""
+
+
+def make_broker(settings: Settings) -> Broker:
+    registry = ConnectionRegistry(
+        RegistryLimits(
+            per_client=settings.max_connections_per_client,
+            total=settings.max_connections,
+            queue_size=settings.connection_queue_size,
+        )
+    )
+    if settings.redis_url:
+        from sse.redis import RedisBroker
+
+        return RedisBroker(settings, registry)
+    from sse.history import MemoryHistory
+    from sse.memory import MemoryBroker
+
+    return MemoryBroker(registry, MemoryHistory(settings.history_size, settings.history_ttl_seconds))

@@ -1,0 +1,57 @@
+"""Events and their SSE wire form.
+
+An `Event` is what the application publishes; a *frame* is the exact bytes a
+browser receives. Frames are encoded once per publish and shared by every
+recipient, so the write loop only moves bytes.
+
+Event ids have the form `<milliseconds>-<sequence>` (the same shape as Redis
+stream ids), increase per stream, and compare as integer pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import orjson
+
+from sse.names import check_event_name
+
+HEARTBEAT_FRAME = b": heartbeat\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    name: str
+    data: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        check_event_name(self.name)
+
+    def encode_data(self) -> bytes:
+        # orjson never emits a raw newline and leaves non-ASCII text as UTF-8,
+        # so the payload always fits on one `data:` line and Korean stays readable.
+        return orjson.dumps(self.data)
+
+
+def encode_frame(event_id: str, name: str, data_json: bytes) -> bytes:
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), name.encode(), data_json)
+
+
+def encode_retry(retry_ms: int) -> bytes:
+    return b"retry: %d\n\n" % retry_ms
+
+
+def parse_event_id(event_id: str) -> tuple[int, int]:
+    millis, _, sequence = event_id.partition("-")
+    return int(millis), int(sequence)
+
+
+def format_event_id(millis: int, sequence: int) -> str:
+    return f"{millis}-{sequence}"
+
+
+def utc_timestamp() -> str:
+    """ISO 8601 in UTC with milliseconds, like JavaScript's `toISOString()`."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,72 @@
+"""Per-stream event ids and a bounded, expiring history for replay.
+
+A stream is the sequence of events addressed to one client (the broadcast
+stream uses the key `*` and is not stored). Ids are `<ms>-<seq>`, strictly
+increasing per stream even if the clock steps back, like Redis stream ids.
+History keeps the last `size` frames of each stream for `ttl_seconds`, so a
+client reconnecting with Last-Event-ID receives exactly what it missed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sse.events import Event, encode_frame, format_event_id, parse_event_id
+
+BROADCAST_STREAM = "*"
+
+
+@dataclass
+class _Stream:
+    last_id: tuple[int, int] = (0, -1)
+    touched_at: float = 0.0
+    entries: deque[tuple[tuple[int, int], float, bytes]] = field(default_factory=deque)
+
+
+class MemoryHistory:
+    def __init__(self, size: int, ttl_seconds: float, clock: Callable[[], float] = time.time) -> None:
+        self._size = size
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._streams: dict[str, _Stream] = {}
+
+    def append(self, stream_key: str, event: Event) -> tuple[str, bytes]:
+        """Assign the next id, encode the frame once, and keep it for replay."""
+        now = self._clock()
+        stream = self._streams.setdefault(stream_key, _Stream())
+        millis = max(int(now * 1000), stream.last_id[0])
+        sequence = stream.last_id[1] + 1 if millis == stream.last_id[0] else 0
+        stream.last_id = (millis, sequence)
+        stream.touched_at = now
+        event_id = format_event_id(millis, sequence)
+        frame = encode_frame(event_id, event.name, event.encode_data())
+        if self._size and stream_key != BROADCAST_STREAM:
+            stream.entries.append((stream.last_id, now, frame))
+            if len(stream.entries) > self._size:
+                stream.entries.popleft()
+        return event_id, frame
+
+    def head(self, stream_key: str) -> str:
+        stream = self._streams.get(stream_key)
+        return format_event_id(*stream.last_id) if stream and stream.last_id[1] >= 0 else "0-0"
+
+    def since(self, stream_key: str, last_event_id: str) -> list[bytes]:
+        """Frames after `last_event_id`, oldest first, within the age limit."""
+        stream = self._streams.get(stream_key)
+        if stream is None:
+            return []
+        after = parse_event_id(last_event_id)
+        oldest = self._clock() - self._ttl
+        return [frame for entry_id, stored_at, frame in stream.entries if entry_id > after and stored_at >= oldest]
+
+    def prune(self) -> None:
+        """Forget expired entries, and streams idle for longer than the age limit."""
+        oldest = self._clock() - self._ttl
+        for key, stream in list(self._streams.items()):
+            while stream.entries and stream.entries[0][1] < oldest:
+                stream.entries.popleft()
+            if not stream.entries and stream.touched_at < oldest:
+                del self._streams[key]

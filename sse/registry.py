@@ -1,0 +1,179 @@
+"""The connections open on this process, by client id.
+
+Each connection owns a bounded queue of encoded frames. Delivery never waits:
+`put_nowait` either succeeds or the queue is full, in which case that one
+connection is dropped as a slow client and the others are untouched.
+
+`open()` is an async context manager, so a connection is always unregistered,
+even when the task serving it is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, Iterable
+
+END_OF_STREAM = None
+
+
+class ConnectionRefused(Exception):
+    """A new connection would exceed a cap; `reason` says which."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class Connection:
+    __slots__ = ("id", "client_id", "opened_at", "queue", "close_reason", "_expiry")
+
+    def __init__(self, connection_id: str, client_id: str, queue_size: int) -> None:
+        self.id = connection_id
+        self.client_id = client_id
+        self.opened_at = time.time()
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(queue_size)
+        self.close_reason: str | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def offer(self, frame: bytes) -> bool:
+        """Queue a frame without waiting; a full queue drops this connection."""
+        if self.close_reason is not None:
+            return False
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.close("slow_client")
+            return False
+        return True
+
+    def close(self, reason: str, farewell: bytes | None = None) -> None:
+        """End the stream after the frames already queued, then `farewell`.
+
+        When the queue has no room left, pending frames are discarded: the
+        client is behind anyway and replays them with Last-Event-ID.
+        """
+        if self.close_reason is not None:
+            return
+        self.close_reason = reason
+        if self.queue.maxsize - self.queue.qsize() < 2:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+        if farewell:
+            self.queue.put_nowait(farewell)
+        self.queue.put_nowait(END_OF_STREAM)
+
+    def close_at(self, deadline: float, reason: str, farewell: bytes | None) -> None:
+        delay = max(0.0, deadline - time.time())
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(delay, self.close, reason, farewell)
+
+    def cancel_timers(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+
+@dataclass
+class RegistryLimits:
+    per_client: int
+    total: int
+    queue_size: int
+
+
+class ConnectionRegistry:
+    def __init__(self, limits: RegistryLimits) -> None:
+        self._limits = limits
+        self._by_client: dict[str, dict[str, Connection]] = {}
+        self._total = 0
+        self._ids = itertools.count(1)
+        self._id_prefix = f"{int(time.time() * 1000):x}"
+
+    @property
+    def connection_total(self) -> int:
+        return self._total
+
+    @property
+    def client_total(self) -> int:
+        return len(self._by_client)
+
+    def connection_count(self, client_id: str) -> int:
+        return len(self._by_client.get(client_id, ()))
+
+    def client_ids(self) -> Iterable[str]:
+        return self._by_client.keys()
+
+    @asynccontextmanager
+    async def open(
+        self,
+        client_id: str,
+        on_first: Callable[[str], object] | None = None,
+        on_last: Callable[[str], object] | None = None,
+    ) -> AsyncIterator[Connection]:
+        """Register a connection; `on_first`/`on_last` fire when a client gains its
+        first or loses its last local connection (the Redis broker subscribes there)."""
+        connection = self._register(client_id)
+        try:
+            if on_first is not None and self.connection_count(client_id) == 1:
+                await _maybe_await(on_first(client_id))
+            yield connection
+        finally:
+            connection.cancel_timers()
+            if self._unregister(connection) and on_last is not None:
+                await _maybe_await(on_last(client_id))
+
+    def deliver(self, client_id: str, frame: bytes) -> int:
+        connections = self._by_client.get(client_id)
+        if not connections:
+            return 0
+        return sum(1 for connection in list(connections.values()) if connection.offer(frame))
+
+    def deliver_all(self, frame: bytes) -> int:
+        delivered = 0
+        for connections in list(self._by_client.values()):
+            for connection in list(connections.values()):
+                delivered += connection.offer(frame)
+        return delivered
+
+    def close_all(self, reason: str, farewell: bytes | None = None) -> int:
+        closed = 0
+        for connections in list(self._by_client.values()):
+            for connection in list(connections.values()):
+                connection.close(reason, farewell)
+                closed += 1
+        return closed
+
+    def _register(self, client_id: str) -> Connection:
+        if self._total >= self._limits.total:
+            raise ConnectionRefused("instance_full", "this instance holds its maximum number of connections")
+        connections = self._by_client.setdefault(client_id, {})
+        if len(connections) >= self._limits.per_client:
+            if not connections:
+                del self._by_client[client_id]
+            raise ConnectionRefused(
+                "client_connection_limit",
+                f"clientId already has {self._limits.per_client} open connections",
+            )
+        connection = Connection(f"{self._id_prefix}-{next(self._ids)}", client_id, self._limits.queue_size)
+        connections[connection.id] = connection
+        self._total += 1
+        return connection
+
+    def _unregister(self, connection: Connection) -> bool:
+        """Remove the connection; True when it was the client's last one here."""
+        connections = self._by_client.get(connection.client_id)
+        if connections is None or connections.pop(connection.id, None) is None:
+            return False
+        self._total -= 1
+        if connections:
+            return False
+        del self._by_client[connection.client_id]
+        return True
+
+
+async def _maybe_await(value: object) -> None:
+    if asyncio.iscoroutine(value):
+        await value

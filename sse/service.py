@@ -1,0 +1,37 @@
+"""The in-process API other Python modules use to reach browsers.
+
+Mirrors the reference design's NestJS `SseService` (`sendToClient`,
+`broadcast`, `isClientConnected`)::
+
+    service: SseService = request.app.state.services.sse
+    reached = await service.send_to_client("user-42", Event("notification", {...}))
+"""
+
+from __future__ import annotations
+
+from sse.broker import Broker, Delivery
+from sse.events import Event
+
+
+class SseService:
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    async def publish(self, client_id: str, event: Event) -> Delivery:
+        return await self._broker.publish(client_id, event)
+
+    async def send_to_client(self, client_id: str, event: Event) -> int:
+        """Connections reached, cluster-wide; 0 when the client is not connected."""
+        return (await self._broker.publish(client_id, event)).delivered
+
+    async def publish_to_all(self, event: Event) -> Delivery:
+        return await self._broker.broadcast(event)
+
+    async def broadcast(self, event: Event) -> int:
+        return (await self._broker.broadcast(event)).delivered
+
+    async def is_client_connected(self, client_id: str) -> bool:
+        return await self._broker.connection_count(client_id) > 0
+
+    async def connection_count(self, client_id: str) -> int:
+        return await self._broker.connection_count(client_id)

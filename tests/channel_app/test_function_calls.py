@@ -1,0 +1,142 @@
+"""PUT /functions end to end: a signed Channel call becomes an SSE event in the browser's stream."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.support.apps import client_token, make_app
+from tests.support.channel import function_body, signed_headers
+from tests.support.server import RunningServer, run_server
+from tests.support.sse_client import SseReader
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def server():
+    with run_server(make_app()) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def open_stream(server: RunningServer, client_id: str) -> AsyncIterator[SseReader]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        params = {"clientId": client_id, "token": client_token(client_id)}
+        async with http.stream("GET", "/sse/connect", params=params) as response:
+            assert response.status_code == 200
+            reader = SseReader(response)
+            connected = await reader.next_event()
+            assert connected.event == "connected"
+            yield reader
+
+
+async def call(server: RunningServer, method: str, input: dict, path: str = "/functions", **context) -> httpx.Response:
+    body = function_body(method, input, **context)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        return await http.put(path, content=body, headers=signed_headers(body))
+
+
+async def test_signed_redirect_reaches_connected_client_as_sse_event(server):
+    async with open_stream(server, "visitor-1") as stream:
+        response = await call(server, "redirectClient", {"clientId": "visitor-1", "url": "https://shop.example.com/checkout?step=1"})
+        assert response.status_code == 200
+        result = response.json()["result"]
+        assert result["type"] == "string"
+        assert result["attributes"]["message"] == "Redirect command sent to client visitor-1"
+        assert result["delivered"] == 1
+
+        event = await stream.next_event()
+        assert event.event == "redirect"
+        assert event.id == result["eventId"]
+        assert event.data["type"] == "redirect"
+        assert event.data["url"] == "https://shop.example.com/checkout?step=1"
+        assert event.data["timestamp"].endswith("Z")
+
+
+async def test_versioned_function_path_is_served(server):
+    async with open_stream(server, "visitor-v"):
+        response = await call(server, "getClientStatus", {"clientId": "visitor-v"}, path="/functions/v1")
+    assert response.json()["result"]["connected"] is True
+
+
+async def test_two_tabs_of_one_client_both_receive(server):
+    async with open_stream(server, "visitor-2") as tab1, open_stream(server, "visitor-2") as tab2:
+        response = await call(server, "notify", {"clientId": "visitor-2", "message": "안녕하세요", "title": "알림"})
+        assert response.json()["result"]["delivered"] == 2
+        for tab in (tab1, tab2):
+            event = await tab.next_event()
+            assert event.event == "notification"
+            assert event.data["message"] == "안녕하세요"
+            assert "\\u" not in "\n".join(event.data_lines)
+
+
+async def test_send_event_delivers_custom_action_and_payload(server):
+    async with open_stream(server, "visitor-3") as stream:
+        payload = {"sku": "A-1", "qty": 2, "note": "줄바꿈\n포함"}
+        response = await call(server, "sendEvent", {"clientId": "visitor-3", "action": "addToCart", "payload": payload})
+        assert "result" in response.json()
+        event = await stream.next_event()
+    assert event.event == "custom"
+    assert event.data["action"] == "addToCart"
+    assert event.data["payload"] == payload
+
+
+async def test_client_not_connected_is_a_function_error(server):
+    response = await call(server, "redirectClient", {"clientId": "nobody", "url": "https://shop.example.com/"})
+    assert response.status_code == 200
+    assert response.json()["error"]["type"] == "CLIENT_NOT_CONNECTED"
+
+
+async def test_redirect_to_unlisted_host_is_refused_and_not_sent(server):
+    async with open_stream(server, "visitor-4") as stream:
+        response = await call(server, "redirectClient", {"clientId": "visitor-4", "url": "https://evil.example.net/"})
+        assert response.status_code == 200
+        assert response.json()["error"]["type"] == "URL_NOT_ALLOWED"
+        await call(server, "notify", {"clientId": "visitor-4", "message": "after"})
+        assert (await stream.next_event()).event == "notification"
+
+
+@pytest.mark.parametrize(
+    ("method", "input", "expected"),
+    [
+        ("redirectClient", {"clientId": "x"}, "INVALID_PARAMS"),
+        ("redirectClient", {"url": "https://shop.example.com/"}, "INVALID_PARAMS"),
+        ("notify", {"clientId": "bad id\n", "message": "hi"}, "INVALID_PARAMS"),
+        ("sendEvent", {"clientId": "x", "action": "bad\r\nevent: x", "payload": {}}, "INVALID_PARAMS"),
+        ("deleteEverything", {}, "METHOD_NOT_FOUND"),
+        ("broadcast", {"message": "hi"}, "METHOD_NOT_ALLOWED"),
+    ],
+)
+async def test_function_level_failures_answer_200_with_error_object(server, method, input, expected):
+    response = await call(server, method, input)
+    assert response.status_code == 200
+    error = response.json()["error"]
+    assert error["type"] == expected
+    assert error["message"]
+
+
+async def test_missing_client_id_targets_the_chat_users_member_id(server):
+    async with open_stream(server, "member-77") as stream:
+        response = await call(server, "notify", {"message": "hello"}, user={"id": "u1", "memberId": "member-77"})
+        assert response.json()["result"]["clientId"] == "member-77"
+        assert (await stream.next_event()).data["message"] == "hello"
+
+
+async def test_broadcast_reaches_every_client_when_enabled():
+    with run_server(make_app(allow_broadcast=True)) as server:
+        async with open_stream(server, "a") as a, open_stream(server, "b") as b:
+            response = await call(server, "broadcast", {"message": "sale"})
+            assert response.json()["result"]["delivered"] == 2
+            assert (await a.next_event()).data["message"] == "sale"
+            assert (await b.next_event()).data["message"] == "sale"
+
+
+async def test_get_client_status_counts_connections(server):
+    async with open_stream(server, "visitor-5"), open_stream(server, "visitor-5"):
+        response = await call(server, "getClientStatus", {"clientId": "visitor-5"})
+    result = response.json()["result"]
+    assert (result["connected"], result["connections"]) == (True, 2)
