@@ -1,0 +1,207 @@
+"""Transport for Channel's native functions (``PUT /general/v1/native/functions``).
+
+One method, :meth:`NativeApiClient.call`, with bounded retries: 5xx answers,
+timeouts and connection errors are retried with exponential backoff and
+jitter; 4xx answers are final. Every failure becomes a :class:`NativeApiError`
+whose ``kind`` tells the caller what to do about it. Every attempt runs under
+a hard deadline of ``timeout_seconds``, so a call never takes longer than
+``timeout_seconds * (max_retries + 1)`` plus the backoff sleeps.
+
+Secrets (the access token, an app secret or a refresh token passed in
+``params``) are never logged, and are scrubbed from error messages built from
+Channel's answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal
+
+import anyio
+import httpx
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://app-store-api.channel.io"
+NATIVE_FUNCTIONS_PATH = "/general/v1/native/functions"
+ACCESS_TOKEN_HEADER = "x-access-token"
+
+ErrorKind = Literal["unauthorized", "rate_limited", "bad_request", "unavailable", "protocol"]
+
+_SECRET_PARAM_NAMES = ("secret", "refreshToken", "accessToken")
+_MAX_MESSAGE_CHARS = 300
+_MAX_BACKOFF_SECONDS = 5.0
+_KIND_BY_STATUS: Mapping[int, ErrorKind] = MappingProxyType(
+    {401: "unauthorized", 403: "unauthorized", 429: "rate_limited"}
+)
+
+
+class NativeApiError(Exception):
+    """A native-function call failed.
+
+    ``kind`` is one of ``unauthorized`` (401/403), ``rate_limited`` (429, or
+    the local token budget is spent), ``bad_request`` (other 4xx),
+    ``unavailable`` (5xx, timeout or connection error after the retries) and
+    ``protocol`` (a non-JSON answer, or a body carrying an ``error``).
+    ``status`` is the HTTP status when there was one.
+    """
+
+    def __init__(self, kind: ErrorKind, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+        self.status = status
+
+    def __str__(self) -> str:
+        status = f" (HTTP {self.status})" if self.status is not None else ""
+        return f"{self.kind}{status}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"NativeApiError({self.kind!r}, {self.message!r}, {self.status!r})"
+
+
+class NativeApiClient:
+    """Calls Channel's native functions over an injected ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout_seconds: float = 5.0,
+        max_retries: int = 2,
+        backoff_seconds: float = 0.2,
+    ) -> None:
+        if timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be positive")
+        if max_retries < 0 or backoff_seconds < 0:
+            raise ValueError("max_retries and backoff_seconds must not be negative")
+        self._http = http
+        self._url = base_url.rstrip("/") + NATIVE_FUNCTIONS_PATH
+        self._timeout = timeout_seconds
+        self._max_retries = max_retries
+        self._backoff = backoff_seconds
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    async def call(
+        self, method: str, params: dict[str, Any], access_token: str | None = None
+    ) -> dict[str, Any]:
+        """Call native function ``method`` and return its ``result`` object.
+
+        Channel wraps answers as ``{"result": {...}}``; the inner object is
+        returned. A body without ``result`` (and without ``error``) is
+        returned as it is.
+        """
+        headers = {"accept": "application/json"}
+        if access_token:
+            headers[ACCESS_TOKEN_HEADER] = access_token
+        body = {"method": method, "params": params}
+        secrets = _secrets_in(params, access_token)
+        attempts = self._max_retries + 1
+        failure = NativeApiError("unavailable", f"{method}: not attempted")
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                delay = self._delay(attempt - 1)
+                logger.warning(
+                    "native call failed (%s); retry %d/%d in %.2fs",
+                    failure.message, attempt - 1, self._max_retries, delay,
+                )
+                await anyio.sleep(delay)
+            try:
+                with anyio.fail_after(self._timeout):
+                    response = await self._http.put(
+                        self._url, json=body, headers=headers, timeout=self._timeout
+                    )
+            except (TimeoutError, httpx.TimeoutException):
+                failure = NativeApiError("unavailable", f"{method}: timed out after {self._timeout}s")
+                continue
+            except httpx.TransportError as exc:
+                failure = NativeApiError("unavailable", f"{method}: {type(exc).__name__}")
+                continue
+            if response.status_code >= 500:
+                detail = _redact(_describe(response), secrets)
+                failure = NativeApiError("unavailable", f"{method}: {detail}", response.status_code)
+                continue
+            return _result(method, response, secrets)
+        logger.warning("native call gave up after %d attempt(s): %s", attempts, failure.message)
+        raise failure
+
+    def _delay(self, retry: int) -> float:
+        """Backoff before retry number ``retry`` (1-based): exponential, half jittered."""
+        ceiling = min(self._backoff * (2 ** (retry - 1)), _MAX_BACKOFF_SECONDS)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _result(method: str, response: httpx.Response, secrets: list[str]) -> dict[str, Any]:
+    status = response.status_code
+    if status >= 400:
+        kind = _KIND_BY_STATUS.get(status, "bad_request")
+        raise NativeApiError(kind, f"{method}: {_redact(_describe(response), secrets)}", status)
+    if not 200 <= status < 300:
+        raise NativeApiError("protocol", f"{method}: unexpected HTTP {status}", status)
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise NativeApiError("protocol", f"{method}: answer is not JSON", status) from None
+    if not isinstance(payload, dict):
+        raise NativeApiError("protocol", f"{method}: answer is not a JSON object", status)
+    if payload.get("error") is not None:
+        detail = _redact(_error_text(payload) or "error without a message", secrets)
+        raise NativeApiError("protocol", f"{method}: Channel answered an error: {detail}", status)
+    if "result" not in payload:
+        return payload
+    result = payload["result"]
+    if result is None:
+        return {}
+    if not isinstance(result, dict):
+        raise NativeApiError("protocol", f"{method}: result is not a JSON object", status)
+    return result
+
+
+def _describe(response: httpx.Response) -> str:
+    """A short, human description of a failed answer."""
+    try:
+        text = _error_text(response.json())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        text = None
+    return f"HTTP {response.status_code}" + (f": {text}" if text else "")
+
+
+def _error_text(payload: Any) -> str | None:
+    """Best-effort message from ``{"error": {...}}``, ``{"message"}`` or ``{"errors": [...]}``."""
+    if not isinstance(payload, dict):
+        return None
+    candidates = [payload.get("error"), payload]
+    errors = payload.get("errors")
+    if isinstance(errors, list) and errors:
+        candidates.insert(1, errors[0])
+    for item in candidates:
+        if isinstance(item, str) and item:
+            return item[:_MAX_MESSAGE_CHARS]
+        if isinstance(item, dict):
+            for key in ("message", "type"):
+                value = item.get(key)
+                if isinstance(value, str) and value:
+                    return value[:_MAX_MESSAGE_CHARS]
+    return None
+
+
+def _secrets_in(params: dict[str, Any], access_token: str | None) -> list[str]:
+    found = [access_token] if access_token else []
+    for name in _SECRET_PARAM_NAMES:
+        value = params.get(name)
+        if isinstance(value, str) and value:
+            found.append(value)
+    return found
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text

@@ -1,0 +1,194 @@
+"""Access tokens for native functions: cached, renewed early, single-flight, budgeted.
+
+Channel allows 10 ``issueToken`` + ``refreshToken`` calls per 30 minutes, so
+tokens are cached per channel (``None`` is the app token) and renewed about
+``refresh_margin_seconds`` before they expire. Renewal tries ``refreshToken``
+first and falls back to ``issueToken``. Concurrent callers for one channel
+share a single renewal, its success or its failure. Every issue or refresh
+call spends one unit of an app-wide sliding-window budget; when the budget is
+spent, :class:`NativeApiError` ``rate_limited`` is raised without calling
+Channel. If renewal fails while the cached token has not expired yet, the
+cached token is served and renewal is retried after a short cooldown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from channel_app.native.client import NativeApiClient, NativeApiError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Token:
+    access: str
+    refresh: str | None
+    renew_at: float  # clock time after which we renew
+    expires_at: float  # clock time after which Channel rejects it
+    retry_at: float = float("-inf")  # after a failed renewal: serve as is until then
+
+    def usable(self, now: float) -> bool:
+        return now < self.renew_at or (now < self.retry_at and now < self.expires_at)
+
+
+class _Flight:
+    """One renewal in progress; other callers wait for its outcome."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.token: _Token | None = None
+        self.error: NativeApiError | None = None
+
+
+class TokenManager:
+    def __init__(
+        self,
+        client: NativeApiClient,
+        app_secret: str,
+        clock: Callable[[], float] = time.monotonic,
+        refresh_margin_seconds: float = 300,
+        budget: int = 10,
+        budget_window_seconds: float = 1800,
+        *,
+        retry_cooldown_seconds: float = 30,
+    ) -> None:
+        if not app_secret:
+            raise ValueError("app_secret is required")
+        if budget < 1 or budget_window_seconds <= 0:
+            raise ValueError("budget and budget_window_seconds must be positive")
+        if refresh_margin_seconds < 0 or retry_cooldown_seconds < 0:
+            raise ValueError("margins must not be negative")
+        self._client = client
+        self._secret = app_secret
+        self._clock = clock
+        self._margin = refresh_margin_seconds
+        self._budget = budget
+        self._window = budget_window_seconds
+        self._cooldown = retry_cooldown_seconds
+        self._tokens: dict[str | None, _Token] = {}
+        self._flights: dict[str | None, _Flight] = {}
+        self._spent: deque[float] = deque()
+
+    def __repr__(self) -> str:  # never show the secret or tokens
+        return f"TokenManager(channels={len(self._tokens)}, budget={self._budget}/{self._window}s)"
+
+    async def access_token(self, channel_id: str | None = None) -> str:
+        """A valid access token for ``channel_id`` (``None``: the app token)."""
+        cached = self._tokens.get(channel_id)
+        if cached is not None and cached.usable(self._clock()):
+            return cached.access
+        flight = self._flights.get(channel_id)
+        if flight is not None:
+            await flight.done.wait()
+            if flight.error is not None:
+                error = flight.error
+                raise NativeApiError(error.kind, error.message, error.status)
+            assert flight.token is not None
+            return flight.token.access
+        flight = self._flights[channel_id] = _Flight()
+        try:
+            flight.token = await self._renew(channel_id, cached)
+            return flight.token.access
+        except NativeApiError as exc:
+            flight.error = exc
+            raise
+        except BaseException:
+            flight.error = NativeApiError("unavailable", "token renewal was interrupted")
+            raise
+        finally:
+            del self._flights[channel_id]
+            flight.done.set()
+
+    def invalidate(self, channel_id: str | None = None, access_token: str | None = None) -> None:
+        """Forget the cached token, e.g. after Channel answered 401 to it.
+
+        With ``access_token``, forget it only if it is still the cached one, so
+        a late 401 does not throw away a token renewed in the meantime.
+        """
+        cached = self._tokens.get(channel_id)
+        if cached is not None and (access_token is None or cached.access == access_token):
+            del self._tokens[channel_id]
+
+    def remaining_budget(self) -> int:
+        self._expire_spent(self._clock())
+        return self._budget - len(self._spent)
+
+    async def _renew(self, channel_id: str | None, cached: _Token | None) -> _Token:
+        try:
+            token = await self._fetch(channel_id, cached)
+        except NativeApiError as exc:
+            now = self._clock()
+            if cached is None or now >= cached.expires_at:
+                raise
+            logger.warning(
+                "token renewal for %s failed (%s); serving the cached token for now",
+                _scope(channel_id), exc.kind,
+            )
+            cached.retry_at = now + self._cooldown
+            return cached
+        self._tokens[channel_id] = token
+        return token
+
+    async def _fetch(self, channel_id: str | None, cached: _Token | None) -> _Token:
+        if cached is not None and cached.refresh:
+            self._spend()
+            try:
+                answer = await self._client.call("refreshToken", {"refreshToken": cached.refresh})
+                return self._parse(answer, "refreshToken", cached.refresh)
+            except NativeApiError as exc:
+                if exc.kind == "rate_limited":
+                    raise
+                logger.warning(
+                    "refreshToken for %s failed (%s); issuing a new token", _scope(channel_id), exc.kind
+                )
+        self._spend()
+        params: dict[str, Any] = {"secret": self._secret}
+        if channel_id is not None:
+            params["channelId"] = channel_id
+        answer = await self._client.call("issueToken", params)
+        return self._parse(answer, "issueToken", None)
+
+    def _spend(self) -> None:
+        now = self._clock()
+        self._expire_spent(now)
+        if len(self._spent) >= self._budget:
+            raise NativeApiError(
+                "rate_limited",
+                f"token budget spent: {self._budget} issue/refresh calls per {self._window:g}s",
+            )
+        self._spent.append(now)
+
+    def _expire_spent(self, now: float) -> None:
+        while self._spent and self._spent[0] <= now - self._window:
+            self._spent.popleft()
+
+    def _parse(self, answer: dict[str, Any], method: str, old_refresh: str | None) -> _Token:
+        access = answer.get("accessToken")
+        refresh = answer.get("refreshToken") or old_refresh
+        expires_in = answer.get("expiresIn")
+        if not isinstance(access, str) or not access:
+            raise NativeApiError("protocol", f"{method}: answer has no accessToken")
+        if refresh is not None and not isinstance(refresh, str):
+            raise NativeApiError("protocol", f"{method}: refreshToken is not a string")
+        try:
+            lifetime = float(expires_in)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            lifetime = 0.0
+        if isinstance(expires_in, bool) or not lifetime > 0:
+            raise NativeApiError("protocol", f"{method}: expiresIn is not a positive number")
+        now = self._clock()
+        # A short-lived token is renewed at half its life rather than never used.
+        margin = min(self._margin, lifetime / 2)
+        return _Token(access, refresh, renew_at=now + lifetime - margin, expires_at=now + lifetime)
+
+
+def _scope(channel_id: str | None) -> str:
+    return "the app" if channel_id is None else f"channel {channel_id}"

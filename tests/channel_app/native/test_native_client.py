@@ -1,0 +1,180 @@
+"""NativeApiClient: request shape, error kinds, bounded retries, bounded time."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import anyio
+import httpx
+import pytest
+from native_fakes import BASE_URL, FUNCTIONS_PATH, FakeChannel, ok
+
+from channel_app.native.client import NativeApiClient, NativeApiError
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_call_puts_method_and_params_with_access_token_header(
+    client: NativeApiClient, channel: FakeChannel
+) -> None:
+    channel.on("getUser", ok({"user": {"id": "u1"}}))
+
+    result = await client.call("getUser", {"channelId": "c1", "userId": "u1"}, access_token="tok-1")
+
+    assert result == {"user": {"id": "u1"}}
+    [call] = channel.calls
+    assert call.request.method == "PUT"
+    assert str(call.request.url) == BASE_URL + FUNCTIONS_PATH
+    assert call.body == {"method": "getUser", "params": {"channelId": "c1", "userId": "u1"}}
+    assert call.request.headers["x-access-token"] == "tok-1"
+    assert call.request.headers["content-type"] == "application/json"
+
+
+async def test_call_without_token_sends_no_token_header(client: NativeApiClient, channel: FakeChannel) -> None:
+    channel.on("issueToken", ok({"accessToken": "a"}))
+
+    await client.call("issueToken", {"secret": "s"})
+
+    assert "x-access-token" not in channel.calls[0].request.headers
+
+
+async def test_body_without_result_wrapper_is_returned_as_is(client: NativeApiClient, channel: FakeChannel) -> None:
+    channel.on("issueToken", httpx.Response(200, json={"accessToken": "a", "expiresIn": 1800}))
+
+    assert await client.call("issueToken", {"secret": "s"}) == {"accessToken": "a", "expiresIn": 1800}
+
+
+async def test_5xx_is_retried_then_succeeds(client: NativeApiClient, channel: FakeChannel) -> None:
+    channel.on("getUser", httpx.Response(502), httpx.Response(503), ok({"user": {}}))
+
+    assert await client.call("getUser", {}, access_token="t") == {"user": {}}
+    assert len(channel.calls) == 3
+
+
+async def test_5xx_exhausted_is_unavailable(client: NativeApiClient, channel: FakeChannel) -> None:
+    channel.on("getUser", httpx.Response(500, json={"error": {"message": "boom"}}))
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("getUser", {}, access_token="t")
+
+    assert caught.value.kind == "unavailable"
+    assert caught.value.status == 500
+    assert "boom" in caught.value.message
+    assert len(channel.calls) == 3  # 1 + max_retries
+
+
+async def test_connection_error_is_retried_then_unavailable(client: NativeApiClient, channel: FakeChannel) -> None:
+    channel.on("getUser", httpx.ConnectError("refused"))
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("getUser", {}, access_token="t")
+
+    assert caught.value.kind == "unavailable"
+    assert len(channel.calls) == 3
+
+
+async def test_httpx_timeout_is_unavailable(client: NativeApiClient, channel: FakeChannel) -> None:
+    channel.on("getUser", httpx.ReadTimeout("slow"), httpx.ReadTimeout("slow"), httpx.ReadTimeout("slow"))
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("getUser", {}, access_token="t")
+
+    assert caught.value.kind == "unavailable"
+    assert len(channel.calls) == 3
+
+
+async def test_hanging_channel_gives_unavailable_within_timeout_times_attempts(
+    http: httpx.AsyncClient, channel: FakeChannel
+) -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(30)
+        raise AssertionError("not reached")
+
+    channel.on("getUser", hang)
+    client = NativeApiClient(http, base_url=BASE_URL, timeout_seconds=0.1, max_retries=2, backoff_seconds=0.01)
+
+    started = time.monotonic()
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("getUser", {}, access_token="t")
+    elapsed = time.monotonic() - started
+
+    assert caught.value.kind == "unavailable"
+    assert len(channel.calls) == 3
+    assert elapsed < 0.1 * 3 + 0.5  # timeout x attempts + backoff, with slack
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(400, "bad_request"), (401, "unauthorized"), (403, "unauthorized"), (404, "bad_request"),
+     (422, "bad_request"), (429, "rate_limited")],
+)
+async def test_4xx_is_not_retried(client: NativeApiClient, channel: FakeChannel, status: int, kind: str) -> None:
+    channel.on("getUser", httpx.Response(status, json={"errors": [{"message": "nope"}]}))
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("getUser", {}, access_token="t")
+
+    assert (caught.value.kind, caught.value.status) == (kind, status)
+    assert "nope" in caught.value.message
+    assert len(channel.calls) == 1
+
+
+async def test_non_json_answer_is_protocol_error(client: NativeApiClient, channel: FakeChannel) -> None:
+    channel.on("getUser", httpx.Response(200, text="<html>gateway</html>"))
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("getUser", {}, access_token="t")
+
+    assert caught.value.kind == "protocol"
+    assert len(channel.calls) == 1
+
+
+async def test_error_field_in_200_answer_is_protocol_error(client: NativeApiClient, channel: FakeChannel) -> None:
+    channel.on("getUser", httpx.Response(200, json={"error": {"type": "INVALID_PARAMS", "message": "bad id"}}))
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("getUser", {}, access_token="t")
+
+    assert caught.value.kind == "protocol"
+    assert "bad id" in caught.value.message
+
+
+async def test_non_object_result_is_protocol_error(client: NativeApiClient, channel: FakeChannel) -> None:
+    channel.on("getUser", httpx.Response(200, json={"result": [1, 2]}))
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("getUser", {}, access_token="t")
+
+    assert caught.value.kind == "protocol"
+
+
+async def test_secrets_never_reach_error_messages_or_logs(
+    client: NativeApiClient, channel: FakeChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    echo = {"message": "bad secret top-secret for token tok-secret"}
+    channel.on("issueToken", httpx.Response(503, json=echo), httpx.Response(400, json=echo))
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("issueToken", {"secret": "top-secret"}, access_token="tok-secret")
+
+    text = str(caught.value) + repr(caught.value) + caplog.text
+    assert "top-secret" not in text
+    assert "tok-secret" not in text
+    assert "[redacted]" in str(caught.value)
+
+
+async def test_backoff_grows_exponentially_with_jitter(http: httpx.AsyncClient) -> None:
+    client = NativeApiClient(http, backoff_seconds=0.2)
+
+    for retry, ceiling in [(1, 0.2), (2, 0.4), (3, 0.8)]:
+        delays = [client._delay(retry) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(set(delays)) > 1  # jittered
+
+
+async def test_backoff_is_capped(http: httpx.AsyncClient) -> None:
+    client = NativeApiClient(http, backoff_seconds=1.0)
+
+    assert client._delay(20) <= 5.0

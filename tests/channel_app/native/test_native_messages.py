@@ -1,0 +1,154 @@
+"""write_user_chat_message: exact body, channel token, one retry after a 401."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from native_fakes import APP_SECRET, FakeChannel, ok, token_reply
+
+from channel_app.native.client import NativeApiClient, NativeApiError
+from channel_app.native.messages import write_user_chat_message
+from channel_app.native.tokens import TokenManager
+
+pytestmark = pytest.mark.anyio
+
+WRITTEN = ok({"message": {"id": "m1"}})
+
+
+async def test_plain_message_body_matches_the_contract(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+) -> None:
+    channel.on("issueToken", token_reply("ch-token"))
+    channel.on("writeUserChatMessage", WRITTEN)
+
+    await write_user_chat_message(client, tokens, "ch-1", "uc-1", "Hello there", request_id="req-1")
+
+    issue, write = channel.calls
+    assert issue.body == {"method": "issueToken", "params": {"secret": APP_SECRET, "channelId": "ch-1"}}
+    assert write.body == {
+        "method": "writeUserChatMessage",
+        "params": {
+            "channelId": "ch-1",
+            "userChatId": "uc-1",
+            "dto": {"plainText": "Hello there", "requestId": "req-1"},
+        },
+    }
+    assert write.token == "ch-token"
+
+
+async def test_link_becomes_a_web_button_and_stays_in_the_text(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+) -> None:
+    channel.on("issueToken", token_reply("t"))
+    channel.on("writeUserChatMessage", WRITTEN)
+
+    await write_user_chat_message(
+        client, tokens, "ch-1", "uc-1", "Here is your cart.", link="https://shop.example/cart",
+        link_label="Open cart", request_id="req-2",
+    )
+
+    assert channel.calls_to("writeUserChatMessage")[0].params["dto"] == {
+        "plainText": "Here is your cart.\nhttps://shop.example/cart",
+        "requestId": "req-2",
+        "buttons": [{"title": "Open cart", "action": {"type": "web", "url": "https://shop.example/cart"}}],
+    }
+
+
+async def test_link_already_in_text_is_not_repeated(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+) -> None:
+    channel.on("issueToken", token_reply("t"))
+    channel.on("writeUserChatMessage", WRITTEN)
+
+    await write_user_chat_message(client, tokens, "ch-1", "uc-1", "See https://shop.example/a", link="https://shop.example/a")
+
+    dto = channel.calls_to("writeUserChatMessage")[0].params["dto"]
+    assert dto["plainText"] == "See https://shop.example/a"
+    assert dto["buttons"][0]["title"] == "Open link"
+    assert dto["requestId"]  # generated when not given
+
+
+async def test_401_invalidates_the_token_and_retries_once(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+) -> None:
+    channel.on("issueToken", token_reply("stale"), token_reply("fresh"))
+    channel.on("writeUserChatMessage", httpx.Response(401), WRITTEN)
+
+    await write_user_chat_message(client, tokens, "ch-1", "uc-1", "Hi")
+
+    writes = channel.calls_to("writeUserChatMessage")
+    assert [w.token for w in writes] == ["stale", "fresh"]
+    assert writes[0].params == writes[1].params  # same requestId on the retry
+    assert len(channel.calls_to("issueToken")) == 2
+
+
+async def test_second_401_is_raised_without_looping(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+) -> None:
+    channel.on("issueToken", token_reply("t1"), token_reply("t2"), token_reply("t3"))
+    channel.on("writeUserChatMessage", httpx.Response(401))
+
+    with pytest.raises(NativeApiError) as caught:
+        await write_user_chat_message(client, tokens, "ch-1", "uc-1", "Hi")
+
+    assert caught.value.kind == "unauthorized"
+    assert len(channel.calls_to("writeUserChatMessage")) == 2
+    assert len(channel.calls_to("issueToken")) == 2
+
+
+async def test_403_missing_permission_is_not_retried(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+) -> None:
+    channel.on("issueToken", token_reply("t"))
+    channel.on("writeUserChatMessage", httpx.Response(403))
+
+    with pytest.raises(NativeApiError) as caught:
+        await write_user_chat_message(client, tokens, "ch-1", "uc-1", "Hi")
+
+    assert (caught.value.kind, caught.value.status) == ("unauthorized", 403)
+    assert len(channel.calls) == 2  # one issue, one write
+
+
+async def test_refused_button_is_resent_as_text_only(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+) -> None:
+    channel.on("issueToken", token_reply("t"))
+    channel.on("writeUserChatMessage", httpx.Response(422, json={"message": "invalid button"}), WRITTEN)
+
+    await write_user_chat_message(
+        client, tokens, "ch-1", "uc-1", "Your order", link="https://shop.example/o/1", request_id="req-3"
+    )
+
+    first, second = channel.calls_to("writeUserChatMessage")
+    assert "buttons" in first.params["dto"]
+    assert second.params["dto"] == {"plainText": "Your order\nhttps://shop.example/o/1", "requestId": "req-3"}
+
+
+async def test_bad_request_without_link_is_raised_after_one_call(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+) -> None:
+    channel.on("issueToken", token_reply("t"))
+    channel.on("writeUserChatMessage", httpx.Response(400))
+
+    with pytest.raises(NativeApiError) as caught:
+        await write_user_chat_message(client, tokens, "ch-1", "uc-1", "Hi")
+
+    assert caught.value.kind == "bad_request"
+    assert len(channel.calls_to("writeUserChatMessage")) == 1
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(1)", "/relative/path", "https://ok.example/a b"])
+async def test_unsafe_link_is_refused_before_calling_channel(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel, link: str
+) -> None:
+    with pytest.raises(ValueError):
+        await write_user_chat_message(client, tokens, "ch-1", "uc-1", "Hi", link=link)
+
+    assert channel.calls == []
+
+
+async def test_empty_text_is_refused(client: NativeApiClient, tokens: TokenManager, channel: FakeChannel) -> None:
+    with pytest.raises(ValueError):
+        await write_user_chat_message(client, tokens, "ch-1", "uc-1", "   ")
+
+    assert channel.calls == []
