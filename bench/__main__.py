@@ -1,0 +1,155 @@
+"""`python -m bench`: measure channel-push against the naive baseline.
+
+For each target (ours, then the baseline) the harness starts the server as a
+separate process and drives it from this process over loopback:
+
+1. a fresh server holds `--hold-max` clients (connect rate, RSS, KB/conn);
+2. a fresh server holds `--clients` clients, then takes unicast calls at full
+   speed, unicast calls at `--rate`/s, and `--broadcasts` broadcasts.
+
+With two or more cores the server is pinned to core 0 and this load process to
+core 1, so the two never compete for one core (`--no-pin` turns that off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import uvloop
+
+from bench import report, scenarios
+from bench.calls import CallFactory, open_callers
+from bench.processes import REPO_ROOT, Secrets, Target, raise_fd_limit, start_target
+from bench.sse_clients import ArrivalLog, ClientFleet
+from security.tokens import mint_client_token
+
+HOST = "127.0.0.1"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=10_000, help="clients held during unicast and broadcast")
+    parser.add_argument("--hold-max", type=int, default=15_000, help="clients for the largest hold")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of each unicast scenario")
+    parser.add_argument("--rate", type=int, default=2000, help="calls per second of the fixed-rate unicast")
+    parser.add_argument("--broadcasts", type=int, default=20)
+    parser.add_argument("--callers", type=int, default=16, help="parallel keep-alive connections for calls")
+    parser.add_argument("--connect-concurrency", type=int, default=256, help="stream connects in flight")
+    parser.add_argument("--targets", default="ours,baseline", help="comma-separated: ours, baseline")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and load to separate cores")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    return parser.parse_args(argv)
+
+
+def mint_tokens(keys: Secrets, count: int) -> list[tuple[str, str]]:
+    return [(f"c{index}", mint_client_token(keys.jwt_secret, f"c{index}", 3600)) for index in range(count)]
+
+
+async def measure_hold_max(kind: str, args, keys: Secrets, tokens, server_cpu: int | None) -> dict:
+    target = start_target(kind, args.out, keys, server_cpu)
+    try:
+        fleet = ClientFleet(HOST, target.port, ArrivalLog())
+        figures = await scenarios.hold(target, fleet, tokens[: args.hold_max], args.connect_concurrency)
+        fleet.close_all()
+        return figures
+    finally:
+        target.stop()
+
+
+async def measure_traffic(kind: str, args, keys: Secrets, tokens, server_cpu: int | None) -> dict:
+    target: Target = start_target(kind, args.out, keys, server_cpu)
+    arrivals = ArrivalLog()
+    fleet = ClientFleet(HOST, target.port, arrivals)
+    try:
+        figures = {"hold": await scenarios.hold(target, fleet, tokens[: args.clients], args.connect_concurrency)}
+        signing_key = bytes.fromhex(keys.signing_key_hex) if kind == "ours" else None
+        callers = await open_callers(HOST, target.port, args.callers)
+        bench = scenarios.Bench(target, fleet, arrivals, CallFactory(HOST, target.port, signing_key), callers,
+                                itertools.count(1))
+        print(f"  {kind}: unicast at full speed for {args.duration}s", flush=True)
+        figures["unicast_max"] = await scenarios.unicast_max(bench, args.duration)
+        await asyncio.sleep(1.0)
+        print(f"  {kind}: unicast at {args.rate}/s for {args.duration}s", flush=True)
+        figures["unicast_fixed"] = await scenarios.unicast_fixed(bench, args.rate, args.duration)
+        print(f"  {kind}: {args.broadcasts} broadcasts", flush=True)
+        figures["broadcast"] = await scenarios.broadcast(bench, args.broadcasts)
+        for caller in callers:
+            caller.close()
+        return figures
+    finally:
+        fleet.close_all()
+        target.stop()
+
+
+def machine_facts(args, pinned: bool) -> dict:
+    versions = {name: metadata.version(name) for name in ("uvicorn", "sse-starlette", "starlette", "uvloop", "httptools")}
+    return {
+        "cores": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "pinned": pinned,
+        "fd_limit": raise_fd_limit(),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict:
+    cores = sorted(os.sched_getaffinity(0))
+    pinned = not args.no_pin and len(cores) >= 2
+    server_cpu = cores[0] if pinned else None
+    if pinned:
+        os.sched_setaffinity(0, {cores[1]})
+    machine = machine_facts(args, pinned)
+    needed = max(args.hold_max, args.clients) + args.callers + 100
+    if machine["fd_limit"] < needed:
+        sys.exit(f"bench: the fd limit is {machine['fd_limit']}, {needed} needed; raise it (ulimit -n) first")
+    results: dict = {}
+    for kind in args.targets.split(","):
+        keys = Secrets()
+        tokens = mint_tokens(keys, max(args.hold_max, args.clients))
+        print(f"{kind}: holding {args.hold_max} clients", flush=True)
+        results[kind] = {"hold_max": await measure_hold_max(kind, args, keys, tokens, server_cpu)}
+        print(f"{kind}: holding {args.clients} clients with traffic", flush=True)
+        results[kind].update(await measure_traffic(kind, args, keys, tokens, server_cpu))
+    machine["load_average_after"] = os.getloadavg()
+    return {"machine": machine, "params": vars(args) | {"out": str(args.out)}, "results": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_fd_limit()
+    outcome = uvloop.run(run(args))
+    params = {"hold_max": args.hold_max, "clients": args.clients, "rate": args.rate, "broadcasts": args.broadcasts}
+    results = outcome["results"]
+    outcome["ratios"] = {
+        f"{scenario}.{key}": report.ratio(results.get("ours", {}).get(scenario, {}).get(key),
+                                          results.get("baseline", {}).get(scenario, {}).get(key))
+        for _, scenario, key, _ in report.FIGURES
+    }
+    outcome["targets"] = report.targets(results, params)
+    outcome["bottlenecks"] = report.bottlenecks(results, scenarios.LOAD_SATURATED)
+    machine = outcome["machine"]
+    print()
+    print(f"machine: {machine['cores']} cores, load average before {machine['load_average_before'][0]:.2f}, "
+          f"after {machine['load_average_after'][0]:.2f}; server and load pinned to separate cores: {machine['pinned']}")
+    print(report.table(results, params))
+    print()
+    print("\n".join(outcome["bottlenecks"]))
+    print("targets (ours):")
+    print(report.targets_text(outcome["targets"]))
+    path = report.write_json(args.out, outcome)
+    print(f"\nwritten: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
