@@ -11,15 +11,19 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from sse_starlette.sse import AppStatus
 
 from channel_app.cors import BrowserCORSMiddleware
 from channel_app.functions import handle_function_call
 from channel_app.heartbeat import heartbeat_forever
 from channel_app.lifecycle import Lifecycle
+from channel_app.metrics import Metrics
+from channel_app.ops import metrics_endpoint, ops_assets, ops_page
 from channel_app.responses import JSONBody, error_response
 from channel_app.services import running_services
 from channel_app.status import healthz, readyz, sse_status
+from channel_app.status_stream import status_stream
 from channel_app.stream import connect_stream
 from config.secrets import resolve_secrets
 from config.settings import Settings
@@ -35,10 +39,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     they are generated (the CLI prints them)."""
     settings = resolve_secrets(settings or Settings()).settings
     lifecycle = Lifecycle()
+    metrics = Metrics()
+    # sse-starlette patches uvicorn's Server.handle_exit when imported and, on
+    # the exit signal, cancels every EventSourceResponse on its own: racing our
+    # drain (which sends the retry hint first) and, being process-wide, leaking
+    # into other servers in the same process. Our drain (lifecycle.py,
+    # server.py) is the one mechanism; this switches sse-starlette's off.
+    AppStatus.disable_automatic_graceful_drain()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running_services(settings, lifecycle) as services:
+        async with running_services(settings, lifecycle, metrics) as services:
             app.state.services = services
             retry = encode_retry(settings.retry_ms)
             lifecycle.on_drain(lambda: services.broker.registry.close_all("shutdown", retry))
@@ -57,8 +68,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/functions/{version}", handle_function_call, methods=["PUT"]),
             Route("/sse/connect", connect_stream, methods=["GET"]),
             Route("/sse/status", sse_status, methods=["GET"]),
+            Route("/sse/status/stream", status_stream, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/ops", ops_page, methods=["GET"]),
+            Mount("/ops/assets", ops_assets(), name="ops_assets"),
         ],
         middleware=[Middleware(BrowserCORSMiddleware, allowed_origins=settings.cors_allowed_origins)],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
@@ -66,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.lifecycle = lifecycle
     app.state.settings = settings
+    app.state.metrics = metrics
     return app
 
 

@@ -10,6 +10,8 @@ import httpx
 
 from channel_app.lifecycle import Lifecycle
 from channel_app.methods import MethodDeps
+from channel_app.metrics import Metrics
+from channel_app.observers import ConnectionEvents
 from config.settings import Settings
 from security.redirects import HostAllowList, RedirectPolicy
 from security.signature import SignatureVerifier, decode_signing_key
@@ -22,6 +24,7 @@ from sse.service import SseService
 class Services:
     settings: Settings
     lifecycle: Lifecycle
+    metrics: Metrics
     broker: Broker
     sse: SseService
     signatures: SignatureVerifier
@@ -49,15 +52,22 @@ def token_verifier(settings: Settings, http: httpx.AsyncClient) -> ClientTokenVe
 
 
 @asynccontextmanager
-async def running_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterator[Services]:
-    broker = make_broker(settings)
-    sse = SseService(broker)
+async def running_services(settings: Settings, lifecycle: Lifecycle, metrics: Metrics) -> AsyncIterator[Services]:
+    broker = make_broker(settings, ConnectionEvents(metrics))
+    sse = SseService(broker, metrics)
+    registry = broker.registry
+    metrics.watch(
+        connections=lambda: registry.connection_total,
+        clients=lambda: registry.client_total,
+        draining=lambda: lifecycle.draining,
+    )
     async with httpx.AsyncClient(timeout=5.0) as http:
         await broker.start()
         try:
             yield Services(
                 settings=settings,
                 lifecycle=lifecycle,
+                metrics=metrics,
                 broker=broker,
                 sse=sse,
                 signatures=signature_verifier(settings),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 
 from channel_app.responses import JSONBody
@@ -14,23 +16,26 @@ async def healthz(request: Request) -> JSONBody:
 async def readyz(request: Request) -> JSONBody:
     services = request.app.state.services
     broker_ok = await services.broker.is_healthy()
+    services.metrics.broker_state(services.broker.name, broker_ok)
     ready = broker_ok and not services.lifecycle.draining
     body = {"ready": ready, "broker": broker_ok, "draining": services.lifecycle.draining}
     return JSONBody(body, 200 if ready else 503)
 
 
 async def sse_status(request: Request) -> JSONBody:
-    services = request.app.state.services
+    return JSONBody(await status_summary(request.app.state.services))
+
+
+async def status_summary(services) -> dict[str, Any]:
     totals = await services.broker.totals()
     broker_ok = await services.broker.is_healthy()
+    services.metrics.broker_state(services.broker.name, broker_ok)
     status = "draining" if services.lifecycle.draining else ("ok" if broker_ok else "degraded")
-    return JSONBody(
-        {
-            "status": status,
-            "instance": services.settings.instance_id,
-            "uptime_s": round(services.lifecycle.uptime_seconds, 3),
-            "connected_clients": totals.clients,
-            "connections": totals.connections,
-            "broker": {"backend": services.broker.name, "healthy": broker_ok},
-        }
-    )
+    return {
+        "status": status,
+        "instance": services.settings.instance_id,
+        "uptime_s": round(services.lifecycle.uptime_seconds, 3),
+        "connected_clients": totals.clients,
+        "connections": totals.connections,
+        "broker": {"backend": services.broker.name, "healthy": broker_ok},
+    }

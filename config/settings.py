@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     instance_id: str = Field(default_factory=_default_instance_id)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] | None = None  # None: json in production, text in development
 
     # Channel Talk
     channel_signing_key: SecretStr | None = None
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
     # Operations
     ops_token: SecretStr | None = None
     shutdown_grace_seconds: float = Field(5.0, ge=0)
+    status_stream_seconds: float = Field(2.0, gt=0)
 
     @field_validator(
         "allowed_channel_ids",
@@ -92,7 +94,7 @@ class Settings(BaseSettings):
             return json.loads(text)
         return [item.strip() for item in text.split(",") if item.strip()]
 
-    @field_validator("redis_url", mode="before")
+    @field_validator("redis_url", "log_format", "ops_token", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -100,3 +102,7 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.is_production else "text")

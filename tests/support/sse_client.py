@@ -23,6 +23,9 @@ class ReceivedEvent:
 
 
 class SseReader:
+    """Keep a reader referenced while its stream should stay open: when a reader is
+    garbage-collected, its line iterator is closed and httpx closes the stream."""
+
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
         self.comments: list[str] = []
