@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with running_services(settings, lifecycle, metrics) as services:
             app.state.services = services
             retry = encode_retry(settings.retry_ms)
-            lifecycle.on_drain(lambda: services.broker.registry.close_all("shutdown", retry))
+            lifecycle.on_drain(lambda: _end_every_stream(services, retry))
             heartbeat = asyncio.create_task(heartbeat_forever(services.broker, settings.heartbeat_seconds))
             try:
                 yield
@@ -83,6 +83,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.metrics = metrics
     return app
+
+
+def _end_every_stream(services, retry: bytes) -> None:
+    ended = services.broker.registry.close_all("shutdown", retry)
+    logger.info("draining: ending every stream with a retry hint", extra={"fields": {"streams": ended}})
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONBody:

@@ -13,18 +13,19 @@
       svg: "chart-connections",
       legend: "legend-connections",
       series: [
-        { key: "connections", label: "connections", color: "#2f7df6", read: function (s) { return s.connections; } },
-        { key: "clients", label: "clients", color: "#16a34a", read: function (s) { return s.connected_clients; } }
+        { key: "connections", label: "connections", color: "#2f7df6", width: 5, read: function (s) { return s.connections; } },
+        { key: "clients", label: "clients", color: "#4ade80", width: 2, read: function (s) { return s.connected_clients; } }
       ]
     },
     rates: {
       svg: "chart-rates",
       legend: "legend-rates",
       series: [
-        { key: "published", label: "published/s", color: "#7c3aed", read: rate("events_published_per_s") },
-        { key: "delivered", label: "delivered/s", color: "#2f7df6", read: rate("events_delivered_per_s") },
-        { key: "dropped", label: "dropped/s", color: "#dc2626", read: rate("events_dropped_per_s") },
-        { key: "calls", label: "function calls/s", color: "#d97706", read: rate("function_calls_per_s") }
+        // Widest first: equal series (every call publishes one event) stay visible as stacked bands.
+        { key: "published", label: "published/s", color: "#a78bfa", width: 7, read: rate("events_published_per_s") },
+        { key: "delivered", label: "delivered/s", color: "#2f7df6", width: 4, read: rate("events_delivered_per_s") },
+        { key: "calls", label: "function calls/s", color: "#f59e0b", width: 2, dash: "6 4", read: rate("function_calls_per_s") },
+        { key: "dropped", label: "dropped/s", color: "#ef4444", width: 2, read: rate("events_dropped_per_s") }
       ]
     }
   };
@@ -56,21 +57,22 @@
     return node;
   }
 
-  function niceMax(value) {
-    if (!(value > 0)) return 1;
-    var magnitude = Math.pow(10, Math.floor(Math.log10(value)));
+  // The top of the y axis: four gridline steps of a round size (0.25, 0.5, 1, 2, 2.5, 5, 10, ...).
+  function niceTop(peak) {
+    var wanted = peak > 0 ? peak / 4 : 0.25;
+    var magnitude = Math.pow(10, Math.floor(Math.log10(wanted)));
     var steps = [1, 2, 2.5, 5, 10];
     for (var i = 0; i < steps.length; i++) {
-      if (steps[i] * magnitude >= value) return steps[i] * magnitude;
+      if (steps[i] * magnitude >= wanted) return 4 * steps[i] * magnitude;
     }
-    return 10 * magnitude;
+    return 40 * magnitude;
   }
 
   function formatNumber(value) {
     if (value >= 1e6) return (value / 1e6).toFixed(1) + "M";
     if (value >= 1e4) return (value / 1e3).toFixed(0) + "k";
     if (value >= 1e3) return (value / 1e3).toFixed(1) + "k";
-    if (value >= 10 || value === 0) return value.toFixed(0);
+    if (value >= 10 || Number.isInteger(value)) return value.toFixed(0);
     return value.toFixed(value >= 1 ? 1 : 2);
   }
 
@@ -87,7 +89,7 @@
     chart.series.forEach(function (series) {
       samples.forEach(function (s) { peak = Math.max(peak, series.read(s)); });
     });
-    var top = niceMax(peak);
+    var top = niceTop(peak);
     var grid = el("g", { "class": "grid" }, svg);
     for (var i = 0; i <= 4; i++) {
       var y = PAD.top + plotH - (plotH * i) / 4;
@@ -101,23 +103,25 @@
       var last = el("text", { x: WIDTH - PAD.right, y: HEIGHT - 6, "text-anchor": "end" }, grid);
       last.textContent = formatClock(samples[samples.length - 1].timestamp);
     }
-    var step = plotW / Math.max(1, WINDOW_POINTS - 1);
-    var offset = WINDOW_POINTS - samples.length; // newest point sits at the right edge
+    // The samples held so far span the width; the newest is at the right edge.
+    var step = plotW / Math.max(1, samples.length - 1);
     chart.series.forEach(function (series) {
       var points = samples.map(function (s, index) {
-        var x = PAD.left + (offset + index) * step;
+        var x = PAD.left + index * step;
         var y = PAD.top + plotH - (plotH * series.read(s)) / top;
         return x.toFixed(1) + "," + y.toFixed(1);
       });
-      el("polyline", {
+      var line = el("polyline", {
         "class": "series",
         "data-series": series.key,
         points: points.join(" "),
         fill: "none",
         stroke: series.color,
-        "stroke-width": 2,
-        "stroke-linejoin": "round"
+        "stroke-width": series.width,
+        "stroke-linejoin": "round",
+        "stroke-linecap": "round"
       }, svg);
+      if (series.dash) line.setAttribute("stroke-dasharray", series.dash);
     });
   }
 
