@@ -55,7 +55,7 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         text = super().formatMessage(record)
         fields = record_fields(record)
-        if not fields:
+        if not fields or getattr(record, "fields_in_message", False):
             return text
         return text + " " + " ".join(f"{key}={_text_value(value)}" for key, value in fields.items())
 
@@ -79,6 +79,7 @@ class WithoutQuery(logging.Filter):
             path = str(full_path).split("?", 1)[0]
             record.args = (client, method, path, http_version, status)
             record.fields = {"client": client, "method": method, "path": path, "status": status}
+            record.fields_in_message = True  # the text format shows the message alone
         return True
 
 
