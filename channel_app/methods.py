@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel
 
+from channel_app.chat_fallback import ChatFallback, ChatMessage, link_message, notice_message
 from channel_app.errors import FunctionError
 from channel_app.inputs import (
     BroadcastInput,
@@ -33,6 +34,7 @@ class MethodDeps:
     redirects: RedirectPolicy
     allow_broadcast: bool
     limits: RateLimits
+    chat: ChatFallback | None = None
 
 
 Handler = Callable[[Any, FunctionCall, MethodDeps], Awaitable[dict[str, Any]]]
@@ -65,9 +67,23 @@ def _member_id(call: FunctionCall) -> str:
     raise FunctionError("INVALID_PARAMS", "clientId: field required (and the chat user has no memberId)")
 
 
-async def _deliver(deps: MethodDeps, client_id: str, event: Event, what: str) -> dict[str, Any]:
+async def _deliver(
+    deps: MethodDeps,
+    call: FunctionCall,
+    client_id: str,
+    event: Event,
+    what: str,
+    fallback: ChatMessage | None = None,
+) -> dict[str, Any]:
     delivery = await deps.sse.publish(client_id, event)
     if not delivery.delivered:
+        if fallback is not None and deps.chat is not None and await deps.chat.post(call, fallback):
+            return result_body(
+                f"Client {client_id} is not connected; posted it in the chat instead",
+                clientId=client_id,
+                delivered=0,
+                fallback="chat_message",
+            )
         raise FunctionError("CLIENT_NOT_CONNECTED", f"Client {client_id} is not connected", {"clientId": client_id})
     return result_body(
         f"{what} sent to client {client_id}",
@@ -84,19 +100,19 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
     except RedirectRefused as refused:
         raise FunctionError("URL_NOT_ALLOWED", f"Redirect refused: {refused.reason}") from None
     event = Event("redirect", {"type": "redirect", "url": url, "timestamp": utc_timestamp()})
-    return await _deliver(deps, client_id, event, "Redirect command")
+    return await _deliver(deps, call, client_id, event, "Redirect command", link_message(url, call.params.language))
 
 
 async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     client_id = await target_client(args, call, deps)
     event = Event("notification", _notification_data(args.message, args.title, args.level))
-    return await _deliver(deps, client_id, event, "Notification")
+    return await _deliver(deps, call, client_id, event, "Notification", notice_message(args.message, args.title))
 
 
 async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     client_id = await target_client(args, call, deps)
     data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
-    return await _deliver(deps, client_id, Event("custom", data), f"Event '{args.action}'")
+    return await _deliver(deps, call, client_id, Event("custom", data), f"Event '{args.action}'")
 
 
 async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
