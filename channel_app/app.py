@@ -20,6 +20,7 @@ from channel_app.heartbeat import heartbeat_forever
 from channel_app.lifecycle import Lifecycle
 from channel_app.metrics import Metrics
 from channel_app.ops import metrics_endpoint, ops_assets, ops_page
+from channel_app.policies import SecurityPolicies
 from channel_app.responses import JSONBody, error_response
 from channel_app.services import running_services
 from channel_app.status import healthz, readyz, sse_status
@@ -35,9 +36,10 @@ HTTP_ERROR_TYPES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the app. Missing secrets fail here in production; in development
-    they are generated (the CLI prints them)."""
+    """Build the app. Missing secrets and invalid security settings fail here
+    (MissingSecret, InvalidConfiguration), before anything listens."""
     settings = resolve_secrets(settings or Settings()).settings
+    policies = SecurityPolicies.from_settings(settings)
     lifecycle = Lifecycle()
     metrics = Metrics()
     # sse-starlette patches uvicorn's Server.handle_exit when imported and, on
@@ -49,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running_services(settings, lifecycle, metrics) as services:
+        async with running_services(settings, policies, lifecycle, metrics) as services:
             app.state.services = services
             retry = encode_retry(settings.retry_ms)
             lifecycle.on_drain(lambda: _end_every_stream(services, retry))

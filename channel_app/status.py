@@ -6,7 +6,10 @@ from typing import Any
 
 from starlette.requests import Request
 
+from channel_app.ops_auth import is_operator
 from channel_app.responses import JSONBody
+
+MAX_LISTED_CLIENTS = 1000
 
 
 async def healthz(request: Request) -> JSONBody:
@@ -23,7 +26,11 @@ async def readyz(request: Request) -> JSONBody:
 
 
 async def sse_status(request: Request) -> JSONBody:
-    return JSONBody(await status_summary(request.app.state.services))
+    services = request.app.state.services
+    body = await status_summary(services)
+    if is_operator(request, services.settings):
+        body["clients"] = local_client_detail(services.broker.registry)
+    return JSONBody(body)
 
 
 async def status_summary(services) -> dict[str, Any]:
@@ -39,3 +46,13 @@ async def status_summary(services) -> dict[str, Any]:
         "connections": totals.connections,
         "broker": {"backend": services.broker.name, "healthy": broker_ok},
     }
+
+
+def local_client_detail(registry) -> list[dict]:
+    """Per-client connection counts on this instance (operators only: client ids are personal data)."""
+    listed = []
+    for client_id in registry.client_ids():
+        if len(listed) == MAX_LISTED_CLIENTS:
+            break
+        listed.append({"clientId": client_id, "connections": registry.connection_count(client_id)})
+    return listed

@@ -8,6 +8,7 @@ shutdown); each of those is a close reason the metrics and logs report.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import AsyncIterator
 
@@ -30,6 +31,10 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "n
 async def connect_stream(request: Request) -> ASGIApp:
     services = request.app.state.services
     refused = services.metrics.connect_refused
+    client_ip = request.client.host if request.client else "-"
+    if refusal := await _rate_limited(services, "connect_ip", client_ip):
+        refused("rate_limited")
+        return refusal
     try:
         client_id = check_client_id(request.query_params.get("clientId", ""))
     except InvalidName as invalid:
@@ -47,6 +52,9 @@ async def connect_stream(request: Request) -> ASGIApp:
     if claims.subject != client_id:
         refused("forbidden")
         return error_response(403, "FORBIDDEN", "the token was issued for another clientId")
+    if refusal := await _rate_limited(services, "connect_client", client_id):
+        refused("rate_limited")
+        return refusal
     retry = encode_retry(services.settings.retry_ms)
     if services.lifecycle.draining:
         refused("draining")
@@ -57,6 +65,14 @@ async def connect_stream(request: Request) -> ASGIApp:
     else:
         deadline, reason = lifetime_ends, "max_lifetime"
     return ClientStream(services, client_id, last_event_id(request), deadline, reason)
+
+
+async def _rate_limited(services, scope: str, key: str) -> ASGIApp | None:
+    decision = await services.limits.hit(scope, key)
+    if decision.allowed:
+        return None
+    retry_after = str(max(1, math.ceil(decision.retry_after_seconds)))
+    return error_response(429, "RATE_LIMITED", "too many connection attempts", {"Retry-After": retry_after})
 
 
 class ClientStream:

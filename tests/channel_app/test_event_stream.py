@@ -129,9 +129,9 @@ async def test_connection_beyond_per_client_cap_gets_429(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         params = {"clientId": "visitor", "token": token}
         async with http.stream("GET", "/sse/connect", params=params) as first, http.stream("GET", "/sse/connect", params=params) as second:
-            # Readers stay referenced: a collected reader's line iterator closes its stream.
-            first_reader, second_reader = SseReader(first), SseReader(second)
+            first_reader = SseReader(first)
             await first_reader.next_event()
+            second_reader = SseReader(second)
             await second_reader.next_event()
             third = await http.get("/sse/connect", params=params)
             assert third.status_code == 429
@@ -149,7 +149,7 @@ async def test_reconnect_with_last_event_id_replays_missed_events_in_order(serve
             seen = await reader.next_event()
             # Keep a second tab open so the events below are delivered, then resume the first.
             async with http.stream("GET", "/sse/connect", params=params) as other:
-                other_reader = SseReader(other)  # kept referenced, or collecting it closes this tab
+                other_reader = SseReader(other)
                 await other_reader.next_event()
                 await notify(server, "visitor", "two")
                 await notify(server, "visitor", "three")

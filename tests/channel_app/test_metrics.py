@@ -114,6 +114,19 @@ async def test_drain_is_counted_as_shutdown():
     assert metrics.value("channel_push_draining") == 1
 
 
+async def test_connects_over_the_rate_limit_are_counted():
+    with run_server(make_app(rate_limit_connect_per_client="1/minute")) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            params = {"clientId": "visitor", "token": client_token("visitor")}
+            async with http.stream("GET", "/sse/connect", params=params) as response:
+                reader = SseReader(response)
+                await reader.next_event()
+            assert (await http.get("/sse/connect", params=params)).status_code == 429
+        metrics = await scrape(server.url)
+    assert metrics.value("channel_push_rate_limited_total", scope="connect_client") == 1
+    assert metrics.value("channel_push_connects_refused_total", reason="rate_limited") == 1
+
+
 async def test_rate_limit_rejections_are_counted_by_scope():
     with run_server(make_app()) as server:
         server.app.state.metrics.rate_limited("connect_ip")

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.apps import client_token
 from tests.support.channel import CLIENT_JWT_SECRET, SIGNING_KEY_HEX, function_body, signed_headers
-from tests.support.process import service_process
+from tests.support.processes import production_service
 from tests.support.sse_client import SseReader
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +29,7 @@ QUERY_TOKEN = "query-token-that-must-not-be-logged-0815"
 
 async def test_logs_carry_calls_and_connections_but_no_credentials_or_query_strings(tmp_path):
     jwt = client_token("visitor")
-    with service_process(tmp_path, LOG_LEVEL="debug", OPS_TOKEN=OPS_TOKEN) as service:
+    with production_service(tmp_path, LOG_LEVEL="debug", OPS_TOKEN=OPS_TOKEN) as service:
         async with httpx.AsyncClient(base_url=service.url) as http:
             params = {"clientId": "visitor", "token": jwt, "lastEventId": "1-0"}
             async with http.stream("GET", "/sse/connect", params=params) as stream:

@@ -11,8 +11,6 @@ from our drain.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from contextlib import AsyncExitStack
 
@@ -23,7 +21,7 @@ from sse_starlette.sse import AppStatus
 
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
-from tests.support.process import BASE_ENV, REPO_ROOT, service_process
+from tests.support.processes import PRODUCTION_ENV, production_service, run_cli, service_env
 from tests.support.server import free_socket
 from tests.support.sse_client import SseReader
 
@@ -41,7 +39,7 @@ def test_create_app_switches_off_sse_starlettes_own_shutdown_handling():
 
 async def test_sigterm_ends_streams_with_retry_hint_finishes_calls_refuses_connects_and_exits_zero(tmp_path):
     settings = {"SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS), "HEARTBEAT_SECONDS": "30"}
-    with service_process(tmp_path, **settings) as service:
+    with production_service(tmp_path, **settings) as service:
         async with httpx.AsyncClient(base_url=service.url, timeout=10) as http, AsyncExitStack() as streams:
             readers = []
             for number in range(CLIENTS):
@@ -116,9 +114,5 @@ def test_serve_exits_with_status_3_when_it_cannot_start(tmp_path):
     with free_socket() as taken:
         taken.listen()
         port = taken.getsockname()[1]
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), **BASE_ENV}
-        finished = subprocess.run(
-            [sys.executable, "-m", "channel_app", "serve", "--port", str(port)],
-            cwd=tmp_path, env=env, capture_output=True, timeout=30,
-        )
+        finished = run_cli("serve", "--port", str(port), env=service_env(**PRODUCTION_ENV))
     assert finished.returncode == 3

@@ -23,8 +23,8 @@ class ReceivedEvent:
 
 
 class SseReader:
-    """Keep a reader referenced while its stream should stay open: when a reader is
-    garbage-collected, its line iterator is closed and httpx closes the stream."""
+    """Keep a reference while the stream should stay open: when the reader is
+    garbage-collected its line iterator closes the response."""
 
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
