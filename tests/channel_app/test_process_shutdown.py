@@ -69,7 +69,7 @@ async def test_sigterm_ends_streams_with_retry_hint_finishes_calls_refuses_conne
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(call_in_flight)
                 await first_part_sent.wait()
-                await anyio.sleep(0.3)  # the server has the request line and headers by now
+                await anyio.sleep(0.5)  # the server has the request line and headers by now
                 signalled_at = time.monotonic()
                 service.process.send_signal(signal.SIGTERM)
                 signal_sent.set()
