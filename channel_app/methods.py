@@ -22,6 +22,7 @@ from channel_app.inputs import (
 )
 from channel_app.protocol import FunctionCall, result_body
 from security.redirects import RedirectPolicy, RedirectRefused
+from sse.acks import Acks
 from sse.events import Event, utc_timestamp
 from sse.service import SseService
 
@@ -31,6 +32,7 @@ class MethodDeps:
     sse: SseService
     redirects: RedirectPolicy
     allow_broadcast: bool
+    acks: Acks
 
 
 Handler = Callable[[Any, FunctionCall, MethodDeps], Awaitable[dict[str, Any]]]
@@ -52,16 +54,27 @@ def target_client(args: ClientTarget, call: FunctionCall) -> str:
     raise FunctionError("INVALID_PARAMS", "clientId: field required (and the chat user has no memberId)")
 
 
-async def _deliver(deps: MethodDeps, client_id: str, event: Event, what: str) -> dict[str, Any]:
+async def _deliver(
+    deps: MethodDeps, client_id: str, event: Event, what: str, wait_for_ack_ms: int | None = None
+) -> dict[str, Any]:
     delivery = await deps.sse.publish(client_id, event)
-    if not delivery.delivered:
+    if not delivery.delivered or delivery.event_id is None:
         raise FunctionError("CLIENT_NOT_CONNECTED", f"Client {client_id} is not connected", {"clientId": client_id})
-    return result_body(
-        f"{what} sent to client {client_id}",
-        clientId=client_id,
-        delivered=delivery.delivered,
-        eventId=delivery.event_id,
-    )
+    message = f"{what} sent to client {client_id}"
+    fields: dict[str, Any] = {"clientId": client_id, "delivered": delivery.delivered, "eventId": delivery.event_id}
+    if wait_for_ack_ms is not None:
+        outcome = await deps.acks.wait(client_id, delivery.event_id, wait_for_ack_ms / 1000)
+        message += _ack_sentence(outcome, wait_for_ack_ms)
+        fields.update(acknowledged=outcome == "done", ackOutcome=outcome or "timeout")
+    return result_body(message, **fields)
+
+
+def _ack_sentence(outcome: str | None, waited_ms: int) -> str:
+    if outcome == "done":
+        return "; the browser confirmed it acted on it"
+    if outcome is None:
+        return f"; the browser did not confirm within {waited_ms} ms"
+    return f"; the browser did not act on it ({outcome})"
 
 
 async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
@@ -71,7 +84,7 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
     except RedirectRefused as refused:
         raise FunctionError("URL_NOT_ALLOWED", f"Redirect refused: {refused.reason}") from None
     event = Event("redirect", {"type": "redirect", "url": url, "timestamp": utc_timestamp()})
-    return await _deliver(deps, client_id, event, "Redirect command")
+    return await _deliver(deps, client_id, event, "Redirect command", args.wait_for_ack)
 
 
 async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
@@ -83,7 +96,7 @@ async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dic
 async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     client_id = target_client(args, call)
     data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
-    return await _deliver(deps, client_id, Event("custom", data), f"Event '{args.action}'")
+    return await _deliver(deps, client_id, Event("custom", data), f"Event '{args.action}'", args.wait_for_ack)
 
 
 async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from config.settings import Settings
 from security.redirects import HostAllowList, RedirectPolicy
 from security.signature import SignatureVerifier, decode_signing_key
 from security.tokens import ClientTokenVerifier, TokenVerifierConfig
+from sse.acks import Acks, make_acks
 from sse.broker import Broker, make_broker
 from sse.service import SseService
 
@@ -28,6 +29,7 @@ class Services:
     tokens: ClientTokenVerifier
     method_deps: MethodDeps
     http: httpx.AsyncClient
+    acks: Acks
 
 
 def signature_verifier(settings: Settings) -> SignatureVerifier:
@@ -52,6 +54,7 @@ def token_verifier(settings: Settings, http: httpx.AsyncClient) -> ClientTokenVe
 async def running_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterator[Services]:
     broker = make_broker(settings)
     sse = SseService(broker)
+    acks = make_acks(settings)
     async with httpx.AsyncClient(timeout=5.0) as http:
         await broker.start()
         try:
@@ -62,8 +65,15 @@ async def running_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIte
                 sse=sse,
                 signatures=signature_verifier(settings),
                 tokens=token_verifier(settings, http),
-                method_deps=MethodDeps(sse=sse, redirects=redirect_policy(settings), allow_broadcast=settings.allow_broadcast),
+                method_deps=MethodDeps(
+                    sse=sse,
+                    redirects=redirect_policy(settings),
+                    allow_broadcast=settings.allow_broadcast,
+                    acks=acks,
+                ),
                 http=http,
+                acks=acks,
             )
         finally:
+            await acks.close()
             await broker.close()
