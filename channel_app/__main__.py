@@ -35,9 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         from channel_app.cli_token import print_token
 
         return print_token(resolved.settings, args.client_id, args.ttl, args.topic)
+    from channel_app.policies import InvalidConfiguration
     from channel_app.run import serve as run_server
 
-    return run_server(resolved)
+    try:
+        return run_server(resolved)
+    except InvalidConfiguration as invalid:
+        print(f"channel-push: refusing to start: {invalid}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

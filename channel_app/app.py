@@ -19,6 +19,7 @@ from channel_app.demo import demo_routes
 from channel_app.functions import handle_function_call
 from channel_app.heartbeat import heartbeat_forever
 from channel_app.lifecycle import Lifecycle
+from channel_app.policies import SecurityPolicies
 from channel_app.responses import JSONBody, error_response
 from channel_app.services import running_services
 from channel_app.static_assets import StaticAsset, asset_endpoint
@@ -35,14 +36,15 @@ HTTP_ERROR_TYPES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the app. Missing secrets fail here in production; in development
-    they are generated (the CLI prints them)."""
+    """Build the app. Missing secrets and invalid security settings fail here
+    (MissingSecret, InvalidConfiguration), before anything listens."""
     settings = resolve_secrets(settings or Settings()).settings
+    policies = SecurityPolicies.from_settings(settings)
     lifecycle = Lifecycle()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running_services(settings, lifecycle) as services:
+        async with running_services(settings, policies, lifecycle) as services:
             app.state.services = services
             retry = encode_retry(settings.retry_ms)
             lifecycle.on_drain(lambda: services.broker.registry.close_all("shutdown", retry))

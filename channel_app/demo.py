@@ -48,7 +48,10 @@ class DevCall(BaseModel):
 
 
 def demo_routes(settings: Settings, widget: StaticAsset) -> list[Route]:
-    if settings.is_production or settings.channel_signing_key is None or settings.client_jwt_secret is None:
+    mints_own_tokens = settings.client_jwt_secret is not None and not (
+        settings.client_jwt_public_key or settings.client_jwt_jwks_url
+    )
+    if settings.is_production or settings.channel_signing_key is None or not mints_own_tokens:
         return []
     template = StaticAsset.load("demo.html", "text/html").body.decode()
     widget_src = f"/widget.js?v={widget.version}"

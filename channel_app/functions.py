@@ -51,6 +51,13 @@ async def answer_function_call(services, body: bytes, signature: str | None) -> 
 async def dispatch(call: FunctionCall, deps: MethodDeps, allowed_channel_ids: list[str]) -> dict[str, Any]:
     if allowed_channel_ids and call.channel_id not in allowed_channel_ids:
         return error_body("UNAUTHORIZED", "this channel may not call this app")
+    decision = await deps.limits.hit("function_channel", call.channel_id or "-")
+    if not decision.allowed:
+        return error_body(
+            "RATE_LIMITED",
+            f"too many calls from this channel; retry in {decision.retry_after_seconds:.1f}s",
+            {"retryAfterSeconds": round(decision.retry_after_seconds, 3)},
+        )
     spec = METHODS.get(call.method)
     if spec is None:
         return error_body("METHOD_NOT_FOUND", f"unknown method '{call.method[:64]}'")

@@ -21,6 +21,7 @@ from channel_app.inputs import (
     SendEventInput,
 )
 from channel_app.protocol import FunctionCall, result_body
+from channel_app.rate_limits import RateLimits
 from security.redirects import RedirectPolicy, RedirectRefused
 from sse.acks import Acks
 from sse.events import Event, utc_timestamp
@@ -32,6 +33,7 @@ class MethodDeps:
     sse: SseService
     redirects: RedirectPolicy
     allow_broadcast: bool
+    limits: RateLimits
     acks: Acks
 
 
@@ -44,10 +46,21 @@ class MethodSpec:
     handler: Handler
 
 
-def target_client(args: ClientTarget, call: FunctionCall) -> str:
-    """`input.clientId`, or else the chat user's `memberId` (the site's own user id)."""
-    if args.client_id:
-        return args.client_id
+async def target_client(args: ClientTarget, call: FunctionCall, deps: MethodDeps) -> str:
+    """`input.clientId`, or else the chat user's `memberId` (the site's own user id),
+    within that client's rate limit."""
+    client_id = args.client_id or _member_id(call)
+    decision = await deps.limits.hit("function_client", client_id)
+    if not decision.allowed:
+        raise FunctionError(
+            "RATE_LIMITED",
+            f"too many calls for client {client_id}; retry in {decision.retry_after_seconds:.1f}s",
+            {"retryAfterSeconds": round(decision.retry_after_seconds, 3)},
+        )
+    return client_id
+
+
+def _member_id(call: FunctionCall) -> str:
     user = call.context.user
     if user is not None and user.member_id:
         return ClientTarget(clientId=user.member_id).client_id or ""
@@ -78,7 +91,7 @@ def _ack_sentence(outcome: str | None, waited_ms: int) -> str:
 
 
 async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
-    client_id = target_client(args, call)
+    client_id = await target_client(args, call, deps)
     try:
         url = deps.redirects.check(args.url, call.channel_id)
     except RedirectRefused as refused:
@@ -88,13 +101,13 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
 
 
 async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
-    client_id = target_client(args, call)
+    client_id = await target_client(args, call, deps)
     event = Event("notification", _notification_data(args.message, args.title, args.level))
     return await _deliver(deps, client_id, event, "Notification")
 
 
 async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
-    client_id = target_client(args, call)
+    client_id = await target_client(args, call, deps)
     data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
     return await _deliver(deps, client_id, Event("custom", data), f"Event '{args.action}'", args.wait_for_ack)
 
@@ -111,7 +124,7 @@ async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) 
 
 
 async def get_client_status(args: ClientStatusInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
-    client_id = target_client(args, call)
+    client_id = await target_client(args, call, deps)
     connections = await deps.sse.connection_count(client_id)
     state = "connected" if connections else "not connected"
     return result_body(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -32,6 +33,9 @@ def serve(resolved: ResolvedSettings) -> int:
     # uvicorn.Config has configured its loggers by now; redact before anything is logged.
     logging.getLogger("uvicorn.access").addFilter(RedactCredentials())
     server = DrainingServer(config, app.state.lifecycle)
+    # uvicorn re-raises the captured SIGTERM after its graceful shutdown, which
+    # would end the process "killed by signal"; a completed drain is a clean exit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     server.run()
     return 0
 

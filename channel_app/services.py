@@ -7,13 +7,17 @@ from dataclasses import dataclass
 from typing import AsyncIterator
 
 import httpx
+import redis.asyncio as redis_asyncio
 
 from channel_app.lifecycle import Lifecycle
 from channel_app.methods import MethodDeps
+from channel_app.policies import SecurityPolicies
+from channel_app.rate_limits import RateLimits
 from config.settings import Settings
-from security.redirects import HostAllowList, RedirectPolicy
-from security.signature import SignatureVerifier, decode_signing_key
-from security.tokens import ClientTokenVerifier, TokenVerifierConfig
+from security.ratelimit import MemoryRateLimiter, RateLimiter
+from security.ratelimit_redis import RedisRateLimiter
+from security.signature import SignatureVerifier
+from security.tokens import ClientTokenVerifier
 from sse.acks import Acks, make_acks
 from sse.broker import Broker, make_broker
 from sse.service import SseService
@@ -27,33 +31,22 @@ class Services:
     sse: SseService
     signatures: SignatureVerifier
     tokens: ClientTokenVerifier
+    limits: RateLimits
     method_deps: MethodDeps
     http: httpx.AsyncClient
     acks: Acks
 
 
-def signature_verifier(settings: Settings) -> SignatureVerifier:
-    keys = [settings.channel_signing_key, settings.channel_signing_key_previous]
-    return SignatureVerifier(decode_signing_key(key.get_secret_value()) for key in keys if key is not None)
-
-
-def redirect_policy(settings: Settings) -> RedirectPolicy:
-    https_hosts, http_hosts = settings.redirect_allowed_hosts, settings.redirect_http_hosts
-    if not settings.is_production and not https_hosts and not http_hosts:
-        # Development default: the service's own demo pages on this machine.
-        http_hosts = ["localhost", "127.0.0.1", f"localhost:{settings.port}", f"127.0.0.1:{settings.port}"]
-    return RedirectPolicy(HostAllowList.parse(https_hosts, http_hosts))
-
-
-def token_verifier(settings: Settings, http: httpx.AsyncClient) -> ClientTokenVerifier:
-    secret = settings.client_jwt_secret.get_secret_value() if settings.client_jwt_secret else None
-    return ClientTokenVerifier(TokenVerifierConfig(hs256_secret=secret), http=http)
+def rate_limiter(shared_redis: redis_asyncio.Redis | None) -> RateLimiter:
+    return RedisRateLimiter(shared_redis) if shared_redis is not None else MemoryRateLimiter()
 
 
 @asynccontextmanager
-async def running_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIterator[Services]:
+async def running_services(settings: Settings, policies: SecurityPolicies, lifecycle: Lifecycle) -> AsyncIterator[Services]:
     broker = make_broker(settings)
     sse = SseService(broker)
+    shared_redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    limits = RateLimits(rate_limiter(shared_redis) if settings.rate_limits_enabled else None, policies.rates)
     acks = make_acks(settings)
     async with httpx.AsyncClient(timeout=5.0) as http:
         await broker.start()
@@ -63,12 +56,14 @@ async def running_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIte
                 lifecycle=lifecycle,
                 broker=broker,
                 sse=sse,
-                signatures=signature_verifier(settings),
-                tokens=token_verifier(settings, http),
+                signatures=policies.signatures,
+                tokens=policies.tokens,
+                limits=limits,
                 method_deps=MethodDeps(
                     sse=sse,
-                    redirects=redirect_policy(settings),
+                    redirects=policies.redirects,
                     allow_broadcast=settings.allow_broadcast,
+                    limits=limits,
                     acks=acks,
                 ),
                 http=http,
@@ -77,3 +72,5 @@ async def running_services(settings: Settings, lifecycle: Lifecycle) -> AsyncIte
         finally:
             await acks.close()
             await broker.close()
+            if shared_redis is not None:
+                await shared_redis.aclose()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from channel_app.ops_auth import is_operator
 from channel_app.responses import JSONBody
+
+MAX_LISTED_CLIENTS = 1000
 
 
 async def healthz(request: Request) -> JSONBody:
@@ -24,13 +27,24 @@ async def sse_status(request: Request) -> JSONBody:
     totals = await services.broker.totals()
     broker_ok = await services.broker.is_healthy()
     status = "draining" if services.lifecycle.draining else ("ok" if broker_ok else "degraded")
-    return JSONBody(
-        {
-            "status": status,
-            "instance": services.settings.instance_id,
-            "uptime_s": round(services.lifecycle.uptime_seconds, 3),
-            "connected_clients": totals.clients,
-            "connections": totals.connections,
-            "broker": {"backend": services.broker.name, "healthy": broker_ok},
-        }
-    )
+    body = {
+        "status": status,
+        "instance": services.settings.instance_id,
+        "uptime_s": round(services.lifecycle.uptime_seconds, 3),
+        "connected_clients": totals.clients,
+        "connections": totals.connections,
+        "broker": {"backend": services.broker.name, "healthy": broker_ok},
+    }
+    if is_operator(request, services.settings):
+        body["clients"] = local_client_detail(services.broker.registry)
+    return JSONBody(body)
+
+
+def local_client_detail(registry) -> list[dict]:
+    """Per-client connection counts on this instance (operators only: client ids are personal data)."""
+    listed = []
+    for client_id in registry.client_ids():
+        if len(listed) == MAX_LISTED_CLIENTS:
+            break
+        listed.append({"clientId": client_id, "connections": registry.connection_count(client_id)})
+    return listed

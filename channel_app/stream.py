@@ -7,6 +7,7 @@ the stream ends (client gone, token expired, slow client, shutdown).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import AsyncIterator
 
@@ -26,6 +27,9 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "n
 
 async def connect_stream(request: Request) -> ASGIApp:
     services = request.app.state.services
+    client_ip = request.client.host if request.client else "-"
+    if refusal := await _rate_limited(services, "connect_ip", client_ip):
+        return refusal
     try:
         client_id = check_client_id(request.query_params.get("clientId", ""))
         claims = await authenticate_client(services, client_id, presented_token(request, services.settings.client_token_cookie))
@@ -33,11 +37,21 @@ async def connect_stream(request: Request) -> ASGIApp:
         return error_response(400, "INVALID_CLIENT_ID", str(invalid))
     except ClientAuthFailed as failed:
         return failed.response
+    if refusal := await _rate_limited(services, "connect_client", client_id):
+        return refusal
     retry = encode_retry(services.settings.retry_ms)
     if services.lifecycle.draining:
         return EventSourceResponse(iter([retry]), ping=0, headers=STREAM_HEADERS)
     deadline = min(claims.expires_at, time.time() + services.settings.max_stream_seconds)
     return ClientStream(services, client_id, last_event_id(request), deadline)
+
+
+async def _rate_limited(services, scope: str, key: str) -> ASGIApp | None:
+    decision = await services.limits.hit(scope, key)
+    if decision.allowed:
+        return None
+    retry_after = str(max(1, math.ceil(decision.retry_after_seconds)))
+    return error_response(429, "RATE_LIMITED", "too many connection attempts", {"Retry-After": retry_after})
 
 
 class ClientStream:
