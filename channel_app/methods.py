@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel
 
+from channel_app.chat_fallback import ChatFallback, ChatMessage, link_message, notice_message
 from channel_app.errors import FunctionError
 from channel_app.inputs import (
     BroadcastInput,
@@ -35,6 +36,7 @@ class MethodDeps:
     allow_broadcast: bool
     limits: RateLimits
     acks: Acks
+    chat: ChatFallback | None = None
 
 
 Handler = Callable[[Any, FunctionCall, MethodDeps], Awaitable[dict[str, Any]]]
@@ -68,14 +70,27 @@ def _member_id(call: FunctionCall) -> str:
 
 
 async def _deliver(
-    deps: MethodDeps, client_id: str, event: Event, what: str, wait_for_ack_ms: int | None = None
+    deps: MethodDeps,
+    call: FunctionCall,
+    client_id: str,
+    event: Event,
+    what: str,
+    fallback: ChatMessage | None = None,
+    wait_for_ack_ms: int | None = None,
 ) -> dict[str, Any]:
     delivery = await deps.sse.publish(client_id, event)
-    if not delivery.delivered or delivery.event_id is None:
+    if not delivery.delivered:
+        if fallback is not None and deps.chat is not None and await deps.chat.post(call, fallback):
+            return result_body(
+                f"Client {client_id} is not connected; posted it in the chat instead",
+                clientId=client_id,
+                delivered=0,
+                fallback="chat_message",
+            )
         raise FunctionError("CLIENT_NOT_CONNECTED", f"Client {client_id} is not connected", {"clientId": client_id})
     message = f"{what} sent to client {client_id}"
     fields: dict[str, Any] = {"clientId": client_id, "delivered": delivery.delivered, "eventId": delivery.event_id}
-    if wait_for_ack_ms is not None:
+    if wait_for_ack_ms is not None and delivery.event_id is not None:
         outcome = await deps.acks.wait(client_id, delivery.event_id, wait_for_ack_ms / 1000)
         message += _ack_sentence(outcome, wait_for_ack_ms)
         fields.update(acknowledged=outcome == "done", ackOutcome=outcome or "timeout")
@@ -97,19 +112,21 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
     except RedirectRefused as refused:
         raise FunctionError("URL_NOT_ALLOWED", f"Redirect refused: {refused.reason}") from None
     event = Event("redirect", {"type": "redirect", "url": url, "timestamp": utc_timestamp()})
-    return await _deliver(deps, client_id, event, "Redirect command", args.wait_for_ack)
+    fallback = link_message(url, call.params.language)
+    return await _deliver(deps, call, client_id, event, "Redirect command", fallback, args.wait_for_ack)
 
 
 async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     client_id = await target_client(args, call, deps)
     event = Event("notification", _notification_data(args.message, args.title, args.level))
-    return await _deliver(deps, client_id, event, "Notification")
+    return await _deliver(deps, call, client_id, event, "Notification", notice_message(args.message, args.title))
 
 
 async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     client_id = await target_client(args, call, deps)
     data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
-    return await _deliver(deps, client_id, Event("custom", data), f"Event '{args.action}'", args.wait_for_ack)
+    event = Event("custom", data)
+    return await _deliver(deps, call, client_id, event, f"Event '{args.action}'", None, args.wait_for_ack)
 
 
 async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:

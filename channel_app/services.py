@@ -9,8 +9,11 @@ from typing import AsyncIterator
 import httpx
 import redis.asyncio as redis_asyncio
 
+from channel_app.chat_fallback import ChatFallback
 from channel_app.lifecycle import Lifecycle
 from channel_app.methods import MethodDeps
+from channel_app.native.client import NativeApiClient
+from channel_app.native.tokens import TokenManager
 from channel_app.policies import SecurityPolicies
 from channel_app.rate_limits import RateLimits
 from config.settings import Settings
@@ -34,7 +37,21 @@ class Services:
     limits: RateLimits
     method_deps: MethodDeps
     http: httpx.AsyncClient
+    channel_api: tuple[NativeApiClient, TokenManager] | None
     acks: Acks
+
+
+def channel_api(settings: Settings, http: httpx.AsyncClient) -> tuple[NativeApiClient, TokenManager] | None:
+    """Channel's native API, when the app secret is configured."""
+    if settings.channel_app_secret is None:
+        return None
+    client = NativeApiClient(
+        http,
+        base_url=settings.channel_api_base_url,
+        timeout_seconds=settings.channel_api_timeout_seconds,
+        max_retries=1,
+    )
+    return client, TokenManager(client, settings.channel_app_secret.get_secret_value())
 
 
 def rate_limiter(shared_redis: redis_asyncio.Redis | None) -> RateLimiter:
@@ -48,7 +65,9 @@ async def running_services(settings: Settings, policies: SecurityPolicies, lifec
     shared_redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
     limits = RateLimits(rate_limiter(shared_redis) if settings.rate_limits_enabled else None, policies.rates)
     acks = make_acks(settings)
-    async with httpx.AsyncClient(timeout=5.0) as http:
+    async with httpx.AsyncClient(timeout=settings.channel_api_timeout_seconds) as http:
+        native = channel_api(settings, http)
+        chat = ChatFallback(*native) if native and settings.chat_fallback_enabled else None
         await broker.start()
         try:
             yield Services(
@@ -65,8 +84,10 @@ async def running_services(settings: Settings, policies: SecurityPolicies, lifec
                     allow_broadcast=settings.allow_broadcast,
                     limits=limits,
                     acks=acks,
+                    chat=chat,
                 ),
                 http=http,
+                channel_api=native,
                 acks=acks,
             )
         finally:

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     channel_signing_key: SecretStr | None = None
     channel_signing_key_previous: SecretStr | None = None
     allowed_channel_ids: CommaList = []
+    channel_app_id: str | None = None
+    channel_app_secret: SecretStr | None = None
+    channel_api_base_url: str = "https://app-store-api.channel.io"
+    channel_api_timeout_seconds: float = Field(3.0, gt=0, le=30)
+    chat_fallback_enabled: bool = True
 
     # Browser clients: exactly one of the secret, the public key or the JWKS URL
     client_jwt_secret: SecretStr | None = None
@@ -108,7 +113,7 @@ class Settings(BaseSettings):
         return [item.strip() for item in text.split(",") if item.strip()]
 
     @field_validator(
-        "redis_url", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
+        "redis_url", "channel_app_id", "channel_app_secret", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
         mode="before",
     )
     @classmethod

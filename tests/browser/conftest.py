@@ -32,8 +32,10 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope, not session: Playwright's sync API keeps an event loop marked as running on
+    # this thread while it is open, which anyio's runner for later async tests refuses to share.
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/test.sh` as root, or `apt-get install chromium`")
     from playwright.sync_api import sync_playwright

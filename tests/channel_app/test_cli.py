@@ -78,3 +78,38 @@ def test_access_log_never_contains_the_client_token(tmp_path):
     assert "/sse/connect" in output
     assert "bogus-token-value" not in output
     assert "token=[redacted]" in output
+
+
+def test_commands_print_lists_every_command_with_its_alf_description():
+    result = run_cli("commands", "--print")
+    assert result.returncode == 0
+    for name in ("redirectClient", "notify", "sendEvent", "getClientStatus"):
+        assert name in result.stdout
+    assert "ALF:" in result.stdout
+
+
+def test_register_commands_sends_our_definitions_with_an_app_token(monkeypatch, capsys):
+    import respx
+
+    from channel_app.__main__ import main
+    from channel_app.native.commands import command_definitions
+    from tests.support.fake_channel import APP_SECRET, BASE_URL, FakeChannel, ok, token_reply
+
+    for key, value in {
+        "CHANNEL_APP_ID": "app-42",
+        "CHANNEL_APP_SECRET": APP_SECRET,
+        "CHANNEL_API_BASE_URL": BASE_URL,
+        "CLIENT_JWT_SECRET": CLIENT_JWT_SECRET,
+    }.items():
+        monkeypatch.setenv(key, value)
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        channel = FakeChannel(router)
+        channel.on("issueToken", token_reply("app-token"))
+        channel.on("registerCommands", ok({}))
+        assert main(["register-commands"]) == 0
+    [issue] = channel.calls_to("issueToken")
+    assert issue.params == {"secret": APP_SECRET}
+    [registered] = channel.calls_to("registerCommands")
+    assert registered.token == "app-token"
+    assert registered.params == {"appId": "app-42", "commands": command_definitions("desk")}
+    assert "app-42" in capsys.readouterr().out
