@@ -31,6 +31,8 @@
  *   getToken, on 400/403 it stops, otherwise it retries with capped exponential
  *   backoff and jitter (at least Retry-After), resuming from the last event id.
  *   Events replayed after a reconnect are recognised by id and not acted on twice.
+ * - With getToken, a token is renewed shortly before it expires: a second stream opens with
+ *   the new token and the last event id, then the old one closes.
  * - pagehide closes the stream cleanly; a page restored from the back/forward
  *   cache reconnects.
  */
@@ -64,6 +66,18 @@
     }
   }
 
+  // Milliseconds since the epoch at which a JWT expires, or null for anything else.
+  // Read only to plan a renewal: the server is what verifies tokens.
+  function jwtExpiryMs(token) {
+    try {
+      var payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var claims = JSON.parse(global.atob(payload + "===".slice((payload.length + 3) % 4)));
+      return typeof claims.exp === "number" ? claims.exp * 1000 : null;
+    } catch (notAJwt) {
+      return null;
+    }
+  }
+
   function backoffDelay(attempt, initialMs, maxMs) {
     var ceiling = Math.min(maxMs, initialMs * Math.pow(2, attempt));
     return Math.round(ceiling / 2 + Math.random() * (ceiling / 2)); // "equal jitter"
@@ -92,6 +106,8 @@
     this._attempt = 0;
     this._source = null;
     this._timer = null;
+    this._renewTimer = null;
+    this._previous = null;
     this._stopped = false;
     this._seen = [];
     this._seenSet = {};
@@ -127,7 +143,9 @@
 
   Connection.prototype._teardown = function () {
     clearTimeout(this._timer);
+    clearTimeout(this._renewTimer);
     this._timer = null;
+    this._closePrevious();
     if (this._source) {
       this._source.close();
       this._source = null;
@@ -169,7 +187,9 @@
     if (self._stopped) {
       return;
     }
-    self._setStatus(STATES.connecting);
+    if (!self._previous) {
+      self._setStatus(STATES.connecting);
+    }
     self._freshToken().then(
       function (token) {
         if (self._stopped || self._source) {
@@ -182,10 +202,13 @@
         var source = new EventSource(self._base + "/sse/connect?" + query);
         self._source = source;
         source.onopen = function () {
+          self._closePrevious();
           self._attempt = 0;
           self._setStatus(STATES.open);
+          self._scheduleRenewal(source, token);
         };
         source.onerror = function () {
+          self._closePrevious();
           self._onError(source);
         };
         source.addEventListener("connected", function (event) {
@@ -203,14 +226,56 @@
       },
       function (error) {
         reportError(error);
-        self._retryLater("token_unavailable", 0);
+        if (self._previous) {
+          // Renewal failed: the current stream carries on; the 401 path takes over when it ends.
+          self._source = self._previous;
+          self._previous = null;
+        } else {
+          self._retryLater("token_unavailable", 0);
+        }
       }
     );
   };
 
+  // The server ends a stream when its token expires. With getToken, a new token is fetched a
+  // little before that and a second stream opened, resuming from the last event id; the old
+  // stream closes once the new one is open, so no event falls into a gap (ids dedupe overlap).
+  Connection.prototype._scheduleRenewal = function (source, token) {
+    var self = this;
+    clearTimeout(self._renewTimer);
+    var expiresAt = jwtExpiryMs(token);
+    if (typeof self._options.getToken !== "function" || !expiresAt) {
+      return;
+    }
+    var lifetime = expiresAt - Date.now();
+    if (lifetime <= 0) {
+      return;
+    }
+    self._renewTimer = setTimeout(function () {
+      if (self._stopped || self._source !== source) {
+        return;
+      }
+      self._token = null;
+      self._previous = source;
+      self._source = null;
+      self._open();
+    }, lifetime - Math.min(30000, lifetime / 5));
+  };
+
+  Connection.prototype._closePrevious = function () {
+    if (this._previous) {
+      this._previous.close();
+      this._previous = null;
+    }
+  };
+
   Connection.prototype._onError = function (source) {
     var self = this;
+    if (source === self._previous) {
+      return; // being replaced; the new stream resumes from the last event id
+    }
     if (source !== self._source) {
+      source.close(); // a stream that was replaced: never let the browser reconnect it
       return;
     }
     if (source.readyState !== EventSource.CLOSED) {

@@ -49,9 +49,11 @@ LANDING_PAGE = """<!doctype html>
 
 def shop_app(push_url: str) -> Starlette:
     async def shop(request: Request) -> HTMLResponse:
-        """`?clientId=` and optionally `?token=expired`: start with a stale token."""
+        """`?clientId=`, and `?token=expired` to start with a stale token or `?token=short` with a
+        3-second one; otherwise the widget asks getToken for its first token."""
         client_id = request.query_params.get("clientId", "visitor")
-        token = client_token(client_id, 60, now=0) if request.query_params.get("token") == "expired" else None
+        initial = request.query_params.get("token")
+        token = {"expired": client_token(client_id, 60, now=0), "short": client_token(client_id, 3)}.get(initial or "")
         values = {"push": push_url, "client_id": json.dumps(client_id), "token": json.dumps(token)}
         return HTMLResponse(SHOP_PAGE % values)
 

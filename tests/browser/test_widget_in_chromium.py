@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -137,6 +138,22 @@ def test_expired_token_is_replaced_through_get_token_before_retrying(page, sites
     assert page.evaluate("log.statuses") == ["connecting", "retrying", "connecting", "open"]
     sites.call("notify", {"clientId": "visitor", "message": "fresh token"})
     expect(page.locator(".channelpush-toast-message")).to_have_text("fresh token")
+
+
+def test_token_is_renewed_before_it_expires_and_the_stream_resumes_from_the_last_event_id(page, sites):
+    connect_urls: list[str] = []
+    page.on("request", lambda request: connect_urls.append(request.url) if "/sse/connect" in request.url else None)
+    open_shop(page, sites, "visitor", token="short")
+    first = sites.call("notify", {"clientId": "visitor", "message": "one"})["result"]["eventId"]
+    expect(page.locator(".channelpush-toast-message")).to_have_text("one")
+    wait_until(lambda: page.evaluate("log.tokensFetched") == 1)
+    wait_until(lambda: len(connect_urls) == 2)
+    assert httpx.URL(connect_urls[1]).params["lastEventId"] == first
+    wait_until(lambda: sites.connections() == 1)  # the old stream closed once the new one opened
+    assert page.evaluate("log.statuses") == ["connecting", "open"]  # no gap the page could see
+    sites.call("notify", {"clientId": "visitor", "message": "two"})
+    expect(page.locator(".channelpush-toast-message").last).to_have_text("two")
+    assert page.locator(".channelpush-toast-message").all_inner_texts() == ["one", "two"]  # nothing acted on twice
 
 
 def test_demo_page_connects_and_its_buttons_fire_signed_calls(page, artifacts):
