@@ -32,7 +32,8 @@ async def connect_stream(request: Request) -> ASGIApp:
         return refusal
     try:
         client_id = check_client_id(request.query_params.get("clientId", ""))
-        claims = await authenticate_client(services, client_id, presented_token(request, services.settings.client_token_cookie))
+        token = presented_token(request, services.settings.client_token_cookie)
+        claims = await authenticate_client(services, client_id, token)
     except InvalidName as invalid:
         return error_response(400, "INVALID_CLIENT_ID", str(invalid))
     except ClientAuthFailed as failed:

@@ -33,7 +33,8 @@ async def check_stream(request: Request) -> JSONBody:
     if services.lifecycle.draining:
         return error_response(503, "DRAINING", "this instance is shutting down; retry shortly", retry_after)
     if registry.connection_total >= settings.max_connections:
-        return error_response(503, "INSTANCE_FULL", "this instance holds its maximum number of connections", retry_after)
+        message = "this instance holds its maximum number of connections"
+        return error_response(503, "INSTANCE_FULL", message, retry_after)
     if registry.connection_count(client_id) >= settings.max_connections_per_client:
         message = f"clientId already has {settings.max_connections_per_client} open connections"
         return error_response(429, "CLIENT_CONNECTION_LIMIT", message, retry_after)

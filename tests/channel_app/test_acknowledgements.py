@@ -11,6 +11,7 @@ import anyio
 import httpx
 import pytest
 
+from channel_app.inputs import RedirectInput, SendEventInput
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
 from tests.support.server import RunningServer, run_server
@@ -191,3 +192,8 @@ async def test_ack_from_another_origin_gets_no_cors_headers(server):
         headers={"Origin": "https://evil.example.net"},
     )
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_wait_for_ack_above_the_cap_is_capped_at_5000_ms():
+    assert RedirectInput.model_validate({"url": "https://shop.example.com/", "waitForAck": 60000}).wait_for_ack == 5000
+    assert SendEventInput.model_validate({"action": "openCart", "waitForAck": 1500}).wait_for_ack == 1500
