@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 from sse_starlette.sse import AppStatus
 
+from channel_app.ack_endpoint import acknowledge_event
 from channel_app.cors import BrowserCORSMiddleware
+from channel_app.demo import demo_routes
 from channel_app.functions import handle_function_call
 from channel_app.heartbeat import heartbeat_forever
 from channel_app.lifecycle import Lifecycle
@@ -23,9 +25,11 @@ from channel_app.ops import metrics_endpoint, ops_assets, ops_page
 from channel_app.policies import SecurityPolicies
 from channel_app.responses import JSONBody, error_response
 from channel_app.services import running_services
+from channel_app.static_assets import StaticAsset, asset_endpoint
 from channel_app.status import healthz, readyz, sse_status
 from channel_app.status_stream import status_stream
 from channel_app.stream import connect_stream
+from channel_app.stream_check import check_stream
 from config.secrets import resolve_secrets
 from config.settings import Settings
 from sse.events import encode_retry
@@ -64,11 +68,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
 
+    widget = StaticAsset.load("widget.js", "text/javascript")
     app = Starlette(
         routes=[
             Route("/functions", handle_function_call, methods=["PUT"]),
             Route("/functions/{version}", handle_function_call, methods=["PUT"]),
             Route("/sse/connect", connect_stream, methods=["GET"]),
+            Route("/sse/check", check_stream, methods=["GET"]),
+            Route("/sse/ack", acknowledge_event, methods=["POST"]),
             Route("/sse/status", sse_status, methods=["GET"]),
             Route("/sse/status/stream", status_stream, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -76,6 +83,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/ops", ops_page, methods=["GET"]),
             Mount("/ops/assets", ops_assets(), name="ops_assets"),
+            Route("/widget.js", asset_endpoint(widget), methods=["GET"]),
+            *demo_routes(settings, widget),
         ],
         middleware=[Middleware(BrowserCORSMiddleware, allowed_origins=settings.cors_allowed_origins)],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
@@ -84,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.lifecycle = lifecycle
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.widget_version = widget.version
     return app
 
 

@@ -30,9 +30,7 @@ logger = logging.getLogger("channel_push.functions")
 async def handle_function_call(request: Request) -> Response:
     services = request.app.state.services
     started = time.perf_counter()
-    call, status, body = await _answer(request, services)
-    record_call(services.metrics, METHODS, call, status, body, time.perf_counter() - started)
-    return JSONBody(body, status)
+    return _recorded(services, await _answer(request, services), started)
 
 
 Answer = tuple[FunctionCall | None, int, dict[str, Any]]
@@ -45,7 +43,17 @@ async def _answer(request: Request, services) -> Answer:
         return _refused(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {services.settings.max_body_bytes} bytes")
     except ClientDisconnect:
         return _refused(400, "BAD_REQUEST", "the request body was not received")
-    if not services.signatures.is_valid(body, request.headers.get("x-signature")):
+    return await _answer_body(services, body, request.headers.get("x-signature"))
+
+
+async def answer_function_call(services, body: bytes, signature: str | None) -> JSONBody:
+    """The answer to one call, from its raw body and X-Signature (also used by the dev demo)."""
+    started = time.perf_counter()
+    return _recorded(services, await _answer_body(services, body, signature), started)
+
+
+async def _answer_body(services, body: bytes, signature: str | None) -> Answer:
+    if not services.signatures.is_valid(body, signature):
         return _refused(401, "UNAUTHORIZED", "missing or invalid X-Signature")
     try:
         call = FunctionCall.model_validate(orjson.loads(body))
@@ -54,6 +62,12 @@ async def _answer(request: Request, services) -> Answer:
     except ValidationError as error:
         return _refused(400, "INVALID_REQUEST", describe_validation_error(error))
     return call, 200, await dispatch(call, services.method_deps, services.settings.allowed_channel_ids)
+
+
+def _recorded(services, answer: Answer, started: float) -> JSONBody:
+    call, status, body = answer
+    record_call(services.metrics, METHODS, call, status, body, time.perf_counter() - started)
+    return JSONBody(body, status)
 
 
 def _refused(status: int, error_type: str, message: str) -> Answer:

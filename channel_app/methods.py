@@ -24,6 +24,7 @@ from channel_app.inputs import (
 from channel_app.protocol import FunctionCall, result_body
 from channel_app.rate_limits import RateLimits
 from security.redirects import RedirectPolicy, RedirectRefused
+from sse.acks import Acks
 from sse.events import Event, utc_timestamp
 from sse.service import SseService
 
@@ -34,6 +35,7 @@ class MethodDeps:
     redirects: RedirectPolicy
     allow_broadcast: bool
     limits: RateLimits
+    acks: Acks
     chat: ChatFallback | None = None
 
 
@@ -74,6 +76,7 @@ async def _deliver(
     event: Event,
     what: str,
     fallback: ChatMessage | None = None,
+    wait_for_ack_ms: int | None = None,
 ) -> dict[str, Any]:
     delivery = await deps.sse.publish(client_id, event)
     if not delivery.delivered:
@@ -85,12 +88,21 @@ async def _deliver(
                 fallback="chat_message",
             )
         raise FunctionError("CLIENT_NOT_CONNECTED", f"Client {client_id} is not connected", {"clientId": client_id})
-    return result_body(
-        f"{what} sent to client {client_id}",
-        clientId=client_id,
-        delivered=delivery.delivered,
-        eventId=delivery.event_id,
-    )
+    message = f"{what} sent to client {client_id}"
+    fields: dict[str, Any] = {"clientId": client_id, "delivered": delivery.delivered, "eventId": delivery.event_id}
+    if wait_for_ack_ms is not None and delivery.event_id is not None:
+        outcome = await deps.acks.wait(client_id, delivery.event_id, wait_for_ack_ms / 1000)
+        message += _ack_sentence(outcome, wait_for_ack_ms)
+        fields.update(acknowledged=outcome == "done", ackOutcome=outcome or "timeout")
+    return result_body(message, **fields)
+
+
+def _ack_sentence(outcome: str | None, waited_ms: int) -> str:
+    if outcome == "done":
+        return "; the browser confirmed it acted on it"
+    if outcome is None:
+        return f"; the browser did not confirm within {waited_ms} ms"
+    return f"; the browser did not act on it ({outcome})"
 
 
 async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
@@ -100,7 +112,8 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
     except RedirectRefused as refused:
         raise FunctionError("URL_NOT_ALLOWED", f"Redirect refused: {refused.reason}") from None
     event = Event("redirect", {"type": "redirect", "url": url, "timestamp": utc_timestamp()})
-    return await _deliver(deps, call, client_id, event, "Redirect command", link_message(url, call.params.language))
+    fallback = link_message(url, call.params.language)
+    return await _deliver(deps, call, client_id, event, "Redirect command", fallback, args.wait_for_ack)
 
 
 async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
@@ -112,7 +125,8 @@ async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dic
 async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     client_id = await target_client(args, call, deps)
     data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
-    return await _deliver(deps, call, client_id, Event("custom", data), f"Event '{args.action}'")
+    event = Event("custom", data)
+    return await _deliver(deps, call, client_id, event, f"Event '{args.action}'", None, args.wait_for_ack)
 
 
 async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from security.ratelimit import MemoryRateLimiter, RateLimiter
 from security.ratelimit_redis import RedisRateLimiter
 from security.signature import SignatureVerifier
 from security.tokens import ClientTokenVerifier
+from sse.acks import Acks, make_acks
 from sse.broker import Broker, make_broker
 from sse.service import SseService
 
@@ -40,6 +41,7 @@ class Services:
     method_deps: MethodDeps
     http: httpx.AsyncClient
     channel_api: tuple[NativeApiClient, TokenManager] | None
+    acks: Acks
 
 
 def channel_api(settings: Settings, http: httpx.AsyncClient) -> tuple[NativeApiClient, TokenManager] | None:
@@ -74,6 +76,7 @@ async def running_services(
     shared_redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
     limiter = rate_limiter(shared_redis) if settings.rate_limits_enabled else None
     limits = RateLimits(limiter, policies.rates, on_refused=metrics.rate_limited)
+    acks = make_acks(settings)
     async with httpx.AsyncClient(timeout=settings.channel_api_timeout_seconds) as http:
         native = channel_api(settings, http)
         chat = ChatFallback(*native) if native and settings.chat_fallback_enabled else None
@@ -93,12 +96,15 @@ async def running_services(
                     redirects=policies.redirects,
                     allow_broadcast=settings.allow_broadcast,
                     limits=limits,
+                    acks=acks,
                     chat=chat,
                 ),
                 http=http,
                 channel_api=native,
+                acks=acks,
             )
         finally:
+            await acks.close()
             await broker.close()
             if shared_redis is not None:
                 await shared_redis.aclose()

@@ -17,9 +17,8 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from channel_app.client_auth import MAX_TOKEN_CHARS, last_event_id, presented_token
+from channel_app.client_auth import ClientAuthFailed, authenticate_client, last_event_id, presented_token
 from channel_app.responses import error_response
-from security.tokens import TokenRejected
 from sse.broker import Subscription
 from sse.events import Event, encode_frame, encode_retry, utc_timestamp
 from sse.names import InvalidName, check_client_id
@@ -37,21 +36,14 @@ async def connect_stream(request: Request) -> ASGIApp:
         return refusal
     try:
         client_id = check_client_id(request.query_params.get("clientId", ""))
+        token = presented_token(request, services.settings.client_token_cookie)
+        claims = await authenticate_client(services, client_id, token)
     except InvalidName as invalid:
         refused("invalid_client_id")
         return error_response(400, "INVALID_CLIENT_ID", str(invalid))
-    token = presented_token(request, services.settings.client_token_cookie)
-    if not token or len(token) > MAX_TOKEN_CHARS:
-        refused("missing_token")
-        return error_response(401, "UNAUTHORIZED", "a client token is required", {"WWW-Authenticate": "Bearer"})
-    try:
-        claims = await services.tokens.verify(token)
-    except TokenRejected as rejected:
-        refused("invalid_token")
-        return error_response(401, "INVALID_TOKEN", rejected.message, {"WWW-Authenticate": "Bearer"})
-    if claims.subject != client_id:
-        refused("forbidden")
-        return error_response(403, "FORBIDDEN", "the token was issued for another clientId")
+    except ClientAuthFailed as failed:
+        refused(failed.reason)
+        return failed.response
     if refusal := await _rate_limited(services, "connect_client", client_id):
         refused("rate_limited")
         return refusal
