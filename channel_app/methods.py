@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel
 
+from channel_app.chat_fallback import ChatFallback, ChatMessage, link_message, notice_message
 from channel_app.errors import FunctionError
 from channel_app.inputs import (
     BroadcastInput,
@@ -21,7 +22,9 @@ from channel_app.inputs import (
     SendEventInput,
 )
 from channel_app.protocol import FunctionCall, result_body
+from channel_app.rate_limits import RateLimits
 from security.redirects import RedirectPolicy, RedirectRefused
+from sse.acks import Acks
 from sse.events import Event, utc_timestamp
 from sse.service import SseService
 
@@ -31,6 +34,9 @@ class MethodDeps:
     sse: SseService
     redirects: RedirectPolicy
     allow_broadcast: bool
+    limits: RateLimits
+    acks: Acks
+    chat: ChatFallback | None = None
 
 
 Handler = Callable[[Any, FunctionCall, MethodDeps], Awaitable[dict[str, Any]]]
@@ -42,48 +48,85 @@ class MethodSpec:
     handler: Handler
 
 
-def target_client(args: ClientTarget, call: FunctionCall) -> str:
-    """`input.clientId`, or else the chat user's `memberId` (the site's own user id)."""
-    if args.client_id:
-        return args.client_id
+async def target_client(args: ClientTarget, call: FunctionCall, deps: MethodDeps) -> str:
+    """`input.clientId`, or else the chat user's `memberId` (the site's own user id),
+    within that client's rate limit."""
+    client_id = args.client_id or _member_id(call)
+    decision = await deps.limits.hit("function_client", client_id)
+    if not decision.allowed:
+        raise FunctionError(
+            "RATE_LIMITED",
+            f"too many calls for client {client_id}; retry in {decision.retry_after_seconds:.1f}s",
+            {"retryAfterSeconds": round(decision.retry_after_seconds, 3)},
+        )
+    return client_id
+
+
+def _member_id(call: FunctionCall) -> str:
     user = call.context.user
     if user is not None and user.member_id:
         return ClientTarget(clientId=user.member_id).client_id or ""
     raise FunctionError("INVALID_PARAMS", "clientId: field required (and the chat user has no memberId)")
 
 
-async def _deliver(deps: MethodDeps, client_id: str, event: Event, what: str) -> dict[str, Any]:
+async def _deliver(
+    deps: MethodDeps,
+    call: FunctionCall,
+    client_id: str,
+    event: Event,
+    what: str,
+    fallback: ChatMessage | None = None,
+    wait_for_ack_ms: int | None = None,
+) -> dict[str, Any]:
     delivery = await deps.sse.publish(client_id, event)
     if not delivery.delivered:
+        if fallback is not None and deps.chat is not None and await deps.chat.post(call, fallback):
+            return result_body(
+                f"Client {client_id} is not connected; posted it in the chat instead",
+                clientId=client_id,
+                delivered=0,
+                fallback="chat_message",
+            )
         raise FunctionError("CLIENT_NOT_CONNECTED", f"Client {client_id} is not connected", {"clientId": client_id})
-    return result_body(
-        f"{what} sent to client {client_id}",
-        clientId=client_id,
-        delivered=delivery.delivered,
-        eventId=delivery.event_id,
-    )
+    message = f"{what} sent to client {client_id}"
+    fields: dict[str, Any] = {"clientId": client_id, "delivered": delivery.delivered, "eventId": delivery.event_id}
+    if wait_for_ack_ms is not None and delivery.event_id is not None:
+        outcome = await deps.acks.wait(client_id, delivery.event_id, wait_for_ack_ms / 1000)
+        message += _ack_sentence(outcome, wait_for_ack_ms)
+        fields.update(acknowledged=outcome == "done", ackOutcome=outcome or "timeout")
+    return result_body(message, **fields)
+
+
+def _ack_sentence(outcome: str | None, waited_ms: int) -> str:
+    if outcome == "done":
+        return "; the browser confirmed it acted on it"
+    if outcome is None:
+        return f"; the browser did not confirm within {waited_ms} ms"
+    return f"; the browser did not act on it ({outcome})"
 
 
 async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
-    client_id = target_client(args, call)
+    client_id = await target_client(args, call, deps)
     try:
         url = deps.redirects.check(args.url, call.channel_id)
     except RedirectRefused as refused:
         raise FunctionError("URL_NOT_ALLOWED", f"Redirect refused: {refused.reason}") from None
     event = Event("redirect", {"type": "redirect", "url": url, "timestamp": utc_timestamp()})
-    return await _deliver(deps, client_id, event, "Redirect command")
+    fallback = link_message(url, call.params.language)
+    return await _deliver(deps, call, client_id, event, "Redirect command", fallback, args.wait_for_ack)
 
 
 async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
-    client_id = target_client(args, call)
+    client_id = await target_client(args, call, deps)
     event = Event("notification", _notification_data(args.message, args.title, args.level))
-    return await _deliver(deps, client_id, event, "Notification")
+    return await _deliver(deps, call, client_id, event, "Notification", notice_message(args.message, args.title))
 
 
 async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
-    client_id = target_client(args, call)
+    client_id = await target_client(args, call, deps)
     data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
-    return await _deliver(deps, client_id, Event("custom", data), f"Event '{args.action}'")
+    event = Event("custom", data)
+    return await _deliver(deps, call, client_id, event, f"Event '{args.action}'", None, args.wait_for_ack)
 
 
 async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
@@ -98,7 +141,7 @@ async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) 
 
 
 async def get_client_status(args: ClientStatusInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
-    client_id = target_client(args, call)
+    client_id = await target_client(args, call, deps)
     connections = await deps.sse.connection_count(client_id)
     state = "connected" if connections else "not connected"
     return result_body(

@@ -34,6 +34,8 @@ class ResolvedSettings:
 
 def resolve_secrets(settings: Settings) -> ResolvedSettings:
     missing = [name for name in REQUIRED_SECRETS if getattr(settings, name) is None]
+    if settings.client_jwt_public_key or settings.client_jwt_jwks_url:
+        missing = [name for name in missing if name != "client_jwt_secret"]
     if not missing:
         return ResolvedSettings(settings, {})
     if settings.is_production:

@@ -39,20 +39,40 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     instance_id: str = Field(default_factory=_default_instance_id)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] | None = None  # None: json in production, text in development
 
     # Channel Talk
     channel_signing_key: SecretStr | None = None
     channel_signing_key_previous: SecretStr | None = None
     allowed_channel_ids: CommaList = []
+    channel_app_id: str | None = None
+    channel_app_secret: SecretStr | None = None
+    channel_api_base_url: str = "https://app-store-api.channel.io"
+    channel_api_timeout_seconds: float = Field(3.0, gt=0, le=30)
+    chat_fallback_enabled: bool = True
 
-    # Browser clients
+    # Browser clients: exactly one of the secret, the public key or the JWKS URL
     client_jwt_secret: SecretStr | None = None
+    client_jwt_public_key: str | None = None
+    client_jwt_jwks_url: str | None = None
+    client_jwt_algorithms: CommaList = []
+    client_jwt_audience: str | None = None
+    client_jwt_issuer: str | None = None
+    client_jwt_leeway_seconds: float = Field(30.0, ge=0, le=300)
     client_token_cookie: str = "channel_push_token"
     cors_allowed_origins: CommaList = []
 
     # Redirect allow-list
     redirect_allowed_hosts: CommaList = []
     redirect_http_hosts: CommaList = []
+    redirect_allowed_hosts_by_channel: dict[str, list[str]] = {}
+
+    # Rate limits ("count/period": 60/minute, 10/second, 5/10s); shared through Redis when REDIS_URL is set
+    rate_limits_enabled: bool = True
+    rate_limit_function_per_channel: str = "600/minute"
+    rate_limit_function_per_client: str = "60/minute"
+    rate_limit_connect_per_ip: str = "120/minute"
+    rate_limit_connect_per_client: str = "30/minute"
 
     # Broker
     redis_url: str | None = None
@@ -75,9 +95,11 @@ class Settings(BaseSettings):
     # Operations
     ops_token: SecretStr | None = None
     shutdown_grace_seconds: float = Field(5.0, ge=0)
+    status_stream_seconds: float = Field(2.0, gt=0)
 
     @field_validator(
         "allowed_channel_ids",
+        "client_jwt_algorithms",
         "cors_allowed_origins",
         "redirect_allowed_hosts",
         "redirect_http_hosts",
@@ -92,7 +114,11 @@ class Settings(BaseSettings):
             return json.loads(text)
         return [item.strip() for item in text.split(",") if item.strip()]
 
-    @field_validator("redis_url", mode="before")
+    @field_validator(
+        "redis_url", "channel_app_id", "channel_app_secret", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
+        "log_format", "ops_token",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -100,3 +126,7 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.is_production else "text")

@@ -1,0 +1,88 @@
+"""Security policies derived from settings alone: no I/O, built in `create_app`.
+
+Building them there means a bad key, allow-list entry or rate fails before
+the server listens, with one line naming the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config.settings import Settings
+from security.ratelimit import Rate
+from security.redirects import HostAllowList, RedirectPolicy
+from security.signature import SignatureVerifier, decode_signing_key
+from security.tokens import ClientTokenVerifier, TokenVerifierConfig
+
+RATE_SETTINGS = {
+    "function_channel": "rate_limit_function_per_channel",
+    "function_client": "rate_limit_function_per_client",
+    "connect_ip": "rate_limit_connect_per_ip",
+    "connect_client": "rate_limit_connect_per_client",
+}
+
+
+class InvalidConfiguration(ValueError):
+    """A setting has a value the service cannot run with; the message names it."""
+
+
+@dataclass(frozen=True)
+class SecurityPolicies:
+    signatures: SignatureVerifier
+    tokens: ClientTokenVerifier
+    redirects: RedirectPolicy
+    rates: dict[str, Rate]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SecurityPolicies":
+        return cls(
+            signatures=_named("CHANNEL_SIGNING_KEY", signature_verifier, settings),
+            tokens=_named("CLIENT_JWT_*", token_verifier, settings),
+            redirects=_named("REDIRECT_ALLOWED_HOSTS", redirect_policy, settings),
+            rates={scope: _named(name.upper(), _rate_parser(name), settings) for scope, name in RATE_SETTINGS.items()},
+        )
+
+
+def _named(setting: str, build, settings: Settings):
+    try:
+        return build(settings)
+    except ValueError as invalid:
+        raise InvalidConfiguration(f"{setting}: {invalid}") from None
+
+
+def _rate_parser(setting_name: str):
+    return lambda settings: Rate.parse(getattr(settings, setting_name))
+
+
+def signature_verifier(settings: Settings) -> SignatureVerifier:
+    keys = [settings.channel_signing_key, settings.channel_signing_key_previous]
+    return SignatureVerifier(decode_signing_key(key.get_secret_value()) for key in keys if key is not None)
+
+
+def redirect_policy(settings: Settings) -> RedirectPolicy:
+    https_hosts, http_hosts = settings.redirect_allowed_hosts, settings.redirect_http_hosts
+    if not settings.is_production and not https_hosts and not http_hosts:
+        # Development default: the service's own demo pages on this machine.
+        http_hosts = ["localhost", "127.0.0.1", f"localhost:{settings.port}", f"127.0.0.1:{settings.port}"]
+    per_channel = {
+        channel_id: HostAllowList.parse(hosts, settings.redirect_http_hosts)
+        for channel_id, hosts in settings.redirect_allowed_hosts_by_channel.items()
+    }
+    return RedirectPolicy(HostAllowList.parse(https_hosts, http_hosts), per_channel)
+
+
+def token_verifier(settings: Settings) -> ClientTokenVerifier:
+    """Only the configured key source is passed on: the verifier refuses ambiguity.
+    JWKS keys are fetched with a short-lived httpx client when needed."""
+    secret = settings.client_jwt_secret.get_secret_value() if settings.client_jwt_secret else None
+    public_key, jwks_url = settings.client_jwt_public_key, settings.client_jwt_jwks_url
+    config = TokenVerifierConfig(
+        hs256_secret=None if (public_key or jwks_url) else secret,
+        public_key_pem=public_key,
+        jwks_url=jwks_url,
+        algorithms=tuple(settings.client_jwt_algorithms),
+        audience=settings.client_jwt_audience,
+        issuer=settings.client_jwt_issuer,
+        leeway_seconds=settings.client_jwt_leeway_seconds,
+    )
+    return ClientTokenVerifier(config)
