@@ -23,8 +23,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 REDIRECT_HOST = "shop.example.com"
+# The site whose pages hold the EventSource: a cross-origin request, as in production,
+# so the CORS middleware does its full work on every stream.
+SITE_ORIGIN = "https://shop.example.com"
 # Variables of the developer's shell that would change what is measured.
-SCRUBBED_ENV = ("REDIS_URL", "APP_ENV", "LOG_LEVEL", "ALLOWED_CHANNEL_IDS", "PORT", "HOST")
+SCRUBBED_ENV = ("REDIS_URL", "APP_ENV", "LOG_LEVEL", "ALLOWED_CHANNEL_IDS", "PORT", "HOST", "OPS_TOKEN")
 
 
 @dataclass
@@ -86,8 +89,16 @@ def ours_environment(port: int, keys: Secrets) -> dict[str, str]:
         "CHANNEL_SIGNING_KEY": keys.signing_key_hex,
         "CLIENT_JWT_SECRET": keys.jwt_secret,
         "REDIRECT_ALLOWED_HOSTS": REDIRECT_HOST,
+        "CORS_ALLOWED_ORIGINS": SITE_ORIGIN,
         "ALLOW_BROADCAST": "true",
         "MAX_CONNECTIONS": "20000",
+        # Rate limits stay on (their cost is part of every call and connect), set far above the load:
+        # every bench client connects from 127.0.0.1, and all calls come from one channel.
+        "RATE_LIMITS_ENABLED": "true",
+        "RATE_LIMIT_FUNCTION_PER_CHANNEL": "10000000/minute",
+        "RATE_LIMIT_FUNCTION_PER_CLIENT": "100000/minute",
+        "RATE_LIMIT_CONNECT_PER_IP": "10000000/minute",
+        "RATE_LIMIT_CONNECT_PER_CLIENT": "1000/minute",
         # Access logs off in both targets: one log line per call is I/O, not push work.
         "LOG_LEVEL": "warning",
         "INSTANCE_ID": "bench",

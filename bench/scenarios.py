@@ -38,6 +38,11 @@ class CpuMeter:
         }
 
 
+def server_us_per(figures: dict[str, float], operations: int) -> float:
+    """Server CPU time per operation: steadier than rates when other work shares the machine."""
+    return round(figures["server_cpu"] * figures["wall_s"] / max(operations, 1) * 1e6, 1)
+
+
 def _own_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
@@ -90,6 +95,7 @@ async def hold(target: Target, fleet: ClientFleet, tokens: list[tuple[str, str]]
         "rss_before_mb": round(rss_before / 1024, 1),
         "rss_mb": round(rss_after / 1024, 1),
         "kb_per_connection": round((rss_after - rss_before) / max(connected, 1), 2),
+        "server_us_per_connect": server_us_per(figures, connected),
         **figures,
     }
 
@@ -134,6 +140,7 @@ async def unicast_max(bench: Bench, duration: float) -> dict:
         "calls": len(sent),
         "call_errors": errors,
         "calls_per_s": round(len(sent) / figures["wall_s"], 1),
+        "server_us_per_call": server_us_per(figures, len(sent) + errors),
         **_delivery_figures(bench.arrivals, sent),
         **figures,
     }
@@ -196,6 +203,7 @@ async def broadcast(bench: Bench, count: int, timeout: float = 30.0) -> dict:
     expected = len(bench.fleet.open_clients)
     connection = bench.callers[0]
     latencies: list[float] = []
+    completion_ms: list[float] = []
     busy_seconds = 0.0
     errors = 0
     meter = CpuMeter(bench.target)
@@ -210,6 +218,7 @@ async def broadcast(bench: Bench, count: int, timeout: float = 30.0) -> dict:
         arrived = bench.arrivals.times.get(seq, [])
         latencies += [at - sent_at for at in arrived]
         busy_seconds += max(arrived, default=sent_at) - sent_at
+        completion_ms.append(round((max(arrived, default=sent_at) - sent_at) * 1000, 1))
     figures = meter.read()
     return {
         "broadcasts": count,
@@ -218,6 +227,8 @@ async def broadcast(bench: Bench, count: int, timeout: float = 30.0) -> dict:
         "deliveries": len(latencies),
         "missing": count * expected - len(latencies),
         "deliveries_per_s": round(len(latencies) / busy_seconds, 1) if busy_seconds else 0.0,
+        "server_us_per_delivery": server_us_per(figures, len(latencies)),
         **latency_figures(latencies),
+        "completion_ms": completion_ms,  # per broadcast: from sending it to its arrival at the last client
         **figures,
     }

@@ -15,6 +15,8 @@ import time
 from collections import defaultdict
 from urllib.parse import quote
 
+from bench.processes import SITE_ORIGIN
+
 SEQ_MARKER = re.compile(rb"seq=(\d+)")
 
 
@@ -100,7 +102,8 @@ class SseClient(asyncio.Protocol):
 def stream_request(host: str, port: int, client_id: str, token: str) -> bytes:
     return (
         f"GET /sse/connect?clientId={quote(client_id)}&token={token} HTTP/1.1\r\n"
-        f"Host: {host}:{port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+        f"Host: {host}:{port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
+        f"Origin: {SITE_ORIGIN}\r\n\r\n"
     ).encode()
 
 

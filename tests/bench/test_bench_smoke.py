@@ -1,0 +1,43 @@
+"""The benchmark harness still runs end to end, on a tiny load.
+
+Only completion, zero loss and the JSON report are checked here: speed is
+reported by `python -m bench`, never asserted in tests (timings on a shared
+CI machine mean nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SMOKE_ARGS = [
+    "--clients", "200", "--hold-max", "200", "--duration", "0.5", "--rate", "100",
+    "--broadcasts", "2", "--callers", "4", "--connect-concurrency", "50",
+]
+
+
+@pytest.mark.timeout(240)
+def test_harness_runs_both_targets_without_loss_and_writes_json(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", *SMOKE_ARGS, "--out", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=220,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "ours/base" in run.stdout
+    report = json.loads((tmp_path / "latest.json").read_text())
+    for kind in ("ours", "baseline"):
+        figures = report["results"][kind]
+        for hold in ("hold_max", "hold"):
+            assert figures[hold]["connected"] == 200 and figures[hold]["failures"] == 0
+        for unicast in ("unicast_max", "unicast_fixed"):
+            assert figures[unicast]["calls"] > 0
+            assert figures[unicast]["call_errors"] == 0
+            assert figures[unicast]["lost"] == 0
+        assert figures["broadcast"]["deliveries"] == 2 * 200
+        assert figures["broadcast"]["missing"] == 0
+    assert {verdict["target"] for verdict in report["targets"]}
