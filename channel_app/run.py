@@ -6,6 +6,7 @@ server could not start (port in use, lifespan failure).
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 
@@ -18,6 +19,8 @@ from config.secrets import ResolvedSettings
 
 BANNER_RULE = "=" * 72
 STARTUP_FAILED = 3
+GC_YOUNG_THRESHOLD = 50_000  # CPython's default is 700
+GC_OLDER_THRESHOLD = 20  # default 10
 
 
 def serve(resolved: ResolvedSettings) -> int:
@@ -36,6 +39,7 @@ def serve(resolved: ResolvedSettings) -> int:
         log_config=logging_config(settings),  # JSON or text; access lines redacted and without query
     )
     server = DrainingServer(config, app.state.lifecycle)
+    settle_garbage_collector()
     # uvicorn re-raises the exit signal once it has shut down, which would end
     # the process with "killed by SIGTERM" after a clean drain. Routing the
     # signals to the server beforehand makes that re-raise land here (a no-op
@@ -44,6 +48,22 @@ def serve(resolved: ResolvedSettings) -> int:
         signal.signal(sig, server.handle_exit)
     server.run()
     return 0 if server.started else STARTUP_FAILED
+
+
+def settle_garbage_collector() -> None:
+    """Keep the cyclic garbage collector off the hot path.
+
+    Every open stream owns long-lived objects (its task, buffer, parser), so
+    with the default thresholds the collector keeps walking all of them plus
+    everything imported at startup: profiled with bench at 3,000 streams, a
+    quarter of the server's CPU during broadcasts was `gc_collect_main`.
+    Startup objects are frozen out of the collector's sight and young
+    collections run less often. Reference counting still frees nearly all
+    garbage at once; only reference cycles wait a little longer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, GC_OLDER_THRESHOLD, GC_OLDER_THRESHOLD)
 
 
 def print_development_banner(resolved: ResolvedSettings) -> None:
