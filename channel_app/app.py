@@ -25,6 +25,7 @@ from channel_app.ops import metrics_endpoint, ops_assets, ops_page
 from channel_app.policies import SecurityPolicies
 from channel_app.responses import JSONBody, error_response
 from channel_app.services import running_services
+from channel_app.stalls import sweep_stalled_writers_forever
 from channel_app.static_assets import StaticAsset, asset_endpoint
 from channel_app.status import healthz, readyz, sse_status
 from channel_app.status_stream import status_stream
@@ -59,14 +60,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.services = services
             retry = encode_retry(settings.retry_ms)
             lifecycle.on_drain(lambda: _end_every_stream(services, retry))
-            heartbeat = asyncio.create_task(heartbeat_forever(services.broker, settings.heartbeat_seconds))
+            loops = [
+                asyncio.create_task(heartbeat_forever(services.broker, settings.heartbeat_seconds)),
+                asyncio.create_task(
+                    sweep_stalled_writers_forever(services.broker.registry, settings.send_timeout_seconds)
+                ),
+            ]
             try:
                 yield
             finally:
                 lifecycle.begin_drain()
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
+                for loop in loops:
+                    loop.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await loop
 
     widget = StaticAsset.load("widget.js", "text/javascript")
     app = Starlette(

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import AsyncIterator
 
-from sse_starlette import EventSourceResponse
-from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channel_app.client_auth import ClientAuthFailed, authenticate_client, last_event_id, presented_token
+from channel_app.event_stream import EventStreamResponse, raw_headers
 from channel_app.responses import error_response
 from sse.broker import Subscription
 from sse.events import Event, encode_frame, encode_retry, utc_timestamp
@@ -25,6 +24,7 @@ from sse.names import InvalidName, check_client_id
 from sse.registry import ConnectionRefused
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
+RAW_STREAM_HEADERS = raw_headers(STREAM_HEADERS)
 
 
 async def connect_stream(request: Request) -> ASGIApp:
@@ -50,7 +50,7 @@ async def connect_stream(request: Request) -> ASGIApp:
     retry = encode_retry(services.settings.retry_ms)
     if services.lifecycle.draining:
         refused("draining")
-        return EventSourceResponse(iter([retry]), ping=0, headers=STREAM_HEADERS)
+        return Response(retry, media_type="text/event-stream", headers=STREAM_HEADERS)
     lifetime_ends = time.time() + services.settings.max_stream_seconds
     if claims.expires_at <= lifetime_ends:
         deadline, reason = claims.expires_at, "token_expired"
@@ -82,33 +82,16 @@ class ClientStream:
             subscription = self._services.broker.subscribe(self._client_id, self._resume_from)
             async with subscription as active:
                 active.connection.close_at(self._deadline, self._deadline_reason, retry)
-                response = EventSourceResponse(
-                    self._frames(active, retry),
-                    ping=0,  # heartbeats come from one shared loop, not a task per stream
-                    send_timeout=settings.send_timeout_seconds,
-                    headers=STREAM_HEADERS,
-                )
-                try:
-                    await response(scope, receive, send)
-                except SendTimeoutError:
-                    active.connection.close("slow_client")  # a write blocked too long: same as a full queue
+                # Heartbeats come from one shared loop, not a task per stream.
+                opening = [retry + self._connected_frame(active), *active.replay]
+                frame_written = self._services.metrics.frame_written
+                response = EventStreamResponse(active.connection, opening, RAW_STREAM_HEADERS, frame_written)
+                await response(scope, receive, send)
         except ConnectionRefused as refused:
             self._services.metrics.connect_refused(refused.reason)
             status = 503 if refused.reason == "instance_full" else 429
             retry_after = {"Retry-After": str(max(1, settings.retry_ms // 1000))}
             await error_response(status, refused.reason.upper(), refused.message, retry_after)(scope, receive, send)
-
-    async def _frames(self, subscription: Subscription, retry: bytes) -> AsyncIterator[bytes]:
-        connection = subscription.connection
-        yield retry + self._connected_frame(subscription)
-        for frame in subscription.replay:
-            yield frame
-        queue = connection.queue
-        frame_written = self._services.metrics.frame_written
-        while (frame := await queue.get()) is not None:
-            yield frame
-            if (latency := connection.written(frame)) is not None:
-                frame_written(latency)
 
     def _connected_frame(self, subscription: Subscription) -> bytes:
         event = Event(
