@@ -10,6 +10,7 @@ from typing import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.routing import Mount, Route
 from sse_starlette.sse import AppStatus
@@ -17,6 +18,7 @@ from sse_starlette.sse import AppStatus
 from channel_app.ack_endpoint import acknowledge_event
 from channel_app.cors import BrowserCORSMiddleware
 from channel_app.demo import demo_routes
+from channel_app.fast_routes import PushApp, endpoint_app
 from channel_app.functions import handle_function_call
 from channel_app.heartbeat import heartbeat_forever
 from channel_app.lifecycle import Lifecycle
@@ -76,7 +78,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         await loop
 
     widget = StaticAsset.load("widget.js", "text/javascript")
-    app = Starlette(
+    cors = {"allowed_origins": settings.cors_allowed_origins}
+    stream_app = ServerErrorMiddleware(BrowserCORSMiddleware(endpoint_app(connect_stream), **cors), _unexpected_error)
+    functions_app = ServerErrorMiddleware(endpoint_app(handle_function_call), _unexpected_error)
+    app = PushApp(
+        fast_routes={
+            ("GET", "/sse/connect"): stream_app,
+            ("PUT", "/functions"): functions_app,
+            ("PUT", "/functions/*"): functions_app,
+        },
         routes=[
             Route("/functions", handle_function_call, methods=["PUT"]),
             Route("/functions/{version}", handle_function_call, methods=["PUT"]),
@@ -93,7 +103,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/widget.js", asset_endpoint(widget), methods=["GET"]),
             *demo_routes(settings, widget),
         ],
-        middleware=[Middleware(BrowserCORSMiddleware, allowed_origins=settings.cors_allowed_origins)],
+        middleware=[Middleware(BrowserCORSMiddleware, **cors)],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=lifespan,
     )

@@ -1,0 +1,63 @@
+"""The stream and function routes are dispatched ahead of Starlette's router:
+they behave exactly as routed ones, and everything else still takes the route table."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support.apps import client_token, make_app
+from tests.support.channel import function_body, signed_headers
+from tests.support.server import run_server
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def server():
+    with run_server(make_app()) as running:
+        yield running
+
+
+async def test_versioned_function_path_is_served_like_the_plain_one(server):
+    body = function_body("getClientStatus", {"clientId": "visitor"})
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        plain = await http.put("/functions", content=body, headers=signed_headers(body))
+        versioned = await http.put("/functions/v1", content=body, headers=signed_headers(body))
+    assert plain.status_code == versioned.status_code == 200
+    assert plain.json()["result"]["connected"] is False
+    assert versioned.json() == plain.json()
+
+
+async def test_other_methods_and_deeper_paths_still_get_the_route_tables_json_errors(server):
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        deeper = await http.put("/functions/v1/extra", content=b"{}")
+        wrong_method = await http.post("/functions", content=b"{}")
+        head = await http.head("/sse/connect", params={"clientId": "visitor"})
+    assert deeper.status_code == 404 and deeper.json()["error"]["type"] == "NOT_FOUND"
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "METHOD_NOT_ALLOWED"
+    assert head.status_code == 401
+
+
+async def test_unexpected_error_on_the_stream_route_is_a_json_500_without_details(server):
+    async def broken_verify(token: str):
+        raise RuntimeError("secret detail that must not leak")
+
+    server.app.state.services.tokens.verify = broken_verify
+    params = {"clientId": "visitor", "token": client_token("visitor")}
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/sse/connect", params=params)
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "INTERNAL_ERROR"
+    assert "secret detail" not in response.text
+
+
+async def test_stream_route_sends_cors_headers_to_an_allowed_origin():
+    app = make_app(cors_allowed_origins=["https://shop.example.com"])
+    with run_server(app) as running:
+        params = {"clientId": "visitor", "token": client_token("visitor")}
+        headers = {"Origin": "https://shop.example.com"}
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            async with http.stream("GET", "/sse/connect", params=params, headers=headers) as response:
+                assert response.status_code == 200
+                assert response.headers["access-control-allow-origin"] == "https://shop.example.com"
