@@ -14,6 +14,7 @@ import ipaddress
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from urllib.parse import quote, urlsplit
 
@@ -116,6 +117,10 @@ def split_host_port(netloc: str) -> tuple[str, int | None]:
     return host, None if port_text is None else _parse_port(port_text)
 
 
+# A pure function of its argument and the most expensive step of a redirect
+# check (IDNA, per-character lowercasing): redirects go to a handful of hosts,
+# so their answers are kept. Refusals raise and are never cached.
+@lru_cache(maxsize=1024)
 def normalise_host(host: str) -> str:
     """Lowercase A-label (punycode) form of a domain, or canonical form of an IP literal."""
     if not host:
