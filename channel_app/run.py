@@ -37,6 +37,11 @@ def serve(resolved: ResolvedSettings) -> int:
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         log_config=logging_config(settings),  # JSON or text; access lines redacted and without query
+        # uvicorn's "auto" would pick these too when installed; naming them makes a
+        # missing one fail at start instead of silently running the slower pure-Python
+        # loop and parser (uvicorn[standard] installs both).
+        loop="uvloop",
+        http="httptools",
     )
     server = DrainingServer(config, app.state.lifecycle)
     settle_garbage_collector()
