@@ -10,16 +10,16 @@ from typing import Any
 
 # (row label, scenario key, figure key, unit)
 FIGURES = [
-    ("Hold {hold_max}", "hold_max", "connected", "clients"),
+    ("Hold {hold_max}", "hold_max", "connected", "connected"),
     ("Hold {hold_max}", "hold_max", "failures", ""),
-    ("Hold {hold_max}", "hold_max", "connect_per_s", "/s"),
-    ("Hold {hold_max}", "hold_max", "rss_mb", "MB"),
+    ("Hold {hold_max}", "hold_max", "connect_per_s", "connects/s"),
+    ("Hold {hold_max}", "hold_max", "rss_mb", "RSS MB"),
     ("Hold {hold_max}", "hold_max", "kb_per_connection", "KB/conn"),
     ("Hold {hold_max}", "hold_max", "server_us_per_connect", "srv us/conn"),
-    ("Hold {clients}", "hold", "connected", "clients"),
+    ("Hold {clients}", "hold", "connected", "connected"),
     ("Hold {clients}", "hold", "failures", ""),
-    ("Hold {clients}", "hold", "connect_per_s", "/s"),
-    ("Hold {clients}", "hold", "rss_mb", "MB"),
+    ("Hold {clients}", "hold", "connect_per_s", "connects/s"),
+    ("Hold {clients}", "hold", "rss_mb", "RSS MB"),
     ("Hold {clients}", "hold", "kb_per_connection", "KB/conn"),
     ("Hold {clients}", "hold", "server_us_per_connect", "srv us/conn"),
     ("Unicast max", "unicast_max", "calls_per_s", "calls/s"),
@@ -122,3 +122,23 @@ def write_json(directory: Path, payload: dict) -> Path:
     path.write_text(text)
     (directory / "latest.json").write_text(text)
     return path
+
+
+def markdown(outcome: dict) -> str:
+    """The table as Markdown, for the README: `python -m bench.report [results.json]`."""
+    params = {key: outcome["params"][key.replace("-", "_")] for key in ("hold_max", "clients", "rate", "broadcasts")}
+    results = outcome["results"]
+    lines = ["| Scenario | Figure | ours | baseline | ours/baseline |", "|---|---|---:|---:|---:|"]
+    for label, scenario, key, unit in FIGURES:
+        ours, base = _figure(results, "ours", scenario, key), _figure(results, "baseline", scenario, key)
+        quotient = ratio(ours, base)
+        lines.append(f"| {label.format(**params)} | {unit or key} | {_fmt(ours)} | {_fmt(base)} | "
+                     f"{_fmt(quotient) + 'x' if quotient is not None else '-'} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "latest.json"
+    print(markdown(json.loads(source.read_text())))
