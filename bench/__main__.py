@@ -113,13 +113,16 @@ async def run(args: argparse.Namespace) -> dict:
     if machine["fd_limit"] < needed:
         sys.exit(f"bench: the fd limit is {machine['fd_limit']}, {needed} needed; raise it (ulimit -n) first")
     results: dict = {}
+    machine["load_average_by_target"] = {}
     for kind in args.targets.split(","):
+        load_before = os.getloadavg()[0]
         keys = Secrets()
         tokens = mint_tokens(keys, max(args.hold_max, args.clients))
         print(f"{kind}: holding {args.hold_max} clients", flush=True)
         results[kind] = {"hold_max": await measure_hold_max(kind, args, keys, tokens, server_cpu)}
         print(f"{kind}: holding {args.clients} clients with traffic", flush=True)
         results[kind].update(await measure_traffic(kind, args, keys, tokens, server_cpu))
+        machine["load_average_by_target"][kind] = [load_before, os.getloadavg()[0]]
     machine["load_average_after"] = os.getloadavg()
     return {"machine": machine, "params": vars(args) | {"out": str(args.out)}, "results": results}
 
@@ -139,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     outcome["bottlenecks"] = report.bottlenecks(results, scenarios.LOAD_SATURATED)
     machine = outcome["machine"]
     print()
-    print(f"machine: {machine['cores']} cores, load average before {machine['load_average_before'][0]:.2f}, "
-          f"after {machine['load_average_after'][0]:.2f}; server and load pinned to separate cores: {machine['pinned']}")
+    loads = ", ".join(f"{kind} {start:.2f} -> {end:.2f}" for kind, (start, end) in machine["load_average_by_target"].items())
+    print(f"machine: {machine['cores']} cores; 1-minute load average during the run: {loads} "
+          f"(above ~2 other work shared the cores: rates and latencies suffer, 'srv us' figures much less); "
+          f"server and load pinned to separate cores: {machine['pinned']}")
     print(report.table(results, params))
     print()
     print("\n".join(outcome["bottlenecks"]))
