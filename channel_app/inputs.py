@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from sse.names import InvalidName, check_client_id, check_event_name
 
@@ -26,17 +26,24 @@ class ClientTarget(_Input):
         return None if value in (None, "") else check_client_id(value)
 
 
-class RedirectInput(ClientTarget):
+class QueueableTarget(ClientTarget):
+    """`queueIfOffline: true` keeps the event for the client's next connection
+    (QUEUE_TTL_SECONDS) when it has none now; absent: QUEUE_IF_OFFLINE_DEFAULT."""
+
+    queue_if_offline: StrictBool | None = Field(None, alias="queueIfOffline")
+
+
+class RedirectInput(QueueableTarget):
     url: str = Field(min_length=1, max_length=4096)
 
 
-class NotifyInput(ClientTarget):
+class NotifyInput(QueueableTarget):
     message: str = Field(min_length=1, max_length=2000)
     title: str | None = Field(None, max_length=200)
     level: Literal["info", "success", "warning", "error"] = "info"
 
 
-class SendEventInput(ClientTarget):
+class SendEventInput(QueueableTarget):
     action: str
     payload: Any = None
 

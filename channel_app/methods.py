@@ -17,12 +17,14 @@ from channel_app.inputs import (
     ClientStatusInput,
     ClientTarget,
     NotifyInput,
+    QueueableTarget,
     RedirectInput,
     SendEventInput,
 )
 from channel_app.protocol import FunctionCall, result_body
 from channel_app.rate_limits import RateLimits
 from security.redirects import RedirectPolicy, RedirectRefused
+from sse.broker import QueueFull
 from sse.events import Event, utc_timestamp
 from sse.service import SseService
 
@@ -33,6 +35,7 @@ class MethodDeps:
     redirects: RedirectPolicy
     allow_broadcast: bool
     limits: RateLimits
+    queue_if_offline_default: bool = False
 
 
 Handler = Callable[[Any, FunctionCall, MethodDeps], Awaitable[dict[str, Any]]]
@@ -65,14 +68,23 @@ def _member_id(call: FunctionCall) -> str:
     raise FunctionError("INVALID_PARAMS", "clientId: field required (and the chat user has no memberId)")
 
 
-async def _deliver(deps: MethodDeps, client_id: str, event: Event, what: str) -> dict[str, Any]:
-    delivery = await deps.sse.publish(client_id, event)
-    if not delivery.delivered:
+async def _deliver(deps: MethodDeps, args: QueueableTarget, client_id: str, event: Event, what: str) -> dict[str, Any]:
+    queue = deps.queue_if_offline_default if args.queue_if_offline is None else args.queue_if_offline
+    try:
+        delivery = await deps.sse.publish(client_id, event, queue_if_offline=queue)
+    except QueueFull as full:
+        raise FunctionError("QUEUE_FULL", f"Client {client_id} is not connected and {full}", {"clientId": client_id}) from None
+    if delivery.queued:
+        message = f"{what} queued for client {client_id}: no open stream now, it waits for the next connection"
+    elif delivery.delivered:
+        message = f"{what} sent to client {client_id}"
+    else:
         raise FunctionError("CLIENT_NOT_CONNECTED", f"Client {client_id} is not connected", {"clientId": client_id})
     return result_body(
-        f"{what} sent to client {client_id}",
+        message,
         clientId=client_id,
         delivered=delivery.delivered,
+        queued=delivery.queued,
         eventId=delivery.event_id,
     )
 
@@ -84,19 +96,19 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
     except RedirectRefused as refused:
         raise FunctionError("URL_NOT_ALLOWED", f"Redirect refused: {refused.reason}") from None
     event = Event("redirect", {"type": "redirect", "url": url, "timestamp": utc_timestamp()})
-    return await _deliver(deps, client_id, event, "Redirect command")
+    return await _deliver(deps, args, client_id, event, "Redirect command")
 
 
 async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     client_id = await target_client(args, call, deps)
     event = Event("notification", _notification_data(args.message, args.title, args.level))
-    return await _deliver(deps, client_id, event, "Notification")
+    return await _deliver(deps, args, client_id, event, "Notification")
 
 
 async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     client_id = await target_client(args, call, deps)
     data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
-    return await _deliver(deps, client_id, Event("custom", data), f"Event '{args.action}'")
+    return await _deliver(deps, args, client_id, Event("custom", data), f"Event '{args.action}'")
 
 
 async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:

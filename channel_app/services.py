@@ -61,6 +61,7 @@ async def running_services(settings: Settings, policies: SecurityPolicies, lifec
                     redirects=policies.redirects,
                     allow_broadcast=settings.allow_broadcast,
                     limits=limits,
+                    queue_if_offline_default=settings.queue_if_offline_default,
                 ),
                 http=http,
             )

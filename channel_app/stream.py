@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from channel_app.client_auth import MAX_TOKEN_CHARS, last_event_id, presented_token
 from channel_app.responses import error_response
 from security.tokens import TokenRejected
-from sse.broker import Subscription
+from sse.broker import BrokerUnavailable, Subscription
 from sse.events import Event, encode_frame, encode_retry, utc_timestamp
 from sse.names import InvalidName, check_client_id
 from sse.registry import ConnectionRefused
@@ -82,6 +82,10 @@ class ClientStream:
                     headers=STREAM_HEADERS,
                 )
                 await response(scope, receive, send)
+        except BrokerUnavailable:
+            # A 503 would make the browser give up for good; an empty stream with a
+            # retry hint makes it come back once Redis (and this instance) are ready.
+            await EventSourceResponse(iter([retry]), ping=0, headers=STREAM_HEADERS)(scope, receive, send)
         except ConnectionRefused as refused:
             status = 503 if refused.reason == "instance_full" else 429
             retry_after = {"Retry-After": str(max(1, settings.retry_ms // 1000))}

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
 
     # Broker
     redis_url: str | None = None
+    redis_timeout_seconds: float = Field(1.0, gt=0)
 
     # Streams
     heartbeat_seconds: float = Field(15.0, gt=0)
@@ -81,6 +82,11 @@ class Settings(BaseSettings):
     max_stream_seconds: float = Field(1800.0, gt=0)
     history_size: int = Field(100, ge=0)
     history_ttl_seconds: float = Field(300.0, gt=0)
+
+    # Store-and-forward for clients with no open stream (`queueIfOffline`)
+    queue_if_offline_default: bool = False
+    queue_ttl_seconds: float = Field(30.0, gt=0)
+    queue_size: int = Field(20, ge=1)
 
     # Function calls
     max_body_bytes: int = Field(65536, ge=256)

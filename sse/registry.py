@@ -106,6 +106,9 @@ class ConnectionRegistry:
     def client_ids(self) -> Iterable[str]:
         return self._by_client.keys()
 
+    def connections_of(self, client_id: str) -> list[Connection]:
+        return list(self._by_client.get(client_id, {}).values())
+
     @asynccontextmanager
     async def open(
         self,

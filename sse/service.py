@@ -17,8 +17,10 @@ class SseService:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
 
-    async def publish(self, client_id: str, event: Event) -> Delivery:
-        return await self._broker.publish(client_id, event)
+    async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
+        """Delivery details; with `queue_if_offline` an unconnected client's event
+        waits for its next connection (`queued`). Raises QueueFull, BrokerUnavailable."""
+        return await self._broker.publish(client_id, event, queue_if_offline)
 
     async def send_to_client(self, client_id: str, event: Event) -> int:
         """Connections reached, cluster-wide; 0 when the client is not connected."""
