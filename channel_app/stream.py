@@ -7,11 +7,13 @@ the stream ends (client gone, token expired, slow client, shutdown).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import AsyncIterator
 
 from sse_starlette import EventSourceResponse
+from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,6 +24,8 @@ from sse.broker import BrokerUnavailable, Subscription
 from sse.events import Event, encode_frame, encode_retry, utc_timestamp
 from sse.names import InvalidName, check_client_id
 from sse.registry import ConnectionRefused
+
+logger = logging.getLogger("channel_push.stream")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 
@@ -82,6 +86,8 @@ class ClientStream:
                     headers=STREAM_HEADERS,
                 )
                 await response(scope, receive, send)
+        except SendTimeoutError:
+            logger.info("client %s dropped: a write blocked for %ss", self._client_id, settings.send_timeout_seconds)
         except BrokerUnavailable:
             # A 503 would make the browser give up for good; an empty stream with a
             # retry hint makes it come back once Redis (and this instance) are ready.

@@ -4,9 +4,12 @@ Delivery. Every instance subscribes to `cp:client:<id>` for each client with a
 stream open on it (sse/redis_listener.py). A publish is one Lua script
 (sse/redis_scripts.py, PUBLISH) that, atomically:
 
-1. counts the client's live connections in its presence set (sse/presence.py);
-   none and no `queue_if_offline`: answers "offline" and stores nothing, so a
-   later reconnect never acts on a call answered CLIENT_NOT_CONNECTED;
+1. counts the client's live connections in its presence set (sse/presence.py)
+   and, when there are none, the instances subscribed to its channel (PUBSUB
+   NUMSUB: a stream that is opening, or whose presence a stalled heartbeat let
+   lapse). Nobody and no `queue_if_offline`: answers "offline" and stores
+   nothing, so a later reconnect never acts on a call answered
+   CLIENT_NOT_CONNECTED;
 2. takes the next id of the client's stream (XADD: `<ms>-<seq>`, the wire id),
    encodes the frame once and PUBLISHes it;
 3. PUBLISH's receiver count > 0 (some instance holds a connection and got
@@ -20,6 +23,7 @@ stream open on it (sse/redis_listener.py). A publish is one Lua script
    died (its clients are reconnecting elsewhere, with Last-Event-ID) or lost
    Redis for a moment (it catches up when it is back), so the event is in
    transit, not lost, and the caller is told so: `queued: true, delivered: 0`.
+   The first connection of the client claims the queue (JOIN below).
 
 Reconnect without loss or repeats. A new stream first makes sure this
 instance's SUBSCRIBE is confirmed, then one script (JOIN) registers its

@@ -55,22 +55,23 @@ end
 PUBLISH = _COMMON + """
 local now = now_ms()
 local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-if connections == 0 and ARGV[6] ~= '1' then
+local queue_if_offline = ARGV[6] == '1'
+if connections == 0 and not queue_if_offline and redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] == 0 then
   return {'offline', '', 0}
 end
 local id = redis.call('XADD', KEYS[2], '*', 'n', ARGV[2], 'd', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 local message = frame(id, ARGV[2], ARGV[3])
-local receivers = 0
-if connections > 0 then
-  receivers = redis.call('PUBLISH', ARGV[1], message)
-end
+local receivers = redis.call('PUBLISH', ARGV[1], message)
 if receivers > 0 then
   redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[4])
   return {'delivered', id, math.max(connections, receivers)}
 end
 -- Nobody received it. XDEL keeps the stream's last id, so ids stay increasing.
 redis.call('XDEL', KEYS[2], id)
+if connections == 0 and not queue_if_offline then
+  return {'offline', '', 0}
+end
 while true do
   local oldest = redis.call('LINDEX', KEYS[3], 0)
   if not oldest or tonumber(string.match(oldest, '^(%d+) ')) >= now then break end
