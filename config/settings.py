@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     app_env: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    reuse_port: bool = False
     instance_id: str = Field(default_factory=_default_instance_id)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

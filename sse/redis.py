@@ -39,6 +39,9 @@ streams get a retry hint). Open streams stay open. The listener reconnects by
 itself, subscribes again, re-registers the presence of every local connection
 and replays, per client, what was published (queued) while it was away, before
 any held-back live frame: `_catch_up`.
+
+This module is longer than most because this docstring carries the design;
+the scripts it relies on are in sse/redis_scripts.py.
 """
 
 from __future__ import annotations

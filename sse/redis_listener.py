@@ -82,12 +82,13 @@ class PubSubListener:
             await asyncio.wait_for(self._ready.wait(), self._timeout)
             confirmed = asyncio.get_running_loop().create_future()
             async with self._lock:
+                if self._pubsub is None:
+                    raise BrokerUnavailable("redis pub/sub is reconnecting")
                 self._wanted.add(channel)
                 self._confirmations.setdefault(channel, deque()).append(confirmed)
-                assert self._pubsub is not None
                 await self._pubsub.subscribe(channel)
             await asyncio.wait_for(confirmed, self._timeout)
-        except (RedisError, OSError, TimeoutError, AssertionError) as error:
+        except (RedisError, OSError, TimeoutError) as error:
             raise BrokerUnavailable(f"cannot subscribe: {error!r}") from error
 
     async def remove(self, channel: str, still_wanted: Callable[[], bool]) -> None:

@@ -15,6 +15,7 @@ Keys (prefix `cp:`; `<c>` is a client id, `<m>` a connection `<instance>|<id>`):
     cp:broadcast-ids   STREAM  always empty (MAXLEN 0); only generates broadcast ids
     channel cp:client:<c>, channel cp:broadcast
 
+Most of this module is Lua, kept next to the key layout it depends on.
 Scripts touch keys they compute from the prefix, so they need one Redis (or a
 primary with replicas / Sentinel), not Redis Cluster. Exclusive XRANGE needs
 Redis >= 6.2.

@@ -157,3 +157,26 @@ async def test_absurd_last_event_id_is_harmless(redis_url):
         async with broker.subscribe("alice", "18446744073709551615-18446744073709551615") as subscription:
             assert subscription.replay == []
             assert (await broker.publish("alice", note("fine"))).delivered == 1
+
+
+async def test_tabs_closing_and_opening_at_once_leave_exactly_the_needed_subscriptions(redis_url, admin):
+    channel = RedisKeys().channel("alice")
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+
+        async def flicker() -> None:
+            for _ in range(25):
+                async with b.subscribe("alice", None):
+                    await asyncio.sleep(0)
+
+        async with b.subscribe("alice", None) as steady:
+            await asyncio.gather(flicker(), flicker())
+            assert (await admin.pubsub_numsub(channel)) == [(channel.encode(), 1)]
+            delivery = await a.publish("alice", note("still subscribed"))
+            assert delivery.delivered == 1
+            assert (await next_frame(steady.connection)).id == delivery.event_id
+        await eventually(lambda: _no_subscriber(admin, channel))
+        assert (await a.publish("alice", note("nobody"))).event_id is None
+
+
+async def _no_subscriber(admin, channel: str) -> bool:
+    return (await admin.pubsub_numsub(channel)) == [(channel.encode(), 0)]

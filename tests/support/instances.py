@@ -74,12 +74,12 @@ def instance_environment(name: str, redis_url: str, **overrides: str) -> dict[st
     return env
 
 
-def launch(name: str, workdir: Path, env: dict[str, str]) -> Instance:
-    port = free_port()
+def launch(name: str, workdir: Path, env: dict[str, str], port: int | None = None, *extra_args: str) -> Instance:
+    port = port or free_port()
     log_path = workdir / f"{name}.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "channel_app", "serve", "--port", str(port)],
+            [sys.executable, "-m", "channel_app", "serve", "--port", str(port), *extra_args],
             cwd=workdir,
             env=env,
             stdout=log,
