@@ -1,7 +1,9 @@
 """Command line: `python -m channel_app [serve|token] ...`.
 
 `serve` (the default) runs the service under uvicorn; every flag has an
-environment variable (see README). `token` mints a development client token.
+environment variable (see README). `token` mints a development client token;
+`commands --print` shows the commands ALF can use and `register-commands`
+registers them with Channel.
 """
 
 from __future__ import annotations
@@ -29,7 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--client-id", required=True)
     token.add_argument("--ttl", default="10m", help="lifetime: 30s, 10m, 2h, 1d (default 10m)")
     token.add_argument("--topic", action="append", default=[], help="topic the token may subscribe to")
+    listing = commands.add_parser("commands", help="show the commands we register for ALF")
+    listing.add_argument("--print", action="store_true", dest="print_commands", help="print them (default)")
+    listing.add_argument("--scope", default="desk", choices=["desk", "front"])
+    registering = commands.add_parser("register-commands", help="register our commands with Channel (registerCommands)")
+    registering.add_argument("--scope", default="desk", choices=["desk", "front"])
     args = parser.parse_args(argv)
+
+    if args.command == "commands":
+        from channel_app.cli_commands import print_commands
+
+        return print_commands(args.scope)
 
     overrides = {key: value for key in ("host", "port", "reuse_port") if (value := getattr(args, key, None)) is not None}
     try:
@@ -37,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     except MissingSecret as missing:
         print(f"channel-push: refusing to start: {missing}", file=sys.stderr)
         return 2
+    if args.command == "register-commands":
+        from channel_app.cli_commands import register
+
+        return register(resolved.settings, args.scope)
     if args.command == "token":
         from channel_app.cli_token import print_token
 

@@ -1,12 +1,27 @@
-"""Who is opening a stream: the client id it claims, and the token that proves it."""
+"""Who a browser is: the client id it claims, and the token that proves it.
+
+`authenticate_client` is shared by every browser route (stream, check, ack), so
+they answer the same statuses for the same problems: 401 for a missing, bad or
+expired token, 403 for a token issued to another clientId.
+"""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 
+from channel_app.responses import JSONBody, error_response
+from security.tokens import ClientClaims, TokenRejected
 from sse.names import is_event_id
 
 MAX_TOKEN_CHARS = 8192
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+class ClientAuthFailed(Exception):
+    def __init__(self, reason: str, response: JSONBody) -> None:
+        super().__init__(reason)
+        self.reason = reason  # for metrics: missing_token, invalid_token, forbidden
+        self.response = response
 
 
 def presented_token(request: Request, cookie_name: str) -> str | None:
@@ -16,6 +31,19 @@ def presented_token(request: Request, cookie_name: str) -> str | None:
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
     return request.query_params.get("token") or request.cookies.get(cookie_name) or None
+
+
+async def authenticate_client(services, client_id: str, token: str | None) -> ClientClaims:
+    """The verified claims of `token`, which must belong to `client_id`; else ClientAuthFailed."""
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        raise ClientAuthFailed("missing_token", error_response(401, "UNAUTHORIZED", "a client token is required", BEARER_CHALLENGE))
+    try:
+        claims = await services.tokens.verify(token)
+    except TokenRejected as rejected:
+        raise ClientAuthFailed("invalid_token", error_response(401, "INVALID_TOKEN", rejected.message, BEARER_CHALLENGE)) from None
+    if claims.subject != client_id:
+        raise ClientAuthFailed("forbidden", error_response(403, "FORBIDDEN", "the token was issued for another clientId"))
+    return claims
 
 
 def last_event_id(request: Request) -> str | None:

@@ -25,6 +25,7 @@ class BrowserCORSMiddleware:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
             allow_credentials=explicit,
+            expose_headers=["Retry-After"],  # the widget backs off by it after a 429/503 from /sse/check
             max_age=600,
         )
 

@@ -1,12 +1,14 @@
 """`PUT /functions`: verify, parse, dispatch. The methods themselves live in methods.py.
 
 Order matters: the signature is checked over the raw bytes before anything is
-parsed, so an unsigned caller learns nothing about our parser.
+parsed, so an unsigned caller learns nothing about our parser. Every call,
+answered or refused, is timed, counted and logged once (observers.record_call).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -18,8 +20,9 @@ from channel_app.body import BodyTooLarge, read_limited_body
 from channel_app.errors import FunctionError
 from channel_app.inputs import describe_validation_error
 from channel_app.methods import METHODS, MethodDeps
+from channel_app.observers import record_call
 from channel_app.protocol import FunctionCall, error_body
-from channel_app.responses import JSONBody, error_response
+from channel_app.responses import JSONBody
 from sse.broker import BrokerUnavailable
 
 logger = logging.getLogger("channel_push.functions")
@@ -27,21 +30,49 @@ logger = logging.getLogger("channel_push.functions")
 
 async def handle_function_call(request: Request) -> Response:
     services = request.app.state.services
+    started = time.perf_counter()
+    return _recorded(services, await _answer(request, services), started)
+
+
+Answer = tuple[FunctionCall | None, int, dict[str, Any]]
+
+
+async def _answer(request: Request, services) -> Answer:
     try:
         body = await read_limited_body(request, services.settings.max_body_bytes)
     except BodyTooLarge:
-        return error_response(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {services.settings.max_body_bytes} bytes")
+        return _refused(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {services.settings.max_body_bytes} bytes")
     except ClientDisconnect:
-        return error_response(400, "BAD_REQUEST", "the request body was not received")
-    if not services.signatures.is_valid(body, request.headers.get("x-signature")):
-        return error_response(401, "UNAUTHORIZED", "missing or invalid X-Signature")
+        return _refused(400, "BAD_REQUEST", "the request body was not received")
+    return await _answer_body(services, body, request.headers.get("x-signature"))
+
+
+async def answer_function_call(services, body: bytes, signature: str | None) -> JSONBody:
+    """The answer to one call, from its raw body and X-Signature (also used by the dev demo)."""
+    started = time.perf_counter()
+    return _recorded(services, await _answer_body(services, body, signature), started)
+
+
+async def _answer_body(services, body: bytes, signature: str | None) -> Answer:
+    if not services.signatures.is_valid(body, signature):
+        return _refused(401, "UNAUTHORIZED", "missing or invalid X-Signature")
     try:
         call = FunctionCall.model_validate(orjson.loads(body))
     except orjson.JSONDecodeError:
-        return error_response(400, "INVALID_JSON", "the request body is not valid JSON")
+        return _refused(400, "INVALID_JSON", "the request body is not valid JSON")
     except ValidationError as error:
-        return error_response(400, "INVALID_REQUEST", describe_validation_error(error))
-    return JSONBody(await dispatch(call, services.method_deps, services.settings.allowed_channel_ids))
+        return _refused(400, "INVALID_REQUEST", describe_validation_error(error))
+    return call, 200, await dispatch(call, services.method_deps, services.settings.allowed_channel_ids)
+
+
+def _recorded(services, answer: Answer, started: float) -> JSONBody:
+    call, status, body = answer
+    record_call(services.metrics, METHODS, call, status, body, time.perf_counter() - started)
+    return JSONBody(body, status)
+
+
+def _refused(status: int, error_type: str, message: str) -> Answer:
+    return None, status, {"error": {"type": error_type, "message": message}}
 
 
 async def dispatch(call: FunctionCall, deps: MethodDeps, allowed_channel_ids: list[str]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ async def heartbeat_forever(broker: Broker, interval_seconds: float) -> None:
     while True:
         await asyncio.sleep(interval_seconds)
         try:
-            broker.registry.deliver_all(HEARTBEAT_FRAME)
+            broker.registry.deliver_all(HEARTBEAT_FRAME, timed=False)
             await broker.housekeeping()
         except Exception:
             logger.exception("heartbeat round failed")

@@ -26,6 +26,28 @@ class ClientTarget(_Input):
         return None if value in (None, "") else check_client_id(value)
 
 
+MAX_WAIT_FOR_ACK_MS = 5000
+
+
+class AckWait(_Input):
+    """`waitForAck`: milliseconds to wait for the browser's acknowledgement; larger
+    values are capped at MAX_WAIT_FOR_ACK_MS so a call always answers promptly."""
+
+    wait_for_ack: int | None = Field(None, alias="waitForAck", ge=0)
+
+    @field_validator("wait_for_ack", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("waitForAck is a number of milliseconds")
+        return value
+
+    @field_validator("wait_for_ack")
+    @classmethod
+    def _cap_wait(cls, value: int | None) -> int | None:
+        return None if value is None else min(value, MAX_WAIT_FOR_ACK_MS)
+
+
 class QueueableTarget(ClientTarget):
     """`queueIfOffline: true` keeps the event for the client's next connection
     (QUEUE_TTL_SECONDS) when it has none now; absent: QUEUE_IF_OFFLINE_DEFAULT."""
@@ -33,7 +55,7 @@ class QueueableTarget(ClientTarget):
     queue_if_offline: StrictBool | None = Field(None, alias="queueIfOffline")
 
 
-class RedirectInput(QueueableTarget):
+class RedirectInput(QueueableTarget, AckWait):
     url: str = Field(min_length=1, max_length=4096)
 
 
@@ -43,7 +65,7 @@ class NotifyInput(QueueableTarget):
     level: Literal["info", "success", "warning", "error"] = "info"
 
 
-class SendEventInput(QueueableTarget):
+class SendEventInput(QueueableTarget, AckWait):
     action: str
     payload: Any = None
 

@@ -7,6 +7,7 @@ browser reconnects to another instance.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Callable
 
@@ -16,6 +17,7 @@ class Lifecycle:
         self.started_at = time.time()
         self.draining = False
         self._on_drain: list[Callable[[], object]] = []
+        self._drained = asyncio.Event()
 
     @property
     def uptime_seconds(self) -> float:
@@ -28,5 +30,14 @@ class Lifecycle:
         if self.draining:
             return
         self.draining = True
+        self._drained.set()
         for callback in self._on_drain:
             callback()
+
+    async def sleep_unless_draining(self, seconds: float) -> bool:
+        """Wait `seconds`, or less when a drain begins; True while not draining."""
+        try:
+            await asyncio.wait_for(self._drained.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        return not self.draining

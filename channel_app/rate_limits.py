@@ -8,6 +8,7 @@ hit is allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from security.ratelimit import Decision, Rate, RateLimiter
 
@@ -18,8 +19,12 @@ ALLOWED = Decision(allowed=True, retry_after_seconds=0.0, remaining=0)
 class RateLimits:
     limiter: RateLimiter | None
     rates: dict[str, Rate]
+    on_refused: Callable[[str], None] | None = None  # told the scope of each refusal (metrics)
 
     async def hit(self, scope: str, key: str) -> Decision:
         if self.limiter is None:
             return ALLOWED
-        return await self.limiter.hit(f"{scope}:{key}", self.rates[scope])
+        decision = await self.limiter.hit(f"{scope}:{key}", self.rates[scope])
+        if not decision.allowed and self.on_refused is not None:
+            self.on_refused(scope)
+        return decision

@@ -6,23 +6,27 @@ Each process is a complete instance with its own drain, and they share state
 through Redis, so REUSE_PORT without REDIS_URL is refused. uvicorn's own
 `--workers` supervisor is not used because it runs plain uvicorn servers,
 which would skip the drain that ends streams on SIGTERM.
+
+Exit status: 0 after a drained shutdown (SIGTERM or Ctrl-C), 3 when the
+server could not start (port in use, lifespan failure).
 """
 
 from __future__ import annotations
 
-import logging
+import signal
 import socket
 import sys
 
 import uvicorn
 
 from channel_app.app import create_app
+from channel_app.logs import logging_config
 from channel_app.policies import InvalidConfiguration
 from channel_app.server import DrainingServer
 from config.secrets import ResolvedSettings
-from security.redaction import RedactCredentials
 
 BANNER_RULE = "=" * 72
+STARTUP_FAILED = 3
 
 
 def serve(resolved: ResolvedSettings) -> int:
@@ -40,12 +44,17 @@ def serve(resolved: ResolvedSettings) -> int:
         proxy_headers=True,
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        log_config=logging_config(settings),  # JSON or text; access lines redacted and without query
     )
-    # uvicorn.Config has configured its loggers by now; redact before anything is logged.
-    logging.getLogger("uvicorn.access").addFilter(RedactCredentials())
     server = DrainingServer(config, app.state.lifecycle)
+    # uvicorn re-raises the exit signal once it has shut down, which would end
+    # the process with "killed by SIGTERM" after a clean drain. Routing the
+    # signals to the server beforehand makes that re-raise land here (a no-op
+    # by then) and also covers a signal that arrives before uvicorn starts.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, server.handle_exit)
     server.run(sockets=[shared_port_socket(settings.host, settings.port)] if settings.reuse_port else None)
-    return 0
+    return 0 if server.started else STARTUP_FAILED
 
 
 def shared_port_socket(host: str, port: int) -> socket.socket:

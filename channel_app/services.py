@@ -9,8 +9,13 @@ from typing import AsyncIterator
 import httpx
 import redis.asyncio as redis_asyncio
 
+from channel_app.chat_fallback import ChatFallback
 from channel_app.lifecycle import Lifecycle
 from channel_app.methods import MethodDeps
+from channel_app.metrics import Metrics
+from channel_app.native.client import NativeApiClient
+from channel_app.native.tokens import TokenManager
+from channel_app.observers import ConnectionEvents
 from channel_app.policies import SecurityPolicies
 from channel_app.rate_limits import RateLimits
 from config.settings import Settings
@@ -18,6 +23,7 @@ from security.ratelimit import MemoryRateLimiter, RateLimiter
 from security.ratelimit_redis import RedisRateLimiter
 from security.signature import SignatureVerifier
 from security.tokens import ClientTokenVerifier
+from sse.acks import Acks, make_acks
 from sse.broker import Broker, make_broker
 from sse.service import SseService
 
@@ -26,6 +32,7 @@ from sse.service import SseService
 class Services:
     settings: Settings
     lifecycle: Lifecycle
+    metrics: Metrics
     broker: Broker
     sse: SseService
     signatures: SignatureVerifier
@@ -33,6 +40,21 @@ class Services:
     limits: RateLimits
     method_deps: MethodDeps
     http: httpx.AsyncClient
+    channel_api: tuple[NativeApiClient, TokenManager] | None
+    acks: Acks
+
+
+def channel_api(settings: Settings, http: httpx.AsyncClient) -> tuple[NativeApiClient, TokenManager] | None:
+    """Channel's native API, when the app secret is configured."""
+    if settings.channel_app_secret is None:
+        return None
+    client = NativeApiClient(
+        http,
+        base_url=settings.channel_api_base_url,
+        timeout_seconds=settings.channel_api_timeout_seconds,
+        max_retries=1,
+    )
+    return client, TokenManager(client, settings.channel_app_secret.get_secret_value())
 
 
 def rate_limiter(shared_redis: redis_asyncio.Redis | None) -> RateLimiter:
@@ -40,17 +62,30 @@ def rate_limiter(shared_redis: redis_asyncio.Redis | None) -> RateLimiter:
 
 
 @asynccontextmanager
-async def running_services(settings: Settings, policies: SecurityPolicies, lifecycle: Lifecycle) -> AsyncIterator[Services]:
-    broker = make_broker(settings)
-    sse = SseService(broker)
+async def running_services(
+    settings: Settings, policies: SecurityPolicies, lifecycle: Lifecycle, metrics: Metrics
+) -> AsyncIterator[Services]:
+    broker = make_broker(settings, ConnectionEvents(metrics))
+    sse = SseService(broker, metrics)
+    registry = broker.registry
+    metrics.watch(
+        connections=lambda: registry.connection_total,
+        clients=lambda: registry.client_total,
+        draining=lambda: lifecycle.draining,
+    )
     shared_redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
-    limits = RateLimits(rate_limiter(shared_redis) if settings.rate_limits_enabled else None, policies.rates)
-    async with httpx.AsyncClient(timeout=5.0) as http:
+    limiter = rate_limiter(shared_redis) if settings.rate_limits_enabled else None
+    limits = RateLimits(limiter, policies.rates, on_refused=metrics.rate_limited)
+    acks = make_acks(settings)
+    async with httpx.AsyncClient(timeout=settings.channel_api_timeout_seconds) as http:
+        native = channel_api(settings, http)
+        chat = ChatFallback(*native) if native and settings.chat_fallback_enabled else None
         await broker.start()
         try:
             yield Services(
                 settings=settings,
                 lifecycle=lifecycle,
+                metrics=metrics,
                 broker=broker,
                 sse=sse,
                 signatures=policies.signatures,
@@ -61,11 +96,16 @@ async def running_services(settings: Settings, policies: SecurityPolicies, lifec
                     redirects=policies.redirects,
                     allow_broadcast=settings.allow_broadcast,
                     limits=limits,
+                    acks=acks,
+                    chat=chat,
                     queue_if_offline_default=settings.queue_if_offline_default,
                 ),
                 http=http,
+                channel_api=native,
+                acks=acks,
             )
         finally:
+            await acks.close()
             await broker.close()
             if shared_redis is not None:
                 await shared_redis.aclose()

@@ -2,7 +2,8 @@
 
 The response is an ASGI callable that holds the broker subscription for
 exactly as long as the stream runs, so the connection is unregistered however
-the stream ends (client gone, token expired, slow client, shutdown).
+the stream ends (client gone, token expired, max lifetime, slow client,
+shutdown); each of those is a close reason the metrics and logs report.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from channel_app.client_auth import MAX_TOKEN_CHARS, last_event_id, presented_token
+from channel_app.client_auth import ClientAuthFailed, authenticate_client, last_event_id, presented_token
 from channel_app.responses import error_response
-from security.tokens import TokenRejected
 from sse.broker import BrokerUnavailable, Subscription
 from sse.events import Event, encode_frame, encode_retry, utc_timestamp
 from sse.names import InvalidName, check_client_id
@@ -32,29 +32,34 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "n
 
 async def connect_stream(request: Request) -> ASGIApp:
     services = request.app.state.services
+    refused = services.metrics.connect_refused
     client_ip = request.client.host if request.client else "-"
     if refusal := await _rate_limited(services, "connect_ip", client_ip):
+        refused("rate_limited")
         return refusal
     try:
         client_id = check_client_id(request.query_params.get("clientId", ""))
+        token = presented_token(request, services.settings.client_token_cookie)
+        claims = await authenticate_client(services, client_id, token)
     except InvalidName as invalid:
+        refused("invalid_client_id")
         return error_response(400, "INVALID_CLIENT_ID", str(invalid))
-    token = presented_token(request, services.settings.client_token_cookie)
-    if not token or len(token) > MAX_TOKEN_CHARS:
-        return error_response(401, "UNAUTHORIZED", "a client token is required", {"WWW-Authenticate": "Bearer"})
-    try:
-        claims = await services.tokens.verify(token)
-    except TokenRejected as rejected:
-        return error_response(401, "INVALID_TOKEN", rejected.message, {"WWW-Authenticate": "Bearer"})
-    if claims.subject != client_id:
-        return error_response(403, "FORBIDDEN", "the token was issued for another clientId")
+    except ClientAuthFailed as failed:
+        refused(failed.reason)
+        return failed.response
     if refusal := await _rate_limited(services, "connect_client", client_id):
+        refused("rate_limited")
         return refusal
     retry = encode_retry(services.settings.retry_ms)
     if services.lifecycle.draining:
+        refused("draining")
         return EventSourceResponse(iter([retry]), ping=0, headers=STREAM_HEADERS)
-    deadline = min(claims.expires_at, time.time() + services.settings.max_stream_seconds)
-    return ClientStream(services, client_id, last_event_id(request), deadline)
+    lifetime_ends = time.time() + services.settings.max_stream_seconds
+    if claims.expires_at <= lifetime_ends:
+        deadline, reason = claims.expires_at, "token_expired"
+    else:
+        deadline, reason = lifetime_ends, "max_lifetime"
+    return ClientStream(services, client_id, last_event_id(request), deadline, reason)
 
 
 async def _rate_limited(services, scope: str, key: str) -> ASGIApp | None:
@@ -66,11 +71,12 @@ async def _rate_limited(services, scope: str, key: str) -> ASGIApp | None:
 
 
 class ClientStream:
-    def __init__(self, services, client_id: str, resume_from: str | None, deadline: float) -> None:
+    def __init__(self, services, client_id: str, resume_from: str | None, deadline: float, deadline_reason: str) -> None:
         self._services = services
         self._client_id = client_id
         self._resume_from = resume_from
         self._deadline = deadline
+        self._deadline_reason = deadline_reason
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self._services.settings
@@ -78,21 +84,23 @@ class ClientStream:
         try:
             subscription = self._services.broker.subscribe(self._client_id, self._resume_from)
             async with subscription as active:
-                active.connection.close_at(self._deadline, "stream_deadline", retry)
+                active.connection.close_at(self._deadline, self._deadline_reason, retry)
                 response = EventSourceResponse(
                     self._frames(active, retry),
                     ping=0,  # heartbeats come from one shared loop, not a task per stream
                     send_timeout=settings.send_timeout_seconds,
                     headers=STREAM_HEADERS,
                 )
-                await response(scope, receive, send)
-        except SendTimeoutError:
-            logger.info("client %s dropped: a write blocked for %ss", self._client_id, settings.send_timeout_seconds)
+                try:
+                    await response(scope, receive, send)
+                except SendTimeoutError:
+                    active.connection.close("slow_client")  # a write blocked too long: same as a full queue
         except BrokerUnavailable:
             # A 503 would make the browser give up for good; an empty stream with a
             # retry hint makes it come back once Redis (and this instance) are ready.
             await EventSourceResponse(iter([retry]), ping=0, headers=STREAM_HEADERS)(scope, receive, send)
         except ConnectionRefused as refused:
+            self._services.metrics.connect_refused(refused.reason)
             status = 503 if refused.reason == "instance_full" else 429
             retry_after = {"Retry-After": str(max(1, settings.retry_ms // 1000))}
             await error_response(status, refused.reason.upper(), refused.message, retry_after)(scope, receive, send)
@@ -103,8 +111,11 @@ class ClientStream:
         for frame in subscription.replay:
             yield frame
         queue = connection.queue
+        frame_written = self._services.metrics.frame_written
         while (frame := await queue.get()) is not None:
             yield frame
+            if (latency := connection.written(frame)) is not None:
+                frame_written(latency)
 
     def _connected_frame(self, subscription: Subscription) -> bytes:
         event = Event(

@@ -40,11 +40,17 @@ class Settings(BaseSettings):
     reuse_port: bool = False
     instance_id: str = Field(default_factory=_default_instance_id)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] | None = None  # None: json in production, text in development
 
     # Channel Talk
     channel_signing_key: SecretStr | None = None
     channel_signing_key_previous: SecretStr | None = None
     allowed_channel_ids: CommaList = []
+    channel_app_id: str | None = None
+    channel_app_secret: SecretStr | None = None
+    channel_api_base_url: str = "https://app-store-api.channel.io"
+    channel_api_timeout_seconds: float = Field(3.0, gt=0, le=30)
+    chat_fallback_enabled: bool = True
 
     # Browser clients: exactly one of the secret, the public key or the JWKS URL
     client_jwt_secret: SecretStr | None = None
@@ -96,6 +102,7 @@ class Settings(BaseSettings):
     # Operations
     ops_token: SecretStr | None = None
     shutdown_grace_seconds: float = Field(5.0, ge=0)
+    status_stream_seconds: float = Field(2.0, gt=0)
 
     @field_validator(
         "allowed_channel_ids",
@@ -115,7 +122,8 @@ class Settings(BaseSettings):
         return [item.strip() for item in text.split(",") if item.strip()]
 
     @field_validator(
-        "redis_url", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
+        "redis_url", "channel_app_id", "channel_app_secret", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
+        "log_format", "ops_token",
         mode="before",
     )
     @classmethod
@@ -125,3 +133,7 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.is_production else "text")

@@ -6,8 +6,14 @@ cd "$(dirname "$0")/.."
 
 apt_packages=()
 command -v redis-server >/dev/null || apt_packages+=(redis-server)
+# Browser tests drive Debian's chromium through Playwright (never `playwright install`).
+command -v chromium >/dev/null || apt_packages+=(chromium)
 command -v python3 >/dev/null || apt_packages+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
+# Browser tests drive Debian's chromium through Playwright (never `playwright install`);
+# a Korean font so toasts in Korean render as glyphs, not empty boxes.
+[ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+dpkg-query -W -f='${Status}' fonts-nanum 2>/dev/null | grep -q 'ok installed' || apt_packages+=(fonts-nanum)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "scripts/test.sh: missing ${apt_packages[*]}; run as root or install them" >&2
@@ -17,7 +23,7 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
 # redis-server is started by the test fixtures on free ports; the packaged
-# system service is not needed.
+# system service is not needed. Deselect browser tests with `-m "not browser"`.
 
 python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncContextManager, Protocol
 
 from sse.events import Event
-from sse.registry import Connection, ConnectionRegistry, RegistryLimits
+from sse.registry import Connection, ConnectionObserver, ConnectionRegistry, RegistryLimits
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class Delivery:
     event_id: str | None  # None when nothing was published (nobody to receive it)
     delivered: int  # connections that accepted the event, cluster-wide
+    dropped: int = 0  # connections that could not take it (slow clients, dropped for it); as far as known
     queued: bool = False  # nobody received it yet: it waits for the client's next connection
 
 
@@ -88,13 +89,14 @@ class Broker(Protocol):
         heartbeat loop every HEARTBEAT_SECONDS. Never raises for an unreachable backend."""
 
 
-def make_broker(settings: Settings) -> Broker:
+def make_broker(settings: Settings, observer: ConnectionObserver | None = None) -> Broker:
     registry = ConnectionRegistry(
         RegistryLimits(
             per_client=settings.max_connections_per_client,
             total=settings.max_connections,
             queue_size=settings.connection_queue_size,
-        )
+        ),
+        observer,
     )
     if settings.redis_url:
         from sse.redis import RedisBroker

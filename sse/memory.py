@@ -35,9 +35,11 @@ class MemoryBroker:
         return None
 
     async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
-        if self.registry.connection_count(client_id):
+        attempted = self.registry.connection_count(client_id)
+        if attempted:
             event_id, frame = self._history.append(client_id, event)
-            return Delivery(event_id, self.registry.deliver(client_id, frame))
+            delivered = self.registry.deliver(client_id, frame)
+            return Delivery(event_id, delivered, attempted - delivered)
         if not queue_if_offline:
             return Delivery(None, 0)
         event_id, frame = self._history.assign(client_id, event)
@@ -45,8 +47,10 @@ class MemoryBroker:
         return Delivery(event_id, 0, queued=True)
 
     async def broadcast(self, event: Event) -> Delivery:
+        attempted = self.registry.connection_total
         event_id, frame = self._history.append(BROADCAST_STREAM, event)
-        return Delivery(event_id, self.registry.deliver_all(frame))
+        delivered = self.registry.deliver_all(frame)
+        return Delivery(event_id, delivered, attempted - delivered)
 
     async def connection_count(self, client_id: str) -> int:
         return self.registry.connection_count(client_id)

@@ -5,7 +5,16 @@ Each connection owns a bounded queue of encoded frames. Delivery never waits:
 connection is dropped as a slow client and the others are untouched.
 
 `open()` is an async context manager, so a connection is always unregistered,
-even when the task serving it is cancelled.
+even when the task serving it is cancelled. An optional `ConnectionObserver`
+hears of every open and close (with its reason); metrics and logs hang there.
+
+Publish-to-write latency is sampled without touching the queue's item type:
+each connection times at most one queued frame at a time (its *probe*), and
+the writer reports the delay when it has written exactly that frame object.
+An idle stream therefore times every event; a busy one samples.
+
+(Slightly over 200 lines: Connection and the registry share the offer/close
+rules and read best side by side.)
 """
 
 from __future__ import annotations
@@ -15,9 +24,10 @@ import itertools
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterable
+from typing import AsyncIterator, Callable, Iterable, Protocol
 
 END_OF_STREAM = None
+CLIENT_CLOSED = "client_closed"  # close reason when the stream ended without the server closing it
 
 
 class ConnectionRefused(Exception):
@@ -30,7 +40,7 @@ class ConnectionRefused(Exception):
 
 
 class Connection:
-    __slots__ = ("id", "client_id", "opened_at", "queue", "close_reason", "_expiry")
+    __slots__ = ("id", "client_id", "opened_at", "queue", "close_reason", "_expiry", "_probe", "_probe_at")
 
     def __init__(self, connection_id: str, client_id: str, queue_size: int) -> None:
         self.id = connection_id
@@ -39,9 +49,13 @@ class Connection:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(queue_size)
         self.close_reason: str | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._probe: bytes | None = None
+        self._probe_at = 0.0
 
-    def offer(self, frame: bytes) -> bool:
-        """Queue a frame without waiting; a full queue drops this connection."""
+    def offer(self, frame: bytes, timed: bool = True) -> bool:
+        """Queue a frame without waiting; a full queue drops this connection.
+        `timed=False` keeps frames that were never published (heartbeats) out
+        of the publish-to-write sample."""
         if self.close_reason is not None:
             return False
         try:
@@ -49,7 +63,18 @@ class Connection:
         except asyncio.QueueFull:
             self.close("slow_client")
             return False
+        if timed and self._probe is None:
+            self._probe = frame
+            self._probe_at = time.monotonic()
         return True
+
+    def written(self, frame: bytes) -> float | None:
+        """Called by the writer after each frame; seconds since it was queued
+        when it was the timed one, else None."""
+        if frame is not self._probe:
+            return None
+        self._probe = None
+        return time.monotonic() - self._probe_at
 
     def close(self, reason: str, farewell: bytes | None = None) -> None:
         """End the stream after the frames already queued, then `farewell`.
@@ -77,6 +102,13 @@ class Connection:
             self._expiry.cancel()
 
 
+class ConnectionObserver(Protocol):
+    def connection_opened(self, connection: Connection) -> None: ...
+
+    def connection_closed(self, connection: Connection, reason: str) -> None:
+        """`reason` is the connection's close reason, or CLIENT_CLOSED."""
+
+
 @dataclass
 class RegistryLimits:
     per_client: int
@@ -85,8 +117,9 @@ class RegistryLimits:
 
 
 class ConnectionRegistry:
-    def __init__(self, limits: RegistryLimits) -> None:
+    def __init__(self, limits: RegistryLimits, observer: ConnectionObserver | None = None) -> None:
         self._limits = limits
+        self._observer = observer
         self._by_client: dict[str, dict[str, Connection]] = {}
         self._total = 0
         self._ids = itertools.count(1)
@@ -119,13 +152,18 @@ class ConnectionRegistry:
         """Register a connection; `on_first`/`on_last` fire when a client gains its
         first or loses its last local connection (the Redis broker subscribes there)."""
         connection = self._register(client_id)
+        if self._observer is not None:
+            self._observer.connection_opened(connection)
         try:
             if on_first is not None and self.connection_count(client_id) == 1:
                 await _maybe_await(on_first(client_id))
             yield connection
         finally:
             connection.cancel_timers()
-            if self._unregister(connection) and on_last is not None:
+            last = self._unregister(connection)
+            if self._observer is not None:
+                self._observer.connection_closed(connection, connection.close_reason or CLIENT_CLOSED)
+            if last and on_last is not None:
                 await _maybe_await(on_last(client_id))
 
     def deliver(self, client_id: str, frame: bytes) -> int:
@@ -134,11 +172,11 @@ class ConnectionRegistry:
             return 0
         return sum(1 for connection in list(connections.values()) if connection.offer(frame))
 
-    def deliver_all(self, frame: bytes) -> int:
+    def deliver_all(self, frame: bytes, timed: bool = True) -> int:
         delivered = 0
         for connections in list(self._by_client.values()):
             for connection in list(connections.values()):
-                delivered += connection.offer(frame)
+                delivered += connection.offer(frame, timed)
         return delivered
 
     def close_all(self, reason: str, farewell: bytes | None = None) -> int:

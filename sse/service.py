@@ -9,28 +9,42 @@ Mirrors the reference design's NestJS `SseService` (`sendToClient`,
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sse.broker import Broker, Delivery
 from sse.events import Event
 
 
+class PublishObserver(Protocol):
+    def published(self, event_name: str, delivery: Delivery) -> None:
+        """After every publish or broadcast; keep it cheap (a few counters)."""
+
+
 class SseService:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, observer: PublishObserver | None = None) -> None:
         self._broker = broker
+        self._observer = observer
 
     async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
         """Delivery details; with `queue_if_offline` an unconnected client's event
         waits for its next connection (`queued`). Raises QueueFull, BrokerUnavailable."""
-        return await self._broker.publish(client_id, event, queue_if_offline)
+        delivery = await self._broker.publish(client_id, event, queue_if_offline)
+        if self._observer is not None:
+            self._observer.published(event.name, delivery)
+        return delivery
 
     async def send_to_client(self, client_id: str, event: Event) -> int:
         """Connections reached, cluster-wide; 0 when the client is not connected."""
-        return (await self._broker.publish(client_id, event)).delivered
+        return (await self.publish(client_id, event)).delivered
 
     async def publish_to_all(self, event: Event) -> Delivery:
-        return await self._broker.broadcast(event)
+        delivery = await self._broker.broadcast(event)
+        if self._observer is not None:
+            self._observer.published(event.name, delivery)
+        return delivery
 
     async def broadcast(self, event: Event) -> int:
-        return (await self._broker.broadcast(event)).delivered
+        return (await self.publish_to_all(event)).delivered
 
     async def is_client_connected(self, client_id: str) -> bool:
         return await self._broker.connection_count(client_id) > 0

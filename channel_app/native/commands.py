@@ -73,8 +73,8 @@ _COMMANDS: tuple[_Command, ...] = (
                    "Open it when the visitor is back online",
                    "True only if the customer wants the page opened when they come back; else false."),
             _Param("waitForAck", "wait_for_ack", "int", False,
-                   "Seconds to wait for the browser to confirm",
-                   "Usually leave empty. Seconds to wait for the browser to confirm it opened the page."),
+                   "Milliseconds to wait for the browser to confirm",
+                   "Usually leave empty. Milliseconds (up to 5000) to wait for the browser to confirm it opened the page."),
         ),
     ),
     _Command(

@@ -113,7 +113,8 @@ async def test_disconnect_unregisters_and_status_drops_to_zero(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         params = {"clientId": "visitor", "token": client_token("visitor")}
         async with http.stream("GET", "/sse/connect", params=params) as response:
-            await SseReader(response).next_event()
+            reader = SseReader(response)  # kept referenced: a collected reader closes its stream
+            await reader.next_event()
             assert (await status(server))["connections"] == 1
     with anyio.fail_after(5):
         while (current := await status(server))["connections"] != 0:
@@ -128,8 +129,10 @@ async def test_connection_beyond_per_client_cap_gets_429(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         params = {"clientId": "visitor", "token": token}
         async with http.stream("GET", "/sse/connect", params=params) as first, http.stream("GET", "/sse/connect", params=params) as second:
-            await SseReader(first).next_event()
-            await SseReader(second).next_event()
+            first_reader = SseReader(first)
+            await first_reader.next_event()
+            second_reader = SseReader(second)
+            await second_reader.next_event()
             third = await http.get("/sse/connect", params=params)
             assert third.status_code == 429
             assert third.headers["retry-after"]
@@ -146,7 +149,8 @@ async def test_reconnect_with_last_event_id_replays_missed_events_in_order(serve
             seen = await reader.next_event()
             # Keep a second tab open so the events below are delivered, then resume the first.
             async with http.stream("GET", "/sse/connect", params=params) as other:
-                await SseReader(other).next_event()
+                other_reader = SseReader(other)
+                await other_reader.next_event()
                 await notify(server, "visitor", "two")
                 await notify(server, "visitor", "three")
         resumed_params = {**params, "lastEventId": seen.id}

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from channel_app.app import create_app
-from tests.support.apps import make_settings
+from tests.support.asgi import asgi_client
 from tests.support.channel import function_body, signed_headers
 
 pytestmark = pytest.mark.anyio
@@ -14,11 +12,8 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 async def http():
-    app = create_app(make_settings(max_body_bytes=1024))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async with asgi_client(max_body_bytes=1024) as client:
+        yield client
 
 
 async def test_missing_signature_is_401(http):

@@ -31,10 +31,10 @@ class RunningServer:
         self.loop.call_soon_threadsafe(callback, *args)
 
 
-def free_socket() -> socket.socket:
+def free_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
 
 
@@ -44,8 +44,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_server(app: Starlette, grace_seconds: float = 2.0) -> Iterator[RunningServer]:
-    sock = free_socket()
+def run_server(app: Starlette, grace_seconds: float = 2.0, port: int = 0) -> Iterator[RunningServer]:
+    """`port=0` picks a free one; a fixed port lets a test restart "the same" server."""
+    sock = free_socket(port)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=grace_seconds, lifespan="on")
     server = DrainingServer(config, app.state.lifecycle)
     loops: list[asyncio.AbstractEventLoop] = []

@@ -29,6 +29,9 @@ class ReceivedEvent:
 
 
 class SseReader:
+    """Keep a reference while the stream should stay open: when the reader is
+    garbage-collected its line iterator closes the response."""
+
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
         self.comments: list[str] = []

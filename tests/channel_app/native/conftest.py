@@ -1,4 +1,4 @@
-"""Fixtures for the native-API tests (see native_fakes.py for the doubles)."""
+"""Fixtures for the native-API tests (see tests/support/fake_channel.py for the doubles)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import respx
-from native_fakes import APP_SECRET, BASE_URL, FakeChannel, FakeClock
+from tests.support.fake_channel import APP_SECRET, BASE_URL, FakeChannel, FakeClock
 
 from channel_app.native.client import NativeApiClient
 from channel_app.native.tokens import TokenManager

@@ -8,7 +8,7 @@ import time
 import anyio
 import httpx
 import pytest
-from native_fakes import BASE_URL, FUNCTIONS_PATH, FakeChannel, ok
+from tests.support.fake_channel import BASE_URL, FUNCTIONS_PATH, FakeChannel, ok
 
 from channel_app.native.client import NativeApiClient, NativeApiError
 

@@ -6,7 +6,7 @@ import copy
 
 import httpx
 import pytest
-from native_fakes import APP_SECRET, FakeChannel, ok, token_reply
+from tests.support.fake_channel import APP_SECRET, FakeChannel, ok, token_reply
 
 from channel_app.native.client import NativeApiClient
 from channel_app.native.command_limits import LEGACY_MAX_ALF_DESCRIPTION, definition_problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from native_fakes import APP_SECRET, FakeChannel, ok, token_reply
+from tests.support.fake_channel import APP_SECRET, FakeChannel, ok, token_reply
 
 from channel_app.native.client import NativeApiClient, NativeApiError
 from channel_app.native.messages import write_user_chat_message

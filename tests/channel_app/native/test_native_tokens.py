@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import httpx
 import pytest
-from native_fakes import APP_SECRET, FakeChannel, FakeClock, ok, token_reply
+from tests.support.fake_channel import APP_SECRET, FakeChannel, FakeClock, ok, token_reply
 
 from channel_app.native.client import NativeApiClient, NativeApiError
 from channel_app.native.tokens import TokenManager

@@ -1,0 +1,71 @@
+"""`POST /sse/ack`: the widget confirms it acted on an event (see sse/acks.py).
+
+Body: `{"clientId", "eventId", "outcome", "token"?}`. The token may also come
+as `Authorization: Bearer`, the `token` query parameter or the cookie, and
+must belong to `clientId`. The widget sends the body as `text/plain` with the
+token inside it: that keeps the request CORS-simple (no preflight), so it can
+go out with `keepalive` in the same moment the page navigates away.
+
+Every well-formed, authenticated ack is answered 204, whether or not a call
+is waiting for it: the answer reveals nothing about other calls.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from channel_app.body import BodyTooLarge, read_limited_body
+from channel_app.client_auth import MAX_TOKEN_CHARS, ClientAuthFailed, authenticate_client, presented_token
+from channel_app.inputs import describe_validation_error
+from channel_app.responses import error_response
+from sse.names import check_client_id, is_event_id
+
+MAX_ACK_BODY_BYTES = 16 * 1024
+
+
+class AckInput(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    client_id: str = Field(alias="clientId")
+    event_id: str = Field(alias="eventId")
+    outcome: Literal["done", "refused", "declined", "failed"] = "done"
+    token: str | None = Field(None, max_length=MAX_TOKEN_CHARS)
+
+    @field_validator("client_id")
+    @classmethod
+    def _valid_client_id(cls, value: str) -> str:
+        return check_client_id(value)
+
+    @field_validator("event_id")
+    @classmethod
+    def _valid_event_id(cls, value: str) -> str:
+        if not is_event_id(value):
+            raise ValueError("eventId is the id of an event this service sent, like 1732380000000-0")
+        return value
+
+
+async def acknowledge_event(request: Request) -> Response:
+    services = request.app.state.services
+    try:
+        body = await read_limited_body(request, MAX_ACK_BODY_BYTES)
+        ack = AckInput.model_validate(orjson.loads(body))
+    except BodyTooLarge:
+        return error_response(413, "PAYLOAD_TOO_LARGE", f"an ack body is at most {MAX_ACK_BODY_BYTES} bytes")
+    except ClientDisconnect:
+        return error_response(400, "BAD_REQUEST", "the request body was not received")
+    except orjson.JSONDecodeError:
+        return error_response(400, "INVALID_JSON", "the request body is not valid JSON")
+    except ValidationError as error:
+        return error_response(400, "INVALID_REQUEST", describe_validation_error(error))
+    token = ack.token or presented_token(request, services.settings.client_token_cookie)
+    try:
+        await authenticate_client(services, ack.client_id, token)
+    except ClientAuthFailed as failed:
+        return failed.response
+    await services.acks.acknowledge(ack.client_id, ack.event_id, ack.outcome)
+    return Response(status_code=204)

@@ -1,0 +1,62 @@
+"""When the visitor has no open page, say it in the chat instead.
+
+If a call's target is not connected and the call came from a user chat, the
+link or message is posted into that chat with Channel's
+`writeUserChatMessage`, so the customer still gets it. Custom `sendEvent`
+actions have no chat equivalent and never fall back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from channel_app.errors import FunctionError
+from channel_app.native.client import NativeApiError
+from channel_app.native.messages import write_user_chat_message
+from channel_app.native.tokens import TokenManager
+from channel_app.native.client import NativeApiClient
+from channel_app.protocol import FunctionCall
+
+LINK_TEXT = {"ko": "요청하신 페이지입니다.", "ja": "ご依頼のページです。"}
+DEFAULT_LINK_TEXT = "Here is the page you asked for."
+LINK_LABEL = {"ko": "페이지 열기", "ja": "ページを開く"}
+DEFAULT_LINK_LABEL = "Open page"
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    text: str
+    link: str | None = None
+    link_label: str | None = None
+
+
+def link_message(url: str, language: str | None) -> ChatMessage:
+    language = (language or "").split("-")[0]
+    return ChatMessage(LINK_TEXT.get(language, DEFAULT_LINK_TEXT), url, LINK_LABEL.get(language, DEFAULT_LINK_LABEL))
+
+
+def notice_message(message: str, title: str | None) -> ChatMessage:
+    return ChatMessage(f"{title}\n{message}" if title else message)
+
+
+@dataclass(frozen=True)
+class ChatFallback:
+    client: NativeApiClient
+    tokens: TokenManager
+
+    async def post(self, call: FunctionCall, message: ChatMessage) -> bool:
+        """True when posted; False when the call did not come from a user chat."""
+        chat = call.params.chat
+        if chat is None or chat.type != "userChat" or not chat.id or not call.channel_id:
+            return False
+        try:
+            await write_user_chat_message(
+                self.client, self.tokens, call.channel_id, chat.id, message.text, message.link, message.link_label
+            )
+        except NativeApiError as failure:
+            raise FunctionError(
+                "CHAT_FALLBACK_FAILED",
+                f"The visitor is not connected and posting to the chat failed ({failure.kind})",
+                {"kind": failure.kind, "status": failure.status},
+            ) from None
+        return True

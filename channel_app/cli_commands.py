@@ -1,0 +1,39 @@
+"""`commands --print` and `register-commands`: our ALF commands, shown or registered."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import httpx
+
+from channel_app.native.client import NativeApiClient, NativeApiError
+from channel_app.native.commands import command_definitions, format_commands, register_commands
+from channel_app.native.tokens import TokenManager
+from config.settings import Settings
+
+
+def print_commands(scope: str) -> int:
+    print(format_commands(scope), end="")
+    return 0
+
+
+def register(settings: Settings, scope: str) -> int:
+    if settings.channel_app_secret is None or not settings.channel_app_id:
+        print("channel-push: set CHANNEL_APP_ID and CHANNEL_APP_SECRET to register commands", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_register(settings, scope))
+    except NativeApiError as failure:
+        print(f"channel-push: registerCommands failed ({failure.kind}): {failure}", file=sys.stderr)
+        return 1
+    names = ", ".join(command["name"] for command in command_definitions(scope))
+    print(f"Registered commands for app {settings.channel_app_id}: {names}")
+    return 0
+
+
+async def _register(settings: Settings, scope: str) -> None:
+    async with httpx.AsyncClient() as http:
+        client = NativeApiClient(http, base_url=settings.channel_api_base_url, timeout_seconds=settings.channel_api_timeout_seconds)
+        tokens = TokenManager(client, settings.channel_app_secret.get_secret_value())
+        await register_commands(client, tokens, settings.channel_app_id, scope=scope)

@@ -1,0 +1,117 @@
+"""The development demo. None of these routes exist when APP_ENV=production.
+
+- `GET /`: the widget connected as a demo visitor, its state, and buttons.
+- `GET /demo/landing`: where the demo's redirect sends the visitor (the
+  development redirect allow-list admits this host and port).
+- `GET /dev/token?clientId=`: a 10-minute client token minted with CLIENT_JWT_SECRET.
+- `POST /dev/call` `{"method", "input"}`: builds the call Channel would send,
+  signs it with CHANNEL_SIGNING_KEY and answers what `PUT /functions` answers
+  to it, through the same code. It requires `Content-Type: application/json`,
+  so another site's page cannot fire it with a plain form post.
+- `GET /dev/calls`: the last calls made through `/dev/call`, newest first
+  (a redirect's answer arrives after the page was left).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from channel_app.body import BodyTooLarge, read_limited_body
+from channel_app.functions import answer_function_call
+from channel_app.inputs import describe_validation_error
+from channel_app.responses import JSONBody, error_response
+from channel_app.static_assets import StaticAsset
+from config.settings import Settings
+from security.signature import decode_signing_key, sign
+from security.tokens import mint_client_token
+from sse.names import InvalidName, check_client_id
+
+DEMO_TOKEN_SECONDS = 600
+RECENT_CALLS = 20
+NO_STORE = {"Cache-Control": "no-store"}
+PAGES = {
+    "demo": "channel-push demo",
+    "landing": "Landing page: redirectClient brought you here",
+}
+
+
+class DevCall(BaseModel):
+    method: str = Field(min_length=1, max_length=128)
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+def demo_routes(settings: Settings, widget: StaticAsset) -> list[Route]:
+    mints_own_tokens = settings.client_jwt_secret is not None and not (
+        settings.client_jwt_public_key or settings.client_jwt_jwks_url
+    )
+    if settings.is_production or settings.channel_signing_key is None or not mints_own_tokens:
+        return []
+    template = StaticAsset.load("demo.html", "text/html").body.decode()
+    widget_src = f"/widget.js?v={widget.version}"
+    pages = {
+        name: template.replace("__WIDGET_SRC__", widget_src).replace("__PAGE__", name).replace("__HEADING__", heading)
+        for name, heading in PAGES.items()
+    }
+    signing_key = decode_signing_key(settings.channel_signing_key.get_secret_value())
+    token_secret = settings.client_jwt_secret.get_secret_value()
+    recent_calls: deque[dict[str, Any]] = deque(maxlen=RECENT_CALLS)
+
+    async def demo_page(request: Request) -> Response:
+        return HTMLResponse(pages["demo"], headers=NO_STORE)
+
+    async def landing_page(request: Request) -> Response:
+        return HTMLResponse(pages["landing"], headers=NO_STORE)
+
+    async def dev_token(request: Request) -> Response:
+        try:
+            client_id = check_client_id(request.query_params.get("clientId", ""))
+        except InvalidName as invalid:
+            return error_response(400, "INVALID_CLIENT_ID", str(invalid))
+        token = mint_client_token(token_secret, client_id, DEMO_TOKEN_SECONDS)
+        return JSONBody({"token": token, "expiresIn": DEMO_TOKEN_SECONDS}, headers=NO_STORE)
+
+    async def dev_call(request: Request) -> Response:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return error_response(415, "UNSUPPORTED_MEDIA_TYPE", "send the call as application/json")
+        try:
+            body = await read_limited_body(request, settings.max_body_bytes)
+            wanted = DevCall.model_validate(orjson.loads(body))
+        except BodyTooLarge:
+            return error_response(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {settings.max_body_bytes} bytes")
+        except orjson.JSONDecodeError:
+            return error_response(400, "INVALID_JSON", "the request body is not valid JSON")
+        except ValidationError as error:
+            return error_response(400, "INVALID_REQUEST", describe_validation_error(error))
+        call = channel_call(wanted)
+        body = orjson.dumps(call)
+        answer = await answer_function_call(request.app.state.services, body, sign(body, signing_key))
+        record = {"request": call, "status": answer.status_code, "response": orjson.loads(answer.body)}
+        recent_calls.appendleft(record)
+        return JSONBody(record, headers=NO_STORE)
+
+    async def dev_calls(request: Request) -> Response:
+        return JSONBody({"calls": list(recent_calls)}, headers=NO_STORE)
+
+    return [
+        Route("/", demo_page, methods=["GET"]),
+        Route("/demo/landing", landing_page, methods=["GET"]),
+        Route("/dev/token", dev_token, methods=["GET"]),
+        Route("/dev/call", dev_call, methods=["POST"]),
+        Route("/dev/calls", dev_calls, methods=["GET"]),
+    ]
+
+
+def channel_call(wanted: DevCall) -> dict[str, Any]:
+    """The body Channel would send for this call from a user chat."""
+    return {
+        "method": wanted.method,
+        "params": {"chat": {"type": "userChat", "id": "demo-chat"}, "input": wanted.input, "language": "ko"},
+        "context": {"channel": {"id": "demo-channel"}, "caller": {"type": "user", "id": "demo-user"}},
+    }

@@ -1,0 +1,170 @@
+"""Prometheus metrics, one `CollectorRegistry` per app.
+
+Nothing here touches prometheus-client's process-wide default registry, so two
+apps in one process (tests) never share a counter. Other modules report through
+the named methods below rather than calling prometheus-client themselves; the
+hot paths (publish, write) only add to counters and, for a sample of frames,
+observe one histogram.
+
+Labels are small closed sets: event type, method, outcome, reason, scope.
+Never a client id, channel id or anything a caller can invent.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+
+from sse.broker import Delivery
+
+PREFIX = "channel_push_"
+DISCONNECT_REASONS = ("client_closed", "token_expired", "max_lifetime", "slow_client", "shutdown")
+RATE_LIMIT_SCOPES = ("function_channel", "function_client", "connect_ip", "connect_client")
+WRITE_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CALL_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STREAM_LIFETIME_BUCKETS = (1, 10, 60, 300, 900, 1800, 3600, 7200)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self._process = ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
+        PlatformCollector(registry=registry)
+
+        self.connections_open = Gauge(PREFIX + "connections_open", "SSE streams open on this instance", registry=registry)
+        self.clients_connected = Gauge(
+            PREFIX + "clients_connected", "distinct clientIds with a stream on this instance", registry=registry
+        )
+        self.connects = Counter(PREFIX + "connects", "SSE streams opened", registry=registry)
+        self.connects_refused = Counter(
+            PREFIX + "connects_refused", "SSE connects answered with an error, by reason", ["reason"], registry=registry
+        )
+        self.disconnects = Counter(PREFIX + "disconnects", "SSE streams ended, by reason", ["reason"], registry=registry)
+        self.connection_seconds = Histogram(
+            PREFIX + "connection_duration_seconds", "how long SSE streams stayed open", buckets=STREAM_LIFETIME_BUCKETS,
+            registry=registry,
+        )
+        self.events_published = Counter(
+            PREFIX + "events_published", "events published (one per call or broadcast)", ["event"], registry=registry
+        )
+        self.events_delivered = Counter(
+            PREFIX + "events_delivered", "connections that accepted an event", ["event"], registry=registry
+        )
+        self.events_dropped = Counter(
+            PREFIX + "events_dropped",
+            "events not delivered: not_connected (no stream for the client), slow_client (its queue was full)",
+            ["event", "reason"],
+            registry=registry,
+        )
+        self.function_calls = Counter(
+            PREFIX + "function_calls", "function calls, by method and outcome (ok or error type)", ["method", "outcome"],
+            registry=registry,
+        )
+        self.function_seconds = Histogram(
+            PREFIX + "function_duration_seconds", "function call handling time", ["method"],
+            buckets=CALL_LATENCY_BUCKETS, registry=registry,
+        )
+        self.publish_to_write_seconds = Histogram(
+            PREFIX + "publish_to_write_seconds", "time from queueing an event frame to writing it to the stream (sampled)",
+            buckets=WRITE_LATENCY_BUCKETS, registry=registry,
+        )
+        self.rate_limited_total = Counter(
+            PREFIX + "rate_limited", "requests refused by a rate limit, by scope", ["scope"], registry=registry
+        )
+        self.broker_up = Gauge(PREFIX + "broker_up", "1 when the broker answers, else 0", ["backend"], registry=registry)
+        self.draining = Gauge(PREFIX + "draining", "1 while the instance drains for shutdown", registry=registry)
+        for reason in DISCONNECT_REASONS:
+            self.disconnects.labels(reason)
+        for scope in RATE_LIMIT_SCOPES:
+            self.rate_limited_total.labels(scope)
+
+    # Wiring: gauges read live values when scraped, so nothing updates them on the hot path.
+    def watch(self, connections: Callable[[], float], clients: Callable[[], float], draining: Callable[[], bool]) -> None:
+        self.connections_open.set_function(connections)
+        self.clients_connected.set_function(clients)
+        self.draining.set_function(lambda: float(draining()))
+
+    # Reports from the rest of the app.
+    def connection_opened(self) -> None:
+        self.connects.inc()
+
+    def connection_closed(self, reason: str, seconds: float) -> None:
+        self.disconnects.labels(reason).inc()
+        self.connection_seconds.observe(seconds)
+
+    def connect_refused(self, reason: str) -> None:
+        self.connects_refused.labels(reason).inc()
+
+    def published(self, event_name: str, delivery: Delivery) -> None:
+        self.events_published.labels(event_name).inc()
+        if delivery.delivered:
+            self.events_delivered.labels(event_name).inc(delivery.delivered)
+        if delivery.dropped:
+            self.events_dropped.labels(event_name, "slow_client").inc(delivery.dropped)
+        if delivery.event_id is None:
+            self.events_dropped.labels(event_name, "not_connected").inc()
+
+    def frame_written(self, seconds_since_queued: float) -> None:
+        self.publish_to_write_seconds.observe(seconds_since_queued)
+
+    def function_called(self, method: str, outcome: str, seconds: float) -> None:
+        self.function_calls.labels(method, outcome).inc()
+        self.function_seconds.labels(method).observe(seconds)
+
+    def rate_limited(self, scope: str) -> None:
+        """Called by the rate-limit checks: scope is function_channel, function_client,
+        connect_ip or connect_client."""
+        self.rate_limited_total.labels(scope).inc()
+
+    def broker_state(self, backend: str, healthy: bool) -> None:
+        self.broker_up.labels(backend).set(1.0 if healthy else 0.0)
+
+    # Reading.
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def totals(self) -> dict[str, float]:
+        """Running totals for the status stream's rates."""
+        return {
+            "events_published": _total(self.events_published),
+            "events_delivered": _total(self.events_delivered),
+            "events_dropped": _total(self.events_dropped),
+            "function_calls": _total(self.function_calls),
+            "connects": _total(self.connects),
+            "disconnects": _total(self.disconnects),
+        }
+
+    def process_sample(self) -> tuple[float | None, float | None]:
+        """(resident memory bytes, CPU seconds used) from prometheus-client's process
+        collector; (None, None) where the platform has no /proc."""
+        rss = cpu = None
+        for family in self._process.collect():
+            for sample in family.samples:
+                if sample.name == "process_resident_memory_bytes":
+                    rss = sample.value
+                elif sample.name == "process_cpu_seconds_total":
+                    cpu = sample.value
+        return rss, cpu
+
+
+def _total(counter: Counter) -> float:
+    return sum(
+        sample.value
+        for family in counter.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )

@@ -1,0 +1,564 @@
+/*!
+ * channel-push widget. Plain JavaScript, no build step; served at GET /widget.js.
+ *
+ *   <script src="https://push.example.com/widget.js"></script>
+ *   <script>
+ *     var push = ChannelPush.connect({
+ *       clientId: "user-42",                       // the site's own user id (Channel memberId)
+ *       getToken: function () { return fetch("/push-token").then(function (r) { return r.text(); }); },
+ *       onStatus: function (state) { ... },        // connecting | open | retrying | closed
+ *       onEvent: function (detail) { ... }         // also: window "channelpush:event"
+ *     });
+ *     // push.close();
+ *   </script>
+ *
+ * How it behaves:
+ * - One EventSource on /sse/connect. The token travels as the `token` query
+ *   parameter because EventSource cannot send headers: keep tokens short-lived.
+ * - redirect: navigates with location.assign() only to http(s) URLs (the server
+ *   already enforced its allow-list; anything else is refused here as well).
+ * - notification: a small toast (role="status", dismissible, inline styles),
+ *   unless onNotification is given.
+ * - custom: a DOM CustomEvent "channelpush:event" on document (it reaches window
+ *   listeners too) and onEvent(detail).
+ * - Every event it acts on is acknowledged: POST /sse/ack with the outcome
+ *   (done | refused | declined | failed). The ack is a CORS-simple request
+ *   (text/plain, token in the body) sent with keepalive, so it survives the
+ *   navigation a redirect starts.
+ * - The browser reconnects by itself after a dropped stream. When it gives up
+ *   (any non-200 answer), the widget asks GET /sse/check for the reason, since
+ *   EventSource does not expose the status: on 401 it fetches a fresh token with
+ *   getToken, on 400/403 it stops, otherwise it retries with capped exponential
+ *   backoff and jitter (at least Retry-After), resuming from the last event id.
+ *   Events replayed after a reconnect are recognised by id and not acted on twice.
+ * - With getToken, a token is renewed shortly before it expires: a second stream opens with
+ *   the new token and the last event id, then the old one closes.
+ * - pagehide closes the stream cleanly; a page restored from the back/forward
+ *   cache reconnects.
+ */
+(function (global) {
+  "use strict";
+
+  var VERSION = "1.0.0";
+  var STATES = { connecting: "connecting", open: "open", retrying: "retrying", closed: "closed" };
+  var REMEMBERED_IDS = 256;
+  var TOAST_LIMIT = 3;
+  var TOAST_COLORS = { info: "#2563eb", success: "#16a34a", warning: "#d97706", error: "#dc2626" };
+  var FONT_STACK =
+    'system-ui, -apple-system, "Segoe UI", Roboto, "Apple SD Gothic Neo", "Malgun Gothic", ' +
+    '"Noto Sans KR", "Noto Sans CJK KR", NanumGothic, sans-serif';
+
+  var currentScript = global.document && global.document.currentScript;
+  var DEFAULT_BASE = currentScript && currentScript.src ? new URL(".", currentScript.src).href : null;
+
+  function noop() {}
+
+  function withoutTrailingSlash(url) {
+    return String(url).replace(/\/+$/, "");
+  }
+
+  function httpUrlOrNull(raw) {
+    try {
+      var parsed = new URL(String(raw), global.location.href);
+      return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+    } catch (invalid) {
+      return null;
+    }
+  }
+
+  // Milliseconds since the epoch at which a JWT expires, or null for anything else.
+  // Read only to plan a renewal: the server is what verifies tokens.
+  function jwtExpiryMs(token) {
+    try {
+      var payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var claims = JSON.parse(global.atob(payload + "===".slice((payload.length + 3) % 4)));
+      return typeof claims.exp === "number" ? claims.exp * 1000 : null;
+    } catch (notAJwt) {
+      return null;
+    }
+  }
+
+  function backoffDelay(attempt, initialMs, maxMs) {
+    var ceiling = Math.min(maxMs, initialMs * Math.pow(2, attempt));
+    return Math.round(ceiling / 2 + Math.random() * (ceiling / 2)); // "equal jitter"
+  }
+
+  function Connection(options) {
+    if (!options || typeof options.clientId !== "string" || !options.clientId) {
+      throw new TypeError("ChannelPush.connect: clientId is required");
+    }
+    if (!options.token && typeof options.getToken !== "function") {
+      throw new TypeError("ChannelPush.connect: token or getToken is required");
+    }
+    var base = options.url || DEFAULT_BASE;
+    if (!base) {
+      throw new TypeError("ChannelPush.connect: url is required when the script was not loaded from the service");
+    }
+    var retry = options.retry || {};
+    this.clientId = options.clientId;
+    this.status = STATES.closed;
+    this.lastEventId = null;
+    this._base = withoutTrailingSlash(base);
+    this._options = options;
+    this._token = options.token || null;
+    this._initialMs = retry.initialMs || 1000;
+    this._maxMs = retry.maxMs || 30000;
+    this._attempt = 0;
+    this._source = null;
+    this._timer = null;
+    this._renewTimer = null;
+    this._previous = null;
+    this._stopped = false;
+    this._seen = [];
+    this._seenSet = {};
+    this._onPageHide = this._suspend.bind(this);
+    this._onPageShow = this._resume.bind(this);
+    global.addEventListener("pagehide", this._onPageHide);
+    global.addEventListener("pageshow", this._onPageShow);
+    if (!options.onNotification) {
+      prepareToastRegion();
+    }
+    this._open();
+  }
+
+  Connection.prototype.close = function () {
+    this._stopped = true;
+    global.removeEventListener("pagehide", this._onPageHide);
+    global.removeEventListener("pageshow", this._onPageShow);
+    this._teardown();
+    this._setStatus(STATES.closed, { reason: "closed" });
+  };
+
+  Connection.prototype._suspend = function () {
+    this._teardown();
+    this._setStatus(STATES.closed, { reason: "pagehide" });
+  };
+
+  Connection.prototype._resume = function (event) {
+    if (event.persisted && !this._stopped && !this._source) {
+      this._attempt = 0;
+      this._open();
+    }
+  };
+
+  Connection.prototype._teardown = function () {
+    clearTimeout(this._timer);
+    clearTimeout(this._renewTimer);
+    this._timer = null;
+    this._closePrevious();
+    if (this._source) {
+      this._source.close();
+      this._source = null;
+    }
+  };
+
+  Connection.prototype._setStatus = function (state, detail) {
+    var changed = this.status !== state;
+    this.status = state;
+    if (changed && this._options.onStatus) {
+      try {
+        this._options.onStatus(state, detail || {});
+      } catch (error) {
+        reportError(error);
+      }
+    }
+  };
+
+  Connection.prototype._freshToken = function () {
+    var self = this;
+    if (self._token) {
+      return Promise.resolve(self._token);
+    }
+    return Promise.resolve()
+      .then(function () {
+        return self._options.getToken();
+      })
+      .then(function (token) {
+        if (typeof token !== "string" || !token) {
+          throw new Error("getToken did not return a token");
+        }
+        self._token = token;
+        return token;
+      });
+  };
+
+  Connection.prototype._open = function () {
+    var self = this;
+    if (self._stopped) {
+      return;
+    }
+    if (!self._previous) {
+      self._setStatus(STATES.connecting);
+    }
+    self._freshToken().then(
+      function (token) {
+        if (self._stopped || self._source) {
+          return;
+        }
+        var query = "clientId=" + encodeURIComponent(self.clientId) + "&token=" + encodeURIComponent(token);
+        if (self.lastEventId) {
+          query += "&lastEventId=" + encodeURIComponent(self.lastEventId);
+        }
+        var source = new EventSource(self._base + "/sse/connect?" + query);
+        self._source = source;
+        source.onopen = function () {
+          self._closePrevious();
+          self._attempt = 0;
+          self._setStatus(STATES.open);
+          self._scheduleRenewal(source, token);
+        };
+        source.onerror = function () {
+          self._closePrevious();
+          self._onError(source);
+        };
+        source.addEventListener("connected", function (event) {
+          self._remember(event);
+        });
+        source.addEventListener("redirect", function (event) {
+          self._dispatch(event, self._redirect);
+        });
+        source.addEventListener("notification", function (event) {
+          self._dispatch(event, self._notification);
+        });
+        source.addEventListener("custom", function (event) {
+          self._dispatch(event, self._custom);
+        });
+      },
+      function (error) {
+        reportError(error);
+        if (self._previous) {
+          // Renewal failed: the current stream carries on; the 401 path takes over when it ends.
+          self._source = self._previous;
+          self._previous = null;
+        } else {
+          self._retryLater("token_unavailable", 0);
+        }
+      }
+    );
+  };
+
+  // The server ends a stream when its token expires. With getToken, a new token is fetched a
+  // little before that and a second stream opened, resuming from the last event id; the old
+  // stream closes once the new one is open, so no event falls into a gap (ids dedupe overlap).
+  Connection.prototype._scheduleRenewal = function (source, token) {
+    var self = this;
+    clearTimeout(self._renewTimer);
+    var expiresAt = jwtExpiryMs(token);
+    if (typeof self._options.getToken !== "function" || !expiresAt) {
+      return;
+    }
+    var lifetime = expiresAt - Date.now();
+    if (lifetime <= 0) {
+      return;
+    }
+    self._renewTimer = setTimeout(function () {
+      if (self._stopped || self._source !== source) {
+        return;
+      }
+      self._token = null;
+      self._previous = source;
+      self._source = null;
+      self._open();
+    }, lifetime - Math.min(30000, lifetime / 5));
+  };
+
+  Connection.prototype._closePrevious = function () {
+    if (this._previous) {
+      this._previous.close();
+      this._previous = null;
+    }
+  };
+
+  Connection.prototype._onError = function (source) {
+    var self = this;
+    if (source === self._previous) {
+      return; // being replaced; the new stream resumes from the last event id
+    }
+    if (source !== self._source) {
+      source.close(); // a stream that was replaced: never let the browser reconnect it
+      return;
+    }
+    if (source.readyState !== EventSource.CLOSED) {
+      self._setStatus(STATES.retrying, { reason: "network" }); // the browser reconnects by itself
+      return;
+    }
+    source.close();
+    self._source = null;
+    self._diagnose().then(function (answer) {
+      if (self._stopped || self._source) {
+        return;
+      }
+      if (answer.status === 401 && typeof self._options.getToken === "function") {
+        self._token = null;
+        self._retryLater("token_refresh", 0);
+      } else if (answer.status === 401 || answer.status === 400 || answer.status === 403) {
+        self._stopped = true;
+        self._setStatus(STATES.closed, { reason: answer.reason, status: answer.status });
+      } else {
+        self._retryLater(answer.reason, answer.retryAfterMs);
+      }
+    });
+  };
+
+  // EventSource never says why it gave up; /sse/check answers what a connect would.
+  Connection.prototype._diagnose = function () {
+    var url = this._base + "/sse/check?clientId=" + encodeURIComponent(this.clientId);
+    var headers = this._token ? { Authorization: "Bearer " + this._token } : {};
+    return fetch(url, { headers: headers, cache: "no-store", credentials: "omit" }).then(
+      function (response) {
+        var retryAfter = parseInt(response.headers.get("Retry-After") || "0", 10);
+        var reasons = { 200: "stream_ended", 400: "invalid_client_id", 401: "unauthorized", 403: "forbidden", 429: "too_many_connections" };
+        return {
+          status: response.status,
+          reason: reasons[response.status] || "unavailable",
+          retryAfterMs: (retryAfter > 0 ? retryAfter : 0) * 1000,
+        };
+      },
+      function () {
+        return { status: 0, reason: "unreachable", retryAfterMs: 0 };
+      }
+    );
+  };
+
+  Connection.prototype._retryLater = function (reason, atLeastMs) {
+    var self = this;
+    if (self._stopped) {
+      return;
+    }
+    var delay = Math.max(atLeastMs || 0, backoffDelay(self._attempt, self._initialMs, self._maxMs));
+    self._attempt += 1;
+    self._setStatus(STATES.retrying, { reason: reason, attempt: self._attempt, delayMs: delay });
+    clearTimeout(self._timer);
+    self._timer = setTimeout(function () {
+      self._timer = null;
+      self._open();
+    }, delay);
+  };
+
+  Connection.prototype._remember = function (event) {
+    if (event.lastEventId) {
+      this.lastEventId = event.lastEventId;
+    }
+  };
+
+  // Replays after a reconnect may repeat events already acted on: recognise them by id.
+  Connection.prototype._firstTime = function (id) {
+    if (!id) {
+      return true;
+    }
+    if (Object.prototype.hasOwnProperty.call(this._seenSet, id)) {
+      return false;
+    }
+    this._seenSet[id] = true;
+    this._seen.push(id);
+    if (this._seen.length > REMEMBERED_IDS) {
+      delete this._seenSet[this._seen.shift()];
+    }
+    return true;
+  };
+
+  Connection.prototype._dispatch = function (event, handler) {
+    this._remember(event);
+    var id = event.lastEventId;
+    if (!this._firstTime(id)) {
+      return;
+    }
+    var data;
+    try {
+      data = JSON.parse(event.data);
+    } catch (invalid) {
+      return;
+    }
+    var outcome;
+    try {
+      outcome = handler.call(this, data, id);
+    } catch (error) {
+      reportError(error);
+      outcome = "failed";
+    }
+    if (id) {
+      this._acknowledge(id, outcome, true);
+    }
+  };
+
+  Connection.prototype._redirect = function (data) {
+    var target = httpUrlOrNull(data.url);
+    if (!target) {
+      return "refused";
+    }
+    if (this._options.onRedirect) {
+      return this._options.onRedirect(target, data) === false ? "declined" : "done";
+    }
+    global.location.assign(target); // navigation starts after this task; the keepalive ack outlives the page
+    return "done";
+  };
+
+  Connection.prototype._notification = function (data) {
+    if (this._options.onNotification) {
+      return this._options.onNotification(data) === false ? "declined" : "done";
+    }
+    showToast(data);
+    return "done";
+  };
+
+  Connection.prototype._custom = function (data, id) {
+    var detail = { action: data.action, payload: data.payload, timestamp: data.timestamp, eventId: id };
+    global.document.dispatchEvent(new CustomEvent("channelpush:event", { detail: detail, bubbles: true }));
+    if (this._options.onEvent) {
+      return this._options.onEvent(detail) === false ? "declined" : "done";
+    }
+    return "done";
+  };
+
+  Connection.prototype._acknowledge = function (eventId, outcome, mayRefresh) {
+    var self = this;
+    if (!self._token) {
+      return;
+    }
+    var body = JSON.stringify({ clientId: self.clientId, eventId: eventId, outcome: outcome, token: self._token });
+    fetch(self._base + "/sse/ack", {
+      method: "POST",
+      headers: { "Content-Type": "text/plain;charset=UTF-8" },
+      body: body,
+      keepalive: true,
+      credentials: "omit",
+    }).then(function (response) {
+      if (response.status === 401 && mayRefresh && typeof self._options.getToken === "function") {
+        self._token = null;
+        self._freshToken().then(function () {
+          self._acknowledge(eventId, outcome, false);
+        }, noop);
+      }
+    }, noop);
+  };
+
+  function reportError(error) {
+    if (global.console && global.console.error) {
+      global.console.error("[channel-push]", error);
+    }
+  }
+
+  // ---- toast -------------------------------------------------------------------------
+
+  var TOAST_REGION_ID = "channelpush-toasts";
+
+  // The live region exists before any toast is put in it, so screen readers announce them.
+  function prepareToastRegion() {
+    var document = global.document;
+    if (!document.body) {
+      document.addEventListener("DOMContentLoaded", prepareToastRegion, { once: true });
+      return null;
+    }
+    var region = document.getElementById(TOAST_REGION_ID);
+    if (region) {
+      return region;
+    }
+    region = document.createElement("div");
+    region.id = TOAST_REGION_ID;
+    region.setAttribute("role", "status");
+    region.setAttribute("aria-live", "polite");
+    setStyle(region, {
+      position: "fixed",
+      right: "16px",
+      bottom: "16px",
+      zIndex: "2147483000",
+      display: "flex",
+      flexDirection: "column",
+      gap: "8px",
+      width: "min(360px, calc(100vw - 32px))",
+      pointerEvents: "none",
+    });
+    document.body.appendChild(region);
+    return region;
+  }
+
+  function showToast(data) {
+    var document = global.document;
+    var region = prepareToastRegion();
+    if (!region) {
+      return;
+    }
+    var level = TOAST_COLORS[data.level] ? data.level : "info";
+    var toast = document.createElement("div");
+    toast.className = "channelpush-toast";
+    toast.setAttribute("data-level", level);
+    setStyle(toast, {
+      position: "relative",
+      boxSizing: "border-box",
+      padding: "12px 40px 12px 14px",
+      background: "#ffffff",
+      color: "#1f2328",
+      borderLeft: "4px solid " + TOAST_COLORS[level],
+      borderRadius: "8px",
+      boxShadow: "0 6px 24px rgba(0, 0, 0, 0.18)",
+      font: "14px/1.5 " + FONT_STACK,
+      wordBreak: "keep-all",
+      overflowWrap: "anywhere",
+      pointerEvents: "auto",
+    });
+    if (data.title) {
+      var title = document.createElement("div");
+      title.className = "channelpush-toast-title";
+      title.textContent = String(data.title);
+      setStyle(title, { fontWeight: "600", marginBottom: "2px" });
+      toast.appendChild(title);
+    }
+    var message = document.createElement("div");
+    message.className = "channelpush-toast-message";
+    message.textContent = String(data.message == null ? "" : data.message);
+    toast.appendChild(message);
+
+    var dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "channelpush-toast-dismiss";
+    dismiss.setAttribute("aria-label", "Dismiss notification");
+    dismiss.textContent = "\u00d7";
+    setStyle(dismiss, {
+      position: "absolute",
+      top: "6px",
+      right: "6px",
+      width: "28px",
+      height: "28px",
+      border: "0",
+      borderRadius: "6px",
+      background: "transparent",
+      color: "#57606a",
+      font: "20px/28px " + FONT_STACK,
+      cursor: "pointer",
+    });
+    var timer = setTimeout(remove, level === "error" ? 15000 : 8000);
+    function remove() {
+      clearTimeout(timer);
+      if (toast.parentNode) {
+        toast.parentNode.removeChild(toast);
+      }
+    }
+    dismiss.addEventListener("click", remove);
+    toast.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") {
+        remove();
+      }
+    });
+    toast.appendChild(dismiss);
+
+    while (region.children.length >= TOAST_LIMIT) {
+      region.removeChild(region.firstChild);
+    }
+    region.appendChild(toast);
+  }
+
+  function setStyle(element, styles) {
+    for (var name in styles) {
+      if (Object.prototype.hasOwnProperty.call(styles, name)) {
+        element.style[name] = styles[name];
+      }
+    }
+  }
+
+  global.ChannelPush = {
+    version: VERSION,
+    connect: function (options) {
+      return new Connection(options);
+    },
+  };
+})(window);

@@ -1,0 +1,41 @@
+"""`GET /sse/check`: what `GET /sse/connect` would answer right now, without opening a stream.
+
+A browser's EventSource gives up on any non-200 answer without saying which
+one it was. The widget then asks here, with the same clientId and token, and
+learns whether to fetch a fresh token (401), stop (400, 403) or back off
+(429, 503). Answering from here rather than probing `/sse/connect` itself
+means a probe never takes one of the client's connection slots.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from channel_app.client_auth import ClientAuthFailed, authenticate_client, presented_token
+from channel_app.responses import JSONBody, error_response
+from sse.names import InvalidName, check_client_id
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def check_stream(request: Request) -> JSONBody:
+    services = request.app.state.services
+    settings = services.settings
+    try:
+        client_id = check_client_id(request.query_params.get("clientId", ""))
+        await authenticate_client(services, client_id, presented_token(request, settings.client_token_cookie))
+    except InvalidName as invalid:
+        return error_response(400, "INVALID_CLIENT_ID", str(invalid))
+    except ClientAuthFailed as failed:
+        return failed.response
+    retry_after = {"Retry-After": str(max(1, settings.retry_ms // 1000)), **NO_STORE}
+    registry = services.broker.registry
+    if services.lifecycle.draining:
+        return error_response(503, "DRAINING", "this instance is shutting down; retry shortly", retry_after)
+    if registry.connection_total >= settings.max_connections:
+        message = "this instance holds its maximum number of connections"
+        return error_response(503, "INSTANCE_FULL", message, retry_after)
+    if registry.connection_count(client_id) >= settings.max_connections_per_client:
+        message = f"clientId already has {settings.max_connections_per_client} open connections"
+        return error_response(429, "CLIENT_CONNECTION_LIMIT", message, retry_after)
+    return JSONBody({"ok": True, "clientId": client_id}, headers=NO_STORE)

@@ -1,0 +1,133 @@
+"""Acknowledgements: the browser confirms it acted on an event, a waiting call hears it.
+
+A function call with `waitForAck` publishes its event, then waits on
+`(clientId, eventId)` until the browser's `POST /sse/ack` arrives or the
+deadline passes. Acks are keyed by client *and* event id because event ids
+are only unique within one client's stream.
+
+The contract (`Acks`) is what a cross-instance implementation must honour:
+
+- `acknowledge()` may run on any instance, `wait()` on another. The ack
+  endpoint only ever calls `acknowledge()`; it never looks for a waiter
+  itself, so it neither knows nor reveals whether anybody was waiting.
+- An ack that arrives *before* `wait()` starts still counts if it is recent:
+  with a shared backend, publishing can return after the browser has already
+  acted. `MemoryAcks` remembers unclaimed acks for `remember_seconds`.
+- `wait()` returns the outcome, or None at the deadline or on `close()`.
+
+A Redis implementation slots in behind the same protocol:
+`acknowledge()` does `SET ack:{client}:{event} <outcome> EX <remember>` and
+`PUBLISH acks <client, event, outcome>`; `wait()` registers a local future
+(fed by one shared pattern subscription per instance), then reads the key
+once to catch an ack that came first. Until it exists, `make_acks()` returns
+`MemoryAcks` in every configuration, so with several instances an ack only
+reaches a call waiting on the instance that received it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Callable, Protocol
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+ACK_OUTCOMES = ("done", "refused", "declined", "failed")
+"""done: the browser acted; refused: the widget refused it (e.g. a non-http(s)
+URL); declined: the site's own handler declined; failed: the handler threw."""
+
+AckKey = tuple[str, str]  # (client_id, event_id)
+
+
+class Acks(Protocol):
+    async def acknowledge(self, client_id: str, event_id: str, outcome: str) -> None: ...
+
+    async def wait(self, client_id: str, event_id: str, timeout_seconds: float) -> str | None: ...
+
+    async def close(self) -> None:
+        """Release every waiter (it returns None); later waits return None at once."""
+
+
+class MemoryAcks:
+    def __init__(
+        self,
+        remember_seconds: float = 10.0,
+        remember_max: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._remember_seconds = remember_seconds
+        self._remember_max = remember_max
+        self._clock = clock
+        self._waiting: dict[AckKey, list[asyncio.Future[str | None]]] = {}
+        self._unclaimed: OrderedDict[AckKey, tuple[str, float]] = OrderedDict()
+        self._closed = False
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(futures) for futures in self._waiting.values())
+
+    async def acknowledge(self, client_id: str, event_id: str, outcome: str) -> None:
+        key = (client_id, event_id)
+        futures = self._waiting.pop(key, None)
+        if futures:
+            for future in futures:
+                if not future.done():
+                    future.set_result(outcome)
+            return
+        self._remember(key, outcome)
+
+    async def wait(self, client_id: str, event_id: str, timeout_seconds: float) -> str | None:
+        key = (client_id, event_id)
+        early = self._claim(key)
+        if early is not None or self._closed:
+            return early
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(future)
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                return await future
+        except TimeoutError:
+            return None
+        finally:
+            self._forget_waiter(key, future)
+
+    async def close(self) -> None:
+        self._closed = True
+        for futures in self._waiting.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+        self._waiting.clear()
+        self._unclaimed.clear()
+
+    def _remember(self, key: AckKey, outcome: str) -> None:
+        now = self._clock()
+        self._unclaimed[key] = (outcome, now + self._remember_seconds)
+        self._unclaimed.move_to_end(key)
+        while self._unclaimed:
+            oldest_key, (_, expires_at) = next(iter(self._unclaimed.items()))
+            if expires_at > now and len(self._unclaimed) <= self._remember_max:
+                break
+            del self._unclaimed[oldest_key]
+
+    def _claim(self, key: AckKey) -> str | None:
+        remembered = self._unclaimed.pop(key, None)
+        if remembered is None:
+            return None
+        outcome, expires_at = remembered
+        return outcome if expires_at > self._clock() else None
+
+    def _forget_waiter(self, key: AckKey, future: asyncio.Future[str | None]) -> None:
+        futures = self._waiting.get(key)
+        if futures is None:
+            return
+        if future in futures:
+            futures.remove(future)
+        if not futures:
+            del self._waiting[key]
+
+
+def make_acks(settings: Settings) -> Acks:
+    return MemoryAcks()

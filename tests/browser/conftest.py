@@ -1,0 +1,118 @@
+"""Headless Chromium (Debian's `chromium` package) driven by Playwright, plus the two servers
+a browser test needs: channel-push itself and a customer's website on another port."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.browser.shop import shop_app
+from tests.support.apps import make_app
+from tests.support.channel import function_body, signed_headers
+from tests.support.server import RunningServer, free_port, run_server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Module scope, not session: Playwright's sync API keeps an event loop marked as running on
+    # this thread while it is open, which anyio's runner for later async tests refuses to share.
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/test.sh` as root, or `apt-get install chromium`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # launch() gives every run a fresh temporary profile (user data dir).
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 900, "height": 600}, locale="ko-KR")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@dataclass
+class Sites:
+    push: RunningServer
+    shop: RunningServer
+    push_port: int
+    shop_port: int
+    _push_running: AbstractContextManager[RunningServer]
+
+    def restart_push(self, down_seconds: float = 1.0) -> None:
+        """Stop channel-push as SIGTERM would (drain, then exit), stay down a moment,
+        and start a fresh instance on the same port."""
+        self.stop()
+        time.sleep(down_seconds)
+        self._push_running = run_server(push_app(self.shop_port), port=self.push_port)
+        self.push = self._push_running.__enter__()
+
+    def stop(self) -> None:
+        self.push.call_in_server_loop(self.push.app.state.lifecycle.begin_drain)
+        self._push_running.__exit__(None, None, None)
+
+    def shop_page(self, client_id: str, **query: str) -> str:
+        params = httpx.QueryParams({"clientId": client_id, **query})
+        return f"{self.shop.url}/shop?{params}"
+
+    def call(self, method: str, input: dict) -> dict:
+        body = function_body(method, input)
+        response = httpx.put(f"{self.push.url}/functions", content=body, headers=signed_headers(body), timeout=15)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def connections(self) -> int:
+        return httpx.get(f"{self.push.url}/sse/status").json()["connections"]
+
+
+def push_app(shop_port: int):
+    """channel-push as a site owner configures it: the shop's origin and its http host allowed."""
+    return make_app(
+        cors_allowed_origins=[f"http://127.0.0.1:{shop_port}"],
+        redirect_allowed_hosts=[],
+        redirect_http_hosts=[f"127.0.0.1:{shop_port}"],
+        retry_ms=300,
+    )
+
+
+@pytest.fixture
+def sites() -> Iterator[Sites]:
+    push_port, shop_port = free_port(), free_port()
+    with run_server(shop_app(f"http://127.0.0.1:{push_port}"), port=shop_port) as shop:
+        push_running = run_server(push_app(shop_port), port=push_port)
+        sites = Sites(push_running.__enter__(), shop, push_port, shop_port, push_running)
+        try:
+            yield sites
+        finally:
+            sites.stop()

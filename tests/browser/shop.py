@@ -1,0 +1,69 @@
+"""A customer's website for browser tests: a page embedding the widget, its own token endpoint,
+and a landing page. It runs on its own port, so the widget works cross-origin as on a real site."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse
+from starlette.routing import Route
+
+from channel_app.lifecycle import Lifecycle
+from tests.support.apps import client_token
+
+SHOP_PAGE = """<!doctype html>
+<html lang="ko">
+<head><meta charset="utf-8"><title>Test shop</title></head>
+<body>
+<h1>Test shop</h1>
+<p>Status: <span id="status">-</span></p>
+<script src="%(push)s/widget.js"></script>
+<script>
+  window.log = { statuses: [], events: [], domEvents: [], tokensFetched: 0 };
+  document.addEventListener("channelpush:event", function (event) { log.domEvents.push(event.detail); });
+  window.push = ChannelPush.connect({
+    clientId: %(client_id)s,
+    token: %(token)s,
+    getToken: function () {
+      log.tokensFetched += 1;
+      return fetch("/token?clientId=" + encodeURIComponent(%(client_id)s)).then(function (r) { return r.text(); });
+    },
+    retry: { initialMs: 200, maxMs: 1000 },
+    onStatus: function (state) {
+      log.statuses.push(state);
+      document.getElementById("status").textContent = state;
+    },
+    onEvent: function (detail) { log.events.push(detail); }
+  });
+</script>
+</body>
+</html>
+"""
+
+LANDING_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Checkout</title></head><body><h1>Checkout</h1></body></html>
+"""
+
+
+def shop_app(push_url: str) -> Starlette:
+    async def shop(request: Request) -> HTMLResponse:
+        """`?clientId=`, and `?token=expired` to start with a stale token or `?token=short` with a
+        3-second one; otherwise the widget asks getToken for its first token."""
+        client_id = request.query_params.get("clientId", "visitor")
+        initial = request.query_params.get("token")
+        token = {"expired": client_token(client_id, 60, now=0), "short": client_token(client_id, 3)}.get(initial or "")
+        values = {"push": push_url, "client_id": json.dumps(client_id), "token": json.dumps(token)}
+        return HTMLResponse(SHOP_PAGE % values)
+
+    async def token(request: Request) -> PlainTextResponse:
+        # A real site mints this on its server for the logged-in user.
+        return PlainTextResponse(client_token(request.query_params["clientId"]))
+
+    async def landing(request: Request) -> HTMLResponse:
+        return HTMLResponse(LANDING_PAGE)
+
+    app = Starlette(routes=[Route("/shop", shop), Route("/token", token), Route("/checkout", landing)])
+    app.state.lifecycle = Lifecycle()
+    return app

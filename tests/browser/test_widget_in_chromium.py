@@ -1,0 +1,171 @@
+"""The embeddable widget in real headless Chromium, against real servers: channel-push on one port,
+the customer's shop (which embeds /widget.js) on another, so every request is cross-origin."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from sse.events import Event
+from tests.support.apps import make_app
+from tests.support.server import free_port, run_server
+
+pytestmark = pytest.mark.browser
+
+KOREAN_TITLE = "주문 안내"
+KOREAN_MESSAGE = "결제 페이지로 이동할 준비가 되었습니다. 감사합니다!"
+
+
+def open_shop(page, sites, client_id: str, **query: str) -> None:
+    page.goto(sites.shop_page(client_id, **query))
+    expect(page.locator("#status")).to_have_text("open", timeout=10_000)
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def in_server_loop(server, coroutine):
+    return asyncio.run_coroutine_threadsafe(coroutine, server.loop).result(timeout=10)
+
+
+def test_signed_redirect_navigates_to_the_allowed_local_url(page, sites):
+    open_shop(page, sites, "visitor")
+    target = f"{sites.shop.url}/checkout?step=1"
+    answer = sites.call("redirectClient", {"clientId": "visitor", "url": target})
+    assert answer["result"]["delivered"] == 1
+    page.wait_for_url(target)
+    expect(page.locator("h1")).to_have_text("Checkout")
+    wait_until(lambda: sites.connections() == 0)  # leaving the page closed its stream
+
+
+def test_wait_for_ack_answers_acknowledged_true_once_the_browser_navigated(page, sites):
+    open_shop(page, sites, "visitor")
+    target = f"{sites.shop.url}/checkout"
+    started = time.monotonic()
+    result = sites.call("redirectClient", {"clientId": "visitor", "url": target, "waitForAck": 5000})["result"]
+    assert time.monotonic() - started < 4
+    assert result["acknowledged"] is True
+    assert result["ackOutcome"] == "done"
+    assert result["attributes"]["message"].endswith("the browser confirmed it acted on it")
+    page.wait_for_url(target)
+
+
+def test_notify_shows_a_dismissible_accessible_toast(page, sites, artifacts):
+    open_shop(page, sites, "visitor")
+    message = "Your parcel is on its way."
+    sites.call("notify", {"clientId": "visitor", "title": "Order shipped", "message": message, "level": "success"})
+    region = page.get_by_role("status")
+    expect(region).to_contain_text(message)
+    expect(region).to_have_attribute("aria-live", "polite")
+    toast = page.locator(".channelpush-toast")
+    expect(toast).to_be_visible()
+    expect(toast).to_have_attribute("data-level", "success")
+    page.screenshot(path=artifacts / "toast.png")
+    page.get_by_role("button", name="Dismiss notification").click()
+    expect(toast).to_have_count(0)
+
+
+def test_korean_notification_shows_correctly(page, sites, artifacts):
+    open_shop(page, sites, "visitor")
+    sites.call("notify", {"clientId": "visitor", "title": KOREAN_TITLE, "message": KOREAN_MESSAGE})
+    expect(page.locator(".channelpush-toast-title")).to_have_text(KOREAN_TITLE)
+    expect(page.locator(".channelpush-toast-message")).to_have_text(KOREAN_MESSAGE)
+    page.screenshot(path=artifacts / "toast-korean.png")
+
+
+def test_notification_text_is_shown_as_text_never_as_html(page, sites):
+    open_shop(page, sites, "visitor")
+    sites.call("notify", {"clientId": "visitor", "message": '<img src=x onerror="document.title=\'pwned\'">'})
+    expect(page.locator(".channelpush-toast-message")).to_have_text('<img src=x onerror="document.title=\'pwned\'">')
+    assert page.locator(".channelpush-toast img").count() == 0
+    assert page.title() == "Test shop"
+
+
+def test_refused_url_never_navigates(page, sites):
+    open_shop(page, sites, "visitor")
+    shop_url = page.url
+    answer = sites.call("redirectClient", {"clientId": "visitor", "url": "https://evil.example.net/login"})
+    assert answer["error"]["type"] == "URL_NOT_ALLOWED"
+    sites.call("notify", {"clientId": "visitor", "message": "marker"})
+    expect(page.locator(".channelpush-toast-message")).to_have_text("marker")
+    assert page.url == shop_url
+
+
+def test_widget_refuses_a_non_http_redirect_even_if_one_reached_it(page, sites):
+    """Defence in depth: should a javascript: URL ever get past the server, the widget refuses it."""
+    open_shop(page, sites, "visitor")
+    services = sites.push.app.state.services
+    event = Event("redirect", {"type": "redirect", "url": "javascript:document.title='pwned'"})
+    delivery = in_server_loop(sites.push, services.sse.publish("visitor", event))
+    assert in_server_loop(sites.push, services.acks.wait("visitor", delivery.event_id, 5)) == "refused"
+    assert page.title() == "Test shop"
+    assert page.url.startswith(f"{sites.shop.url}/shop")
+
+
+def test_custom_event_reaches_dom_listeners_and_on_event_and_is_acknowledged(page, sites):
+    open_shop(page, sites, "visitor")
+    payload = {"sku": "A-1", "이름": "사과"}
+    result = sites.call("sendEvent", {"clientId": "visitor", "action": "cart.highlight", "payload": payload, "waitForAck": 5000})["result"]
+    assert result["acknowledged"] is True
+    expected = {"action": "cart.highlight", "payload": payload, "eventId": result["eventId"]}
+    for received in (page.evaluate("log.events"), page.evaluate("log.domEvents")):
+        assert len(received) == 1
+        assert {key: received[0][key] for key in expected} == expected
+
+
+def test_widget_reconnects_after_server_restart_and_receives_the_next_event(page, sites):
+    open_shop(page, sites, "visitor")
+    sites.restart_push()
+    wait_until(lambda: sites.connections() == 1, timeout=15)
+    expect(page.locator("#status")).to_have_text("open")
+    assert "retrying" in page.evaluate("log.statuses")
+    sites.call("notify", {"clientId": "visitor", "message": "다시 연결되었습니다"})
+    expect(page.locator(".channelpush-toast-message")).to_have_text("다시 연결되었습니다")
+
+
+def test_expired_token_is_replaced_through_get_token_before_retrying(page, sites):
+    open_shop(page, sites, "visitor", token="expired")
+    assert page.evaluate("log.tokensFetched") == 1
+    assert page.evaluate("log.statuses") == ["connecting", "retrying", "connecting", "open"]
+    sites.call("notify", {"clientId": "visitor", "message": "fresh token"})
+    expect(page.locator(".channelpush-toast-message")).to_have_text("fresh token")
+
+
+def test_token_is_renewed_before_it_expires_and_the_stream_resumes_from_the_last_event_id(page, sites):
+    connect_urls: list[str] = []
+    page.on("request", lambda request: connect_urls.append(request.url) if "/sse/connect" in request.url else None)
+    open_shop(page, sites, "visitor", token="short")
+    first = sites.call("notify", {"clientId": "visitor", "message": "one"})["result"]["eventId"]
+    expect(page.locator(".channelpush-toast-message")).to_have_text("one")
+    wait_until(lambda: page.evaluate("log.tokensFetched") == 1)
+    wait_until(lambda: len(connect_urls) == 2)
+    assert httpx.URL(connect_urls[1]).params["lastEventId"] == first
+    wait_until(lambda: sites.connections() == 1)  # the old stream closed once the new one opened
+    assert page.evaluate("log.statuses") == ["connecting", "open"]  # no gap the page could see
+    sites.call("notify", {"clientId": "visitor", "message": "two"})
+    expect(page.locator(".channelpush-toast-message").last).to_have_text("two")
+    assert page.locator(".channelpush-toast-message").all_inner_texts() == ["one", "two"]  # nothing acted on twice
+
+
+def test_demo_page_connects_and_its_buttons_fire_signed_calls(page, artifacts):
+    port = free_port()
+    app = make_app(app_env="development", port=port, redirect_allowed_hosts=[], redirect_http_hosts=[])
+    with run_server(app, port=port) as server:
+        page.goto(f"{server.url}/")
+        expect(page.locator("#state")).to_have_text("open", timeout=10_000)
+        page.get_by_role("button", name="notify (한국어)").click()
+        expect(page.locator(".channelpush-toast-title")).to_have_text(KOREAN_TITLE)
+        page.screenshot(path=artifacts / "demo.png", full_page=True)
+        page.get_by_role("button", name="redirectClient → landing page (waitForAck 3000)").click()
+        page.wait_for_url(f"{server.url}/demo/landing?clientId=demo-visitor")
+        expect(page.locator("h1")).to_have_text("Landing page: redirectClient brought you here")
+        expect(page.locator("#calls")).to_contain_text('"acknowledged": true', timeout=10_000)

@@ -1,0 +1,106 @@
+"""A call for a visitor with no open page falls back to a message in the chat."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+import respx
+
+from tests.support.asgi import asgi_client
+from tests.support.channel import function_body, signed_headers
+from tests.support.fake_channel import APP_SECRET, BASE_URL, FakeChannel, ok, token_reply
+
+pytestmark = pytest.mark.anyio
+
+NATIVE = {"channel_app_secret": APP_SECRET, "channel_api_base_url": BASE_URL, "channel_api_timeout_seconds": 0.5}
+
+
+@pytest.fixture
+def channel():
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        yield FakeChannel(router)
+
+
+async def call(http: httpx.AsyncClient, method: str, input: dict, **context) -> dict:
+    body = function_body(method, input, **context)
+    return (await http.put("/functions", content=body, headers=signed_headers(body))).json()
+
+
+async def test_redirect_for_offline_visitor_posts_the_link_in_the_user_chat(channel):
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", ok({"message": {}}))
+    async with asgi_client(**NATIVE) as http:
+        answer = await call(http, "redirectClient", {"clientId": "away", "url": "https://shop.example.com/cart"})
+    assert answer["result"]["fallback"] == "chat_message"
+    assert answer["result"]["delivered"] == 0
+    [issue] = channel.calls_to("issueToken")
+    assert issue.params == {"secret": APP_SECRET, "channelId": "channel-1"}
+    [write] = channel.calls_to("writeUserChatMessage")
+    assert write.token == "channel-token"
+    assert write.params["channelId"] == "channel-1"
+    assert write.params["userChatId"] == "chat-1"
+    assert "https://shop.example.com/cart" in write.params["dto"]["plainText"]
+    assert write.params["dto"]["plainText"].startswith("요청하신 페이지")
+
+
+async def test_notify_for_offline_visitor_posts_the_message(channel):
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", ok({}))
+    async with asgi_client(**NATIVE) as http:
+        answer = await call(http, "notify", {"clientId": "away", "message": "쿠폰이 적용되었습니다", "title": "완료"})
+    assert answer["result"]["fallback"] == "chat_message"
+    assert channel.calls_to("writeUserChatMessage")[0].params["dto"]["plainText"] == "완료\n쿠폰이 적용되었습니다"
+
+
+async def test_tokens_are_cached_across_calls(channel):
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", ok({}))
+    async with asgi_client(**NATIVE) as http:
+        for _ in range(3):
+            await call(http, "notify", {"clientId": "away", "message": "hi"})
+    assert len(channel.calls_to("issueToken")) == 1
+    assert len(channel.calls_to("writeUserChatMessage")) == 3
+
+
+async def test_custom_events_never_fall_back(channel):
+    async with asgi_client(**NATIVE) as http:
+        answer = await call(http, "sendEvent", {"clientId": "away", "action": "openCart", "payload": {}})
+    assert answer["error"]["type"] == "CLIENT_NOT_CONNECTED"
+    assert channel.calls == []
+
+
+async def test_fallback_can_be_turned_off(channel):
+    async with asgi_client(**NATIVE, chat_fallback_enabled=False) as http:
+        answer = await call(http, "notify", {"clientId": "away", "message": "hi"})
+    assert answer["error"]["type"] == "CLIENT_NOT_CONNECTED"
+    assert channel.calls == []
+
+
+async def test_channel_server_errors_give_a_clear_error_after_bounded_retries(channel):
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", httpx.Response(503))
+    async with asgi_client(**NATIVE) as http:
+        answer = await call(http, "notify", {"clientId": "away", "message": "hi"})
+    assert answer["error"]["type"] == "CHAT_FALLBACK_FAILED"
+    assert answer["error"]["data"]["kind"] == "unavailable"
+    assert len(channel.calls_to("writeUserChatMessage")) == 2
+
+
+async def test_channel_timeouts_never_hang_the_function_call(channel):
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", httpx.ReadTimeout("slow"))
+    started = time.monotonic()
+    async with asgi_client(**NATIVE) as http:
+        answer = await call(http, "notify", {"clientId": "away", "message": "hi"})
+    assert answer["error"]["type"] == "CHAT_FALLBACK_FAILED"
+    assert time.monotonic() - started < 5
+
+
+async def test_calls_outside_a_user_chat_do_not_fall_back(channel):
+    body = b'{"method":"notify","params":{"input":{"clientId":"away","message":"hi"}},"context":{"channel":{"id":"c"}}}'
+    async with asgi_client(**NATIVE) as http:
+        answer = (await http.put("/functions", content=body, headers=signed_headers(body))).json()
+    assert answer["error"]["type"] == "CLIENT_NOT_CONNECTED"
+    assert channel.calls == []

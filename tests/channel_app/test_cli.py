@@ -1,0 +1,115 @@
+"""The command line as operators use it: start-up refusals, dev tokens, log hygiene."""
+
+from __future__ import annotations
+
+import httpx
+import jwt
+import pytest
+
+from tests.support.channel import CLIENT_JWT_SECRET, SIGNING_KEY_HEX
+from tests.support.processes import run_cli, service_env, start_service, stop_service
+from tests.support.server import free_port
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "CHANNEL_SIGNING_KEY"),
+        ({"CHANNEL_SIGNING_KEY": SIGNING_KEY_HEX}, "CLIENT_JWT_SECRET"),
+    ],
+)
+def test_production_without_a_required_secret_refuses_to_start_with_one_line(env, variable):
+    result = run_cli("serve", "--port", "0", env=service_env(APP_ENV="production", **env))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert variable in lines[0]
+
+
+def test_invalid_signing_key_refuses_to_start_naming_the_setting():
+    env = service_env(APP_ENV="production", CHANNEL_SIGNING_KEY="not-hex", CLIENT_JWT_SECRET=CLIENT_JWT_SECRET)
+    result = run_cli("serve", "--port", "0", env=env)
+    assert result.returncode == 2
+    assert "CHANNEL_SIGNING_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_token_command_mints_a_token_for_the_configured_secret():
+    result = run_cli("token", "--client-id", "visitor-1", "--ttl", "10m", env=service_env(CLIENT_JWT_SECRET=CLIENT_JWT_SECRET))
+    assert result.returncode == 0
+    claims = jwt.decode(result.stdout.strip(), CLIENT_JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "visitor-1"
+    assert 590 <= claims["exp"] - claims["iat"] <= 601
+
+
+def test_token_command_rejects_a_bad_ttl():
+    result = run_cli("token", "--client-id", "x", "--ttl", "soon", env=service_env(CLIENT_JWT_SECRET=CLIENT_JWT_SECRET))
+    assert result.returncode == 2
+    assert "--ttl" in result.stderr
+
+
+def test_development_mode_starts_with_a_loud_banner_and_serves(tmp_path):
+    port = free_port()
+    log = tmp_path / "service.log"
+    process = start_service(port, service_env(APP_ENV="development"), log)
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/sse/status").json()["broker"]["backend"] == "memory"
+    finally:
+        assert stop_service(process) == 0
+    output = log.read_text()
+    assert "DEVELOPMENT MODE" in output
+    assert "CHANNEL_SIGNING_KEY=" in output
+
+
+def test_access_log_never_contains_the_client_token(tmp_path):
+    port = free_port()
+    log = tmp_path / "service.log"
+    env = service_env(
+        APP_ENV="production", CHANNEL_SIGNING_KEY=SIGNING_KEY_HEX, CLIENT_JWT_SECRET=CLIENT_JWT_SECRET, LOG_LEVEL="info"
+    )
+    process = start_service(port, env, log)
+    secret_looking = "eyJhbGciOiJIUzI1NiJ9.bogus-token-value.signature-part"
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/sse/connect", params={"clientId": "v", "token": secret_looking})
+        assert response.status_code == 401
+    finally:
+        stop_service(process)
+    output = log.read_text()
+    assert "/sse/connect" in output
+    assert "bogus-token-value" not in output
+    assert "token=" not in output  # access lines carry the path only, never the query string
+
+
+def test_commands_print_lists_every_command_with_its_alf_description():
+    result = run_cli("commands", "--print")
+    assert result.returncode == 0
+    for name in ("redirectClient", "notify", "sendEvent", "getClientStatus"):
+        assert name in result.stdout
+    assert "ALF:" in result.stdout
+
+
+def test_register_commands_sends_our_definitions_with_an_app_token(monkeypatch, capsys):
+    import respx
+
+    from channel_app.__main__ import main
+    from channel_app.native.commands import command_definitions
+    from tests.support.fake_channel import APP_SECRET, BASE_URL, FakeChannel, ok, token_reply
+
+    for key, value in {
+        "CHANNEL_APP_ID": "app-42",
+        "CHANNEL_APP_SECRET": APP_SECRET,
+        "CHANNEL_API_BASE_URL": BASE_URL,
+        "CLIENT_JWT_SECRET": CLIENT_JWT_SECRET,
+    }.items():
+        monkeypatch.setenv(key, value)
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        channel = FakeChannel(router)
+        channel.on("issueToken", token_reply("app-token"))
+        channel.on("registerCommands", ok({}))
+        assert main(["register-commands"]) == 0
+    [issue] = channel.calls_to("issueToken")
+    assert issue.params == {"secret": APP_SECRET}
+    [registered] = channel.calls_to("registerCommands")
+    assert registered.token == "app-token"
+    assert registered.params == {"appId": "app-42", "commands": command_definitions("desk")}
+    assert "app-42" in capsys.readouterr().out

@@ -1,0 +1,58 @@
+"""The two log formats, and the access-log filter that drops query strings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from channel_app.logs import JsonFormatter, TextFormatter, WithoutQuery
+from security.redaction import RedactCredentials
+from tests.support.apps import make_settings
+
+
+def record(message: str = "function call", args=(), fields=None, name: str = "channel_push.calls") -> logging.LogRecord:
+    made = logging.LogRecord(name, logging.INFO, __file__, 1, message, args, None)
+    if fields is not None:
+        made.fields = fields
+    return made
+
+
+def test_json_line_has_time_level_logger_message_and_fields():
+    line = JsonFormatter().format(record(fields={"method": "notify", "duration_ms": 1.5}))
+    parsed = json.loads(line)
+    assert parsed["level"] == "info" and parsed["logger"] == "channel_push.calls"
+    assert parsed["message"] == "function call"
+    assert parsed["method"] == "notify" and parsed["duration_ms"] == 1.5
+    assert parsed["time"].endswith("Z")
+
+
+def test_json_line_stays_one_line_with_an_exception():
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        failing = logging.LogRecord("channel_push", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = JsonFormatter().format(failing)
+    assert "\n" not in line
+    assert "ValueError" in json.loads(line)["exception"]
+
+
+def test_text_line_quotes_caller_text_so_it_cannot_forge_a_line():
+    line = TextFormatter().format(record(fields={"method": "notify\nlevel=error fake", "client_id": "visitor-1"}))
+    assert "\n" not in line
+    assert 'method="notify\\nlevel=error fake"' in line
+    assert "client_id=visitor-1" in line
+
+
+def test_access_line_keeps_the_path_and_drops_the_query():
+    access = record('%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5000", "GET", "/sse/connect?clientId=a&token=abc.def", "1.1", 200), name="uvicorn.access")
+    RedactCredentials().filter(access)
+    WithoutQuery().filter(access)
+    assert access.getMessage() == '127.0.0.1:5000 - "GET /sse/connect HTTP/1.1" 200'
+    assert access.fields["path"] == "/sse/connect"
+
+
+def test_log_format_defaults_to_json_in_production_and_text_in_development():
+    assert make_settings(app_env="production").effective_log_format == "json"
+    assert make_settings(app_env="development").effective_log_format == "text"
+    assert make_settings(app_env="production", log_format="text").effective_log_format == "text"

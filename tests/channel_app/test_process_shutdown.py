@@ -1,0 +1,118 @@
+"""SIGTERM on a real `python -m channel_app serve` process with connected clients.
+
+What ops rely on during a deploy: every stream ends promptly with a `retry:`
+hint (so browsers reconnect to another instance), a function call already in
+flight is still answered, new connects are not accepted, and the process exits
+0. sse-starlette's own process-wide shutdown patch is switched off
+(create_app), so the farewell retry hint each client receives can only come
+from our drain.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from contextlib import AsyncExitStack
+
+import anyio
+import httpx
+import pytest
+from sse_starlette.sse import AppStatus
+
+from tests.support.apps import client_token, make_app
+from tests.support.channel import function_body, signed_headers
+from tests.support.processes import PRODUCTION_ENV, production_service, run_cli, service_env
+from tests.support.server import free_socket
+from tests.support.sse_client import SseReader
+
+pytestmark = pytest.mark.anyio
+
+GRACE_SECONDS = 3.0
+CLIENTS = 3
+
+
+def test_create_app_switches_off_sse_starlettes_own_shutdown_handling():
+    make_app()
+    assert AppStatus.enable_automatic_graceful_drain is False
+    assert AppStatus.should_exit is False
+
+
+async def test_sigterm_ends_streams_with_retry_hint_finishes_calls_refuses_connects_and_exits_zero(tmp_path):
+    settings = {"SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS), "HEARTBEAT_SECONDS": "30"}
+    with production_service(tmp_path, **settings) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=10) as http, AsyncExitStack() as streams:
+            readers = []
+            for number in range(CLIENTS):
+                params = {"clientId": f"visitor-{number}", "token": client_token(f"visitor-{number}")}
+                response = await streams.enter_async_context(http.stream("GET", "/sse/connect", params=params))
+                reader = SseReader(response)
+                assert (await reader.next_event()).event == "connected"
+                readers.append(reader)
+
+            # A function call whose body is still arriving when the signal lands.
+            body = function_body("getClientStatus", {"clientId": "visitor-0"})
+            first_part_sent, signal_sent = anyio.Event(), anyio.Event()
+
+            async def trickled_body():
+                yield body[:25]
+                first_part_sent.set()
+                await signal_sent.wait()
+                await anyio.sleep(0.5)
+                yield body[25:]
+
+            answers: list[httpx.Response] = []
+            stream_ended_after: list[float] = []
+
+            async def call_in_flight() -> None:
+                answers.append(await http.put("/functions", content=trickled_body(), headers=signed_headers(body)))
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(call_in_flight)
+                await first_part_sent.wait()
+                await anyio.sleep(0.5)  # the server has the request line and headers by now
+                signalled_at = time.monotonic()
+                service.process.send_signal(signal.SIGTERM)
+                signal_sent.set()
+                for reader in readers:
+                    await reader.until_end(timeout=GRACE_SECONDS)
+                    stream_ended_after.append(time.monotonic() - signalled_at)
+
+        refused_or_turned_away = await _new_connects_after_signal(service.url)
+        exit_code = await anyio.to_thread.run_sync(lambda: service.process.wait(timeout=GRACE_SECONDS + 5))
+        exited_after = time.monotonic() - signalled_at
+        records = service.log_records()
+
+    assert all(reader.retries == [3000, 3000] for reader in readers), [reader.retries for reader in readers]
+    assert max(stream_ended_after) < GRACE_SECONDS
+    assert len(answers) == 1 and answers[0].status_code == 200
+    assert answers[0].json()["result"]["clientId"] == "visitor-0"
+    assert refused_or_turned_away
+    assert exit_code == 0
+    assert exited_after < GRACE_SECONDS + 2
+    shutdown_lines = [r for r in records if r.get("message") == "sse disconnect" and r.get("reason") == "shutdown"]
+    assert len(shutdown_lines) == CLIENTS
+    assert any(r.get("message") == "function call" and r.get("method") == "getClientStatus" for r in records)
+
+
+async def _new_connects_after_signal(url: str) -> bool:
+    """True once a connect is refused at the socket; a connect that still gets
+    through in the moment before the listener closes must not get a stream."""
+    params = {"clientId": "late-visitor", "token": client_token("late-visitor")}
+    deadline = time.monotonic() + GRACE_SECONDS
+    async with httpx.AsyncClient(base_url=url, timeout=2) as fresh:
+        while time.monotonic() < deadline:
+            try:
+                response = await fresh.get("/sse/connect", params=params)
+            except httpx.TransportError:
+                return True
+            assert "event: connected" not in response.text
+            await anyio.sleep(0.05)
+    return False
+
+
+def test_serve_exits_with_status_3_when_it_cannot_start(tmp_path):
+    with free_socket() as taken:
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = run_cli("serve", "--port", str(port), env=service_env(**PRODUCTION_ENV))
+    assert finished.returncode == 3

@@ -1,0 +1,73 @@
+"""GET /sse/check answers what GET /sse/connect would, without opening a stream."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.support.apps import client_token, make_app
+from tests.support.server import run_server
+from tests.support.sse_client import SseReader
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def server():
+    app = make_app(max_connections_per_client=1, cors_allowed_origins=["https://shop.example.com"])
+    with run_server(app) as running:
+        yield running
+
+
+async def check(server, client_id: str, token: str | None, **headers: str) -> httpx.Response:
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        return await http.get("/sse/check", params={"clientId": client_id}, headers=headers)
+
+
+async def test_check_with_good_token_is_200_and_not_cached(server):
+    response = await check(server, "visitor", client_token("visitor"))
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "clientId": "visitor"}
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_check_with_expired_token_is_401_so_the_widget_fetches_a_new_one(server):
+    response = await check(server, "visitor", client_token("visitor", 60, now=time.time() - 600))
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "INVALID_TOKEN"
+
+
+async def test_check_without_token_is_401(server):
+    assert (await check(server, "visitor", None)).status_code == 401
+
+
+async def test_check_with_token_for_another_client_is_403(server):
+    assert (await check(server, "victim", client_token("attacker"))).status_code == 403
+
+
+async def test_check_with_invalid_client_id_is_400(server):
+    assert (await check(server, "a b", client_token("a b"))).status_code == 400
+
+
+async def test_check_when_the_client_has_all_its_tabs_open_is_429_with_readable_retry_after(server):
+    token = client_token("visitor")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        async with http.stream("GET", "/sse/connect", params={"clientId": "visitor", "token": token}) as stream:
+            await SseReader(stream).next_event()
+            response = await check(server, "visitor", token, Origin="https://shop.example.com")
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "3"
+    assert "retry-after" in response.headers["access-control-expose-headers"].lower()
+
+
+async def test_check_does_not_take_a_connection_slot(server):
+    token = client_token("visitor")
+    for _ in range(3):
+        assert (await check(server, "visitor", token)).status_code == 200
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        status = (await http.get("/sse/status")).json()
+    assert status["connections"] == 0

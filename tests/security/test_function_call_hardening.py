@@ -1,0 +1,142 @@
+"""Threat: a forged or replayed-from-elsewhere function call steering visitors' browsers.
+
+Only Channel, holding the app's signing key, may call /functions; keys rotate
+without downtime; an allow-list of channel ids can fence the app to known
+workspaces; a flood of calls is throttled without crashing; no input makes
+the endpoint answer 500.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+
+from tests.support.asgi import asgi_client
+from tests.support.channel import SIGNING_KEY_HEX, function_body, signed_headers
+
+pytestmark = pytest.mark.anyio
+
+PREVIOUS_KEY_HEX = "a1" * 32
+
+
+@pytest.fixture
+async def make_client():
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def factory(**overrides):
+            return await stack.enter_async_context(asgi_client(**overrides))
+
+        yield factory
+
+
+async def test_call_signed_with_previous_key_is_accepted_during_rotation(make_client):
+    http = await make_client(channel_signing_key_previous=PREVIOUS_KEY_HEX)
+    body = function_body("getClientStatus", {"clientId": "x"})
+    for key in (SIGNING_KEY_HEX, PREVIOUS_KEY_HEX):
+        response = await http.put("/functions", content=body, headers=signed_headers(body, key))
+        assert response.status_code == 200
+        assert "result" in response.json()
+
+
+async def test_call_signed_with_retired_key_is_rejected_after_rotation(make_client):
+    http = await make_client()
+    body = function_body("getClientStatus", {"clientId": "x"})
+    response = await http.put("/functions", content=body, headers=signed_headers(body, PREVIOUS_KEY_HEX))
+    assert response.status_code == 401
+
+
+async def test_signature_computed_over_reserialised_json_is_rejected(make_client):
+    http = await make_client()
+    body = b'{"method":"getClientStatus","params":{"input":{"clientId":"x"}}}'
+    reserialised = json.dumps(json.loads(body)).encode()
+    assert reserialised != body
+    response = await http.put("/functions", content=body, headers=signed_headers(reserialised))
+    assert response.status_code == 401
+
+
+async def test_signature_with_the_key_text_instead_of_hex_bytes_is_rejected(make_client):
+    import base64
+    import hashlib
+    import hmac
+
+    http = await make_client()
+    body = function_body("getClientStatus", {"clientId": "x"})
+    wrong = base64.b64encode(hmac.new(SIGNING_KEY_HEX.encode(), body, hashlib.sha256).digest()).decode()
+    response = await http.put("/functions", content=body, headers={"X-Signature": wrong})
+    assert response.status_code == 401
+
+
+async def test_call_from_unlisted_channel_is_unauthorized(make_client):
+    http = await make_client(allowed_channel_ids=["channel-ok"])
+    body = function_body("getClientStatus", {"clientId": "x"})  # context.channel.id = channel-1
+    response = await http.put("/functions", content=body, headers=signed_headers(body))
+    assert response.status_code == 200
+    assert response.json()["error"]["type"] == "UNAUTHORIZED"
+
+    allowed = function_body("getClientStatus", {"clientId": "x"}, channel={"id": "channel-ok"})
+    response = await http.put("/functions", content=allowed, headers=signed_headers(allowed))
+    assert "result" in response.json()
+
+
+async def test_call_flood_from_one_channel_is_rate_limited_with_error_object(make_client):
+    http = await make_client(rate_limit_function_per_channel="3/minute")
+    answers = []
+    for index in range(5):
+        body = function_body("getClientStatus", {"clientId": f"c{index}"})
+        answers.append((await http.put("/functions", content=body, headers=signed_headers(body))).json())
+    assert ["result" in answer for answer in answers] == [True, True, True, False, False]
+    error = answers[-1]["error"]
+    assert error["type"] == "RATE_LIMITED"
+    assert error["data"]["retryAfterSeconds"] > 0
+
+
+async def test_call_flood_at_one_target_client_is_rate_limited(make_client):
+    http = await make_client(rate_limit_function_per_client="2/minute")
+    types = []
+    for _ in range(3):
+        body = function_body("notify", {"clientId": "victim", "message": "spam"})
+        answer = (await http.put("/functions", content=body, headers=signed_headers(body))).json()
+        types.append(answer["error"]["type"])
+    assert types == ["CLIENT_NOT_CONNECTED", "CLIENT_NOT_CONNECTED", "RATE_LIMITED"]
+
+
+async def test_functions_endpoint_sends_no_cors_headers(make_client):
+    http = await make_client(cors_allowed_origins=["https://shop.example.com"])
+    body = function_body("getClientStatus", {"clientId": "x"})
+    headers = {**signed_headers(body), "Origin": "https://shop.example.com"}
+    response = await http.put("/functions", content=body, headers=headers)
+    assert "access-control-allow-origin" not in response.headers
+    preflight = await http.options(
+        "/functions",
+        headers={"Origin": "https://shop.example.com", "Access-Control-Request-Method": "PUT"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+HOSTILE_BODIES = [
+    b"",
+    b"null",
+    b"[]",
+    b'"string"',
+    b"\xff\xfe\x00garbage",
+    b'{"method": 5}',
+    b'{"method": "notify", "params": []}',
+    b'{"method": "notify", "params": {"input": "text"}}',
+    b'{"method": "notify", "params": {"input": {"clientId": 5, "message": ["x"]}}}',
+    b'{"method": "notify", "context": {"user": {"memberId": "bad id with spaces"}}, "params": {"input": {"message": "x"}}}',
+    b'{"method": "redirectClient", "params": {"input": {"clientId": "x", "url": {"href": "x"}}}}',
+    b'{"method": "sendEvent", "params": {"input": {"clientId": "x", "action": "", "payload": 1}}}',
+    b'{"method": "' + b"m" * 500 + b'"}',
+    b'{"method": "notify", "params": {"input": {"clientId": "x", "message": "' + "\u0000".encode() + b'"}}}',
+    b"[" * 5000 + b"]" * 5000,
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=range(len(HOSTILE_BODIES)))
+async def test_hostile_signed_bodies_never_cause_a_500(make_client, body):
+    http = await make_client(max_body_bytes=20000)
+    response = await http.put("/functions", content=body, headers=signed_headers(body))
+    assert response.status_code in (200, 400, 413)
+    assert "error" in response.json()

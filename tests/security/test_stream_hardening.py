@@ -1,0 +1,209 @@
+"""Threat: someone else's stream. An attacker who can open a visitor's event
+stream sees where ALF sends them and what it tells them; one who can flood
+connects starves real visitors.
+
+Each test names the attack it stops on GET /sse/connect.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import httpx
+import jwt
+import pytest
+import respx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tests.support.apps import client_token, make_app
+from tests.support.asgi import asgi_client
+from tests.support.server import run_server
+from tests.support.sse_client import SseReader
+
+pytestmark = pytest.mark.anyio
+
+
+def rsa_pair() -> tuple[rsa.RSAPrivateKey, str]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return private, public_pem
+
+
+def b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def claims(sub: str, **extra) -> dict:
+    return {"sub": sub, "exp": int(time.time()) + 600, "iat": int(time.time()), **extra}
+
+
+async def connect_status(http: httpx.AsyncClient, client_id: str, token: str | None, **headers) -> int:
+    params = {"clientId": client_id, **({"token": token} if token else {})}
+    return (await http.get("/sse/connect", params=params, headers=headers)).status_code
+
+
+async def opens_stream(server_url: str, client_id: str, token: str) -> bool:
+    async with httpx.AsyncClient(base_url=server_url, timeout=5) as http:
+        async with http.stream("GET", "/sse/connect", params={"clientId": client_id, "token": token}) as response:
+            if response.status_code != 200:
+                return False
+            return (await SseReader(response).next_event()).event == "connected"
+
+
+async def test_stream_of_another_client_cannot_be_opened_with_own_token():
+    async with asgi_client() as http:
+        assert await connect_status(http, "victim", client_token("attacker")) == 403
+
+
+async def test_unsigned_alg_none_token_is_refused():
+    forged = jwt.encode(claims("victim"), key=None, algorithm="none")
+    async with asgi_client() as http:
+        assert await connect_status(http, "victim", forged) == 401
+
+
+async def test_token_without_sub_is_refused():
+    from tests.support.channel import CLIENT_JWT_SECRET
+
+    token = jwt.encode({"exp": int(time.time()) + 600}, CLIENT_JWT_SECRET, algorithm="HS256")
+    async with asgi_client() as http:
+        assert await connect_status(http, "victim", token) == 401
+
+
+async def test_hs256_token_made_with_the_rsa_public_key_is_refused_when_rs256_is_configured():
+    _, public_pem = rsa_pair()
+    header = {"alg": "HS256", "typ": "JWT"}
+    signing_input = b64url(json.dumps(header).encode()) + b"." + b64url(json.dumps(claims("victim")).encode())
+    signature = hmac.new(public_pem.encode(), signing_input, hashlib.sha256).digest()
+    confused = (signing_input + b"." + b64url(signature)).decode()
+    async with asgi_client(client_jwt_public_key=public_pem, client_jwt_secret=None) as http:
+        assert await connect_status(http, "victim", confused) == 401
+
+
+async def test_rs256_client_tokens_from_a_pem_key_open_streams():
+    private, public_pem = rsa_pair()
+    with run_server(make_app(client_jwt_public_key=public_pem, client_jwt_secret=None)) as server:
+        assert await opens_stream(server.url, "visitor", jwt.encode(claims("visitor"), private, algorithm="RS256"))
+        other_private, _ = rsa_pair()
+        assert not await opens_stream(server.url, "visitor", jwt.encode(claims("visitor"), other_private, algorithm="RS256"))
+
+
+async def test_es256_tokens_from_a_jwks_url_open_streams_and_unknown_keys_are_refused():
+    private = ec.generate_private_key(ec.SECP256R1())
+    jwk = jwt.algorithms.ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    jwk.update({"kid": "key-1", "use": "sig", "alg": "ES256"})
+    jwks_url = "https://id.example.com/.well-known/jwks.json"
+    settings = {"client_jwt_jwks_url": jwks_url, "client_jwt_secret": None, "client_jwt_algorithms": ["ES256"]}
+    with respx.mock(assert_all_mocked=False) as mock:
+        mock.route(host="127.0.0.1").pass_through()
+        route = mock.get(jwks_url).respond(json={"keys": [jwk]})
+        with run_server(make_app(**settings)) as server:
+            good = jwt.encode(claims("visitor"), private, algorithm="ES256", headers={"kid": "key-1"})
+            assert await opens_stream(server.url, "visitor", good)
+            stranger = jwt.encode(claims("visitor"), ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": "key-2"})
+            assert not await opens_stream(server.url, "visitor", stranger)
+        assert route.called
+
+
+async def test_token_for_another_audience_or_issuer_is_refused():
+    from tests.support.channel import CLIENT_JWT_SECRET
+
+    config = {"client_jwt_audience": "channel-push", "client_jwt_issuer": "https://shop.example.com"}
+    async with asgi_client(**config) as http:
+        wrong_aud = jwt.encode(claims("v", aud="other", iss="https://shop.example.com"), CLIENT_JWT_SECRET, "HS256")
+        wrong_iss = jwt.encode(claims("v", aud="channel-push", iss="https://evil.example"), CLIENT_JWT_SECRET, "HS256")
+        assert await connect_status(http, "v", wrong_aud) == 401
+        assert await connect_status(http, "v", wrong_iss) == 401
+
+
+async def test_connect_flood_from_one_ip_gets_429_with_retry_after():
+    async with asgi_client(rate_limit_connect_per_ip="3/minute") as http:
+        statuses = [await connect_status(http, "visitor", None) for _ in range(4)]
+        response = await http.get("/sse/connect", params={"clientId": "visitor"})
+    assert statuses == [401, 401, 401, 429]
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.json()["error"]["type"] == "RATE_LIMITED"
+
+
+async def test_reconnect_storm_for_one_client_gets_429():
+    with run_server(make_app(rate_limit_connect_per_client="2/minute")) as server:
+        token = client_token("visitor")
+        assert await opens_stream(server.url, "visitor", token)
+        assert await opens_stream(server.url, "visitor", token)
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            assert await connect_status(http, "visitor", token) == 429
+
+
+async def test_instance_connection_cap_refuses_with_503():
+    with run_server(make_app(max_connections=1)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+            params = {"clientId": "first", "token": client_token("first")}
+            async with http.stream("GET", "/sse/connect", params=params) as response:
+                response_reader = SseReader(response)
+                await response_reader.next_event()
+                refused = await http.get("/sse/connect", params={"clientId": "second", "token": client_token("second")})
+    assert refused.status_code == 503
+    assert refused.json()["error"]["type"] == "INSTANCE_FULL"
+
+
+async def test_stream_ends_cleanly_at_maximum_lifetime():
+    with run_server(make_app(max_stream_seconds=1)) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+            params = {"clientId": "visitor", "token": client_token("visitor")}
+            started = time.monotonic()
+            async with http.stream("GET", "/sse/connect", params=params) as response:
+                reader = SseReader(response)
+                await reader.until_end(timeout=4)
+    assert time.monotonic() - started < 3.5
+    assert len(reader.retries) == 2
+
+
+async def test_status_shows_counts_to_anyone_but_client_ids_only_to_operators():
+    with run_server(make_app(ops_token="ops-secret-token")) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+            params = {"clientId": "visitor-9", "token": client_token("visitor-9")}
+            async with http.stream("GET", "/sse/connect", params=params) as response:
+                response_reader = SseReader(response)
+                await response_reader.next_event()
+                public = (await http.get("/sse/status")).json()
+                wrong = (await http.get("/sse/status", headers={"Authorization": "Bearer nope"})).json()
+                operator = (await http.get("/sse/status", headers={"Authorization": "Bearer ops-secret-token"})).json()
+    assert public["connections"] == 1
+    assert "clients" not in public and "clients" not in wrong
+    assert operator["clients"] == [{"clientId": "visitor-9", "connections": 1}]
+
+
+ALLOWED_ORIGIN = "https://shop.example.com"
+
+
+@pytest.mark.parametrize(("origin", "allowed"), [(ALLOWED_ORIGIN, True), ("https://evil.example", False)])
+async def test_cors_preflight_and_simple_requests_follow_the_origin_list(origin, allowed):
+    async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
+        preflight = await http.options(
+            "/sse/connect",
+            headers={"Origin": origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"},
+        )
+        simple = await http.get("/sse/status", headers={"Origin": origin})
+    if allowed:
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == origin
+        assert preflight.headers["access-control-allow-credentials"] == "true"
+        assert simple.headers["access-control-allow-origin"] == origin
+    else:
+        assert preflight.status_code == 400
+        assert "access-control-allow-origin" not in preflight.headers
+        assert "access-control-allow-origin" not in simple.headers
+
+
+async def test_wildcard_cors_never_allows_credentials():
+    async with asgi_client(cors_allowed_origins=["*"]) as http:
+        response = await http.get("/sse/status", headers={"Origin": "https://any.example"})
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in response.headers
