@@ -15,13 +15,8 @@ The contract (`Acks`) is what a cross-instance implementation must honour:
   acted. `MemoryAcks` remembers unclaimed acks for `remember_seconds`.
 - `wait()` returns the outcome, or None at the deadline or on `close()`.
 
-A Redis implementation slots in behind the same protocol:
-`acknowledge()` does `SET ack:{client}:{event} <outcome> EX <remember>` and
-`PUBLISH acks <client, event, outcome>`; `wait()` registers a local future
-(fed by one shared pattern subscription per instance), then reads the key
-once to catch an ack that came first. Until it exists, `make_acks()` returns
-`MemoryAcks` in every configuration, so with several instances an ack only
-reaches a call waiting on the instance that received it.
+With REDIS_URL, `make_acks()` returns `RedisAcks` (sse/redis_acks.py), which
+honours the same contract across instances.
 """
 
 from __future__ import annotations
@@ -129,5 +124,7 @@ class MemoryAcks:
             del self._waiting[key]
 
 
-def make_acks(settings: Settings) -> Acks:
-    return MemoryAcks()
+def make_acks(settings: Settings, broker: object | None = None) -> Acks:
+    """Shared through the Redis broker when there is one, else in this process."""
+    shared = getattr(broker, "shared_acks", None)
+    return shared() if settings.redis_url and shared is not None else MemoryAcks()

@@ -56,6 +56,7 @@ from redis.backoff import NoBackoff
 from sse.broker import BrokerUnavailable, Delivery, QueueFull, Subscription, Totals
 from sse.events import Event, parse_event_id
 from sse.presence import RedisPresence
+from sse.redis_acks import RedisAcks
 from sse.redis_listener import PubSubListener
 from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
 from sse.registry import Connection, ConnectionRegistry
@@ -89,7 +90,7 @@ class RedisBroker:
         self._presence = RedisPresence(self._scripts, self._keys, settings.instance_id, presence_ttl_ms, self._timeout)
         self._listener = PubSubListener(
             self._pubsub_redis,
-            [self._keys.broadcast_channel],
+            [self._keys.broadcast_channel, self._keys.acks_channel],
             self._on_message,
             self._catch_up,
             self._timeout,
@@ -98,6 +99,7 @@ class RedisBroker:
         self._delivered: dict[str, str] = {}  # newest id delivered live here, per local client
         self._joined_at: dict[str, str] = {}  # stream head when the client's first local stream joined
         self._replayed: dict[str, set[bytes]] = {}  # per new connection: replayed frames that may still arrive live
+        self._acks: RedisAcks | None = None
 
     async def start(self) -> None:
         await self._listener.start()
@@ -161,6 +163,12 @@ class RedisBroker:
                 self._replayed.pop(connection.id, None)
                 await self._presence.leave(client_id, member)
 
+    def shared_acks(self) -> RedisAcks:
+        """Acknowledgements through this broker's Redis and pub/sub listener."""
+        if self._acks is None:
+            self._acks = RedisAcks(self._redis, self._keys, self._timeout)
+        return self._acks
+
     async def housekeeping(self) -> None:
         await self._presence.refresh(self.registry)
 
@@ -191,6 +199,10 @@ class RedisBroker:
     def _on_message(self, channel: str, frame: bytes) -> None:
         if channel == self._keys.broadcast_channel:
             self.registry.deliver_all(frame)
+            return
+        if channel == self._keys.acks_channel:
+            if self._acks is not None:
+                self._acks.heard(frame)
             return
         client_id = self._keys.client_of(channel)
         event_id = frame_event_id(frame)

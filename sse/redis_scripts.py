@@ -13,7 +13,8 @@ Keys (prefix `cp:`; `<c>` is a client id, `<m>` a connection `<instance>|<id>`):
     cp:online          ZSET  c -> expiry ms: clients with a live connection (status totals)
     cp:connections     ZSET  m -> expiry ms: every live connection (status totals)
     cp:broadcast-ids   STREAM  always empty (MAXLEN 0); only generates broadcast ids
-    channel cp:client:<c>, channel cp:broadcast
+    cp:ack:<c>:<id>    STRING  a browser's acknowledgement, kept briefly (sse/redis_acks.py)
+    channel cp:client:<c>, channel cp:broadcast, channel cp:acks
 
 Most of this module is Lua, kept next to the key layout it depends on.
 Scripts touch keys they compute from the prefix, so they need one Redis (or a
@@ -203,6 +204,13 @@ class RedisKeys:
     @property
     def broadcast_channel(self) -> str:
         return f"{self.prefix}broadcast"
+
+    def ack(self, client_id: str, event_id: str) -> str:
+        return f"{self.prefix}ack:{client_id}:{event_id}"
+
+    @property
+    def acks_channel(self) -> str:
+        return f"{self.prefix}acks"
 
 
 class BrokerScripts:

@@ -7,6 +7,8 @@ and a Redis restart, and one stuck visitor must not hold up another.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import time
 
@@ -62,6 +64,19 @@ async def test_client_on_b_receives_a_call_made_on_a_and_a_counts_it(cluster):
     await eventually(lambda: _connections(a.url, 0))
 
 
+async def test_ack_posted_to_b_answers_the_call_waiting_on_a(cluster):
+    a, b = cluster
+    async with open_stream(b.url, "visitor") as (on_b, _):
+        call = {"clientId": "visitor", "url": "https://shop.example.com/cart", "waitForAck": 5000}
+        answer = asyncio.create_task(call_function(a.url, "redirectClient", call))
+        event = await on_b.next_event()
+        ack = {"clientId": "visitor", "eventId": event.id, "outcome": "done", "token": client_token("visitor")}
+        async with httpx.AsyncClient(base_url=b.url) as http:
+            assert (await http.post("/sse/ack", content=json.dumps(ack))).status_code == 204
+        result = (await answer)["result"]
+    assert (result["eventId"], result["acknowledged"], result["ackOutcome"]) == (event.id, True, "done")
+
+
 async def test_sigkilled_instance_clients_resume_on_the_other_with_last_event_id(redis_url, tmp_path):
     heartbeat = 1.5
     with running_instances(redis_url, tmp_path, HEARTBEAT_SECONDS=str(heartbeat)) as (a, b):
@@ -106,6 +121,8 @@ async def test_redis_restart_mid_stream_fails_loudly_then_delivery_resumes(clust
         for instance in (a, b):
             code, body = await get_json(instance.url, "/readyz")
             assert (code, body["broker"]) == (503, False)
+        code, summary = await get_json(b.url, "/sse/status")
+        assert (code, summary["status"], summary["totals"], summary["connections"]) == (200, "degraded", "local", 1)
         assert await on_b.next_comment(timeout=3) == "heartbeat"  # the stream stays open
 
         redis_server.start()
