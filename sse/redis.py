@@ -23,7 +23,8 @@ stream open on it (sse/redis_listener.py). A publish is one Lua script
    died (its clients are reconnecting elsewhere, with Last-Event-ID) or lost
    Redis for a moment (it catches up when it is back), so the event is in
    transit, not lost, and the caller is told so: `queued: true, delivered: 0`.
-   The first connection of the client claims the queue (JOIN below).
+   The first connection of the client claims the queue (JOIN below). An
+   event nobody received is not kept in history: the queue is its one copy.
 
 Reconnect without loss or repeats. A new stream first makes sure this
 instance's SUBSCRIBE is confirmed, then one script (JOIN) registers its
@@ -38,7 +39,10 @@ BrokerUnavailable (function calls answer UNAVAILABLE, `/readyz` 503, new
 streams get a retry hint). Open streams stay open. The listener reconnects by
 itself, subscribes again, re-registers the presence of every local connection
 and replays, per client, what was published (queued) while it was away, before
-any held-back live frame: `_catch_up`.
+any held-back live frame: `_catch_up`. Live frames the catch-up already sent
+(same bytes) are skipped, as for a new stream.
+
+Acknowledgements (sse/redis_acks.py) ride on the same listener (`cp:acks`).
 
 This module is longer than most because this docstring carries the design;
 the scripts it relies on are in sse/redis_scripts.py.
@@ -96,7 +100,8 @@ class RedisBroker:
             self._timeout,
             idle_ping_seconds=settings.heartbeat_seconds,
         )
-        self._delivered: dict[str, str] = {}  # newest id delivered live here, per local client
+        self._delivered: dict[str, str] = {}  # newest id delivered here, per local client
+        self._caught_up: dict[str, set[bytes]] = {}  # per client: frames a catch-up sent that may still arrive live
         self._joined_at: dict[str, str] = {}  # stream head when the client's first local stream joined
         self._replayed: dict[str, set[bytes]] = {}  # per new connection: replayed frames that may still arrive live
         self._acks: RedisAcks | None = None
@@ -193,6 +198,7 @@ class RedisBroker:
 
     async def _stop_listening(self, client_id: str) -> None:
         self._delivered.pop(client_id, None)
+        self._caught_up.pop(client_id, None)
         self._joined_at.pop(client_id, None)
         await self._listener.remove(self._keys.channel(client_id), lambda: self.registry.connection_count(client_id) > 0)
 
@@ -208,9 +214,12 @@ class RedisBroker:
         event_id = frame_event_id(frame)
         if client_id is None or event_id is None or not self.registry.connection_count(client_id):
             return
-        newest = self._delivered.get(client_id)
-        if newest is not None and parse_event_id(event_id) <= parse_event_id(newest):
-            return  # already sent by a catch-up after reconnecting
+        caught_up = self._caught_up.get(client_id)
+        if caught_up is not None:
+            if frame in caught_up:
+                caught_up.discard(frame)  # already sent by the catch-up after reconnecting
+                return
+            del self._caught_up[client_id]
         self._delivered[client_id] = event_id
         for connection in self.registry.connections_of(client_id):
             replayed = self._replayed.get(connection.id)
@@ -253,9 +262,12 @@ class RedisBroker:
                 await self._scripts.join(client=pipeline, **self._join_call(client_id, members, after))
             results = await guarded(pipeline.execute(), self._timeout * 5)
             for client_id, (_, history, queued) in zip(batch, results):
-                for event_id, frame in _replay_of(history, queued):
+                missed = _replay_of(history, queued)
+                for event_id, frame in missed:
                     self._delivered[client_id] = event_id
                     self.registry.deliver(client_id, frame)
+                if missed:
+                    self._caught_up[client_id] = {frame for _, frame in missed}
 
 
 def _replay_of(history: list[bytes], queued: list[bytes]) -> list[IdentifiedFrame]:
