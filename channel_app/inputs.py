@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from sse.names import InvalidName, check_client_id, check_event_name
@@ -73,6 +74,18 @@ class SendEventInput(QueueableTarget, AckWait):
     @classmethod
     def _valid_action(cls, value: str) -> str:
         return check_event_name(value)
+
+    @field_validator("payload")
+    @classmethod
+    def _json_text_becomes_json(cls, value: Any) -> Any:
+        """ALF passes command parameters as strings, so a payload that is the text of
+        a JSON object or array is delivered as that object; other text stays text."""
+        if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
+            try:
+                return orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return value
+        return value
 
 
 class BroadcastInput(_Input):
