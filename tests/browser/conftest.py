@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -69,13 +69,17 @@ class Sites:
     push_port: int
     shop_port: int
     _push_running: AbstractContextManager[RunningServer]
+    push_overrides: dict
 
     def restart_push(self, down_seconds: float = 1.0) -> None:
         """Stop channel-push as SIGTERM would (drain, then exit), stay down a moment,
         and start a fresh instance on the same port."""
         self.stop()
         time.sleep(down_seconds)
-        self._push_running = run_server(push_app(self.shop_port), port=self.push_port)
+        self.start()
+
+    def start(self) -> None:
+        self._push_running = run_server(push_app(self.shop_port, **self.push_overrides), port=self.push_port)
         self.push = self._push_running.__enter__()
 
     def stop(self) -> None:
@@ -96,23 +100,37 @@ class Sites:
         return httpx.get(f"{self.push.url}/sse/status").json()["connections"]
 
 
-def push_app(shop_port: int):
+def push_app(shop_port: int, **overrides):
     """channel-push as a site owner configures it: the shop's origin and its http host allowed."""
-    return make_app(
-        cors_allowed_origins=[f"http://127.0.0.1:{shop_port}"],
-        redirect_allowed_hosts=[],
-        redirect_http_hosts=[f"127.0.0.1:{shop_port}"],
-        retry_ms=300,
-    )
+    settings = {
+        "cors_allowed_origins": [f"http://127.0.0.1:{shop_port}"],
+        "redirect_allowed_hosts": [],
+        "redirect_http_hosts": [f"127.0.0.1:{shop_port}"],
+        "retry_ms": 300,
+    }
+    return make_app(**{**settings, **overrides})
 
 
-@pytest.fixture
-def sites() -> Iterator[Sites]:
+@contextmanager
+def running_sites(**push_overrides) -> Iterator[Sites]:
     push_port, shop_port = free_port(), free_port()
     with run_server(shop_app(f"http://127.0.0.1:{push_port}"), port=shop_port) as shop:
-        push_running = run_server(push_app(shop_port), port=push_port)
-        sites = Sites(push_running.__enter__(), shop, push_port, shop_port, push_running)
+        push_running = run_server(push_app(shop_port, **push_overrides), port=push_port)
+        sites = Sites(push_running.__enter__(), shop, push_port, shop_port, push_running, push_overrides)
         try:
             yield sites
         finally:
             sites.stop()
+
+
+@pytest.fixture
+def sites() -> Iterator[Sites]:
+    with running_sites() as sites:
+        yield sites
+
+
+@pytest.fixture
+def redis_sites(redis_url: str) -> Iterator[Sites]:
+    """The same, with channel-push on the real Redis broker."""
+    with running_sites(redis_url=redis_url) as sites:
+        yield sites
