@@ -3,7 +3,6 @@ a browser test needs: channel-push itself and a customer's website on another po
 
 from __future__ import annotations
 
-import shutil
 import time
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -16,19 +15,9 @@ import pytest
 from tests.browser.shop import shop_app
 from tests.support.apps import make_app
 from tests.support.channel import function_body, signed_headers
+from tests.support.chromium import CHROMIUM_ARGS, chromium_path
 from tests.support.server import RunningServer, free_port, run_server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
@@ -36,13 +25,11 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 def browser():
     # Module scope, not session: Playwright's sync API keeps an event loop marked as running on
     # this thread while it is open, which anyio's runner for later async tests refuses to share.
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/test.sh` as root, or `apt-get install chromium`")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         # launch() gives every run a fresh temporary profile (user data dir).
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
 
