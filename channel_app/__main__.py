@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the service (default)")
     serve.add_argument("--host", help="bind address (env HOST)")
     serve.add_argument("--port", type=int, help="port (env PORT)")
+    serve.add_argument(
+        "--reuse-port",
+        action="store_true",
+        default=None,
+        help="share the port with other channel-push processes on this machine (env REUSE_PORT; needs REDIS_URL)",
+    )
     token = commands.add_parser("token", help="mint a client token from CLIENT_JWT_SECRET")
     token.add_argument("--client-id", required=True)
     token.add_argument("--ttl", default="10m", help="lifetime: 30s, 10m, 2h, 1d (default 10m)")
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return print_commands(args.scope)
 
-    overrides = {key: value for key in ("host", "port") if (value := getattr(args, key, None)) is not None}
+    overrides = {key: value for key in ("host", "port", "reuse_port") if (value := getattr(args, key, None)) is not None}
     try:
         resolved = resolve_secrets(Settings(**overrides))
     except MissingSecret as missing:

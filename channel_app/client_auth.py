@@ -7,6 +7,8 @@ expired token, 403 for a token issued to another clientId.
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 
 from channel_app.responses import JSONBody, error_response
@@ -41,6 +43,10 @@ async def authenticate_client(services, client_id: str, token: str | None) -> Cl
         claims = await services.tokens.verify(token)
     except TokenRejected as rejected:
         raise ClientAuthFailed("invalid_token", error_response(401, "INVALID_TOKEN", rejected.message, BEARER_CHALLENGE)) from None
+    if claims.expires_at <= time.time():
+        # Within the verifier's clock-skew leeway the token still verifies, but a
+        # stream would end the moment it opened and the browser would loop.
+        raise ClientAuthFailed("invalid_token", error_response(401, "INVALID_TOKEN", "the token has expired", BEARER_CHALLENGE))
     if claims.subject != client_id:
         raise ClientAuthFailed("forbidden", error_response(403, "FORBIDDEN", "the token was issued for another clientId"))
     return claims

@@ -23,6 +23,7 @@ from channel_app.methods import METHODS, MethodDeps
 from channel_app.observers import record_call
 from channel_app.protocol import FunctionCall, error_body
 from channel_app.responses import JSONBody
+from sse.broker import BrokerUnavailable
 
 logger = logging.getLogger("channel_push.functions")
 
@@ -94,6 +95,9 @@ async def dispatch(call: FunctionCall, deps: MethodDeps, allowed_channel_ids: li
         return error_body("INVALID_PARAMS", describe_validation_error(error))
     except FunctionError as error:
         return error_body(error.error_type, error.message, error.data)
+    except BrokerUnavailable:
+        logger.warning("function %s: broker unavailable", call.method)
+        return error_body("UNAVAILABLE", "the shared broker (Redis) is unreachable; nothing was confirmed delivered, retry shortly")
     except Exception:
         logger.exception("function %s failed", call.method)
         return error_body("INTERNAL_ERROR", "an internal error occurred; it has been logged")

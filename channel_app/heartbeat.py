@@ -1,7 +1,10 @@
 """One loop for the whole process: heartbeat every stream and do broker upkeep.
 
 A single timer replaces a ping task per connection; a heartbeat that finds a
-stream's queue full drops that slow client like any other frame would.
+stream's queue full drops that slow client like any other frame would. Broker
+upkeep (history expiry, and with Redis the presence refresh that keeps this
+instance's clients visible cluster-wide) runs after the heartbeat, so a slow
+or unreachable Redis never delays the heartbeat comments.
 """
 
 from __future__ import annotations
@@ -20,6 +23,6 @@ async def heartbeat_forever(broker: Broker, interval_seconds: float) -> None:
         await asyncio.sleep(interval_seconds)
         try:
             broker.registry.deliver_all(HEARTBEAT_FRAME, timed=False)
-            broker.housekeeping()
+            await broker.housekeeping()
         except Exception:
             logger.exception("heartbeat round failed")

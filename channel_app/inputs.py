@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from sse.names import InvalidName, check_client_id, check_event_name
 
@@ -48,17 +49,24 @@ class AckWait(_Input):
         return None if value is None else min(value, MAX_WAIT_FOR_ACK_MS)
 
 
-class RedirectInput(ClientTarget, AckWait):
+class QueueableTarget(ClientTarget):
+    """`queueIfOffline: true` keeps the event for the client's next connection
+    (QUEUE_TTL_SECONDS) when it has none now; absent: QUEUE_IF_OFFLINE_DEFAULT."""
+
+    queue_if_offline: StrictBool | None = Field(None, alias="queueIfOffline")
+
+
+class RedirectInput(QueueableTarget, AckWait):
     url: str = Field(min_length=1, max_length=4096)
 
 
-class NotifyInput(ClientTarget):
+class NotifyInput(QueueableTarget):
     message: str = Field(min_length=1, max_length=2000)
     title: str | None = Field(None, max_length=200)
     level: Literal["info", "success", "warning", "error"] = "info"
 
 
-class SendEventInput(ClientTarget, AckWait):
+class SendEventInput(QueueableTarget, AckWait):
     action: str
     payload: Any = None
 
@@ -66,6 +74,18 @@ class SendEventInput(ClientTarget, AckWait):
     @classmethod
     def _valid_action(cls, value: str) -> str:
         return check_event_name(value)
+
+    @field_validator("payload")
+    @classmethod
+    def _json_text_becomes_json(cls, value: Any) -> Any:
+        """ALF passes command parameters as strings, so a payload that is the text of
+        a JSON object or array is delivered as that object; other text stays text."""
+        if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
+            try:
+                return orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return value
+        return value
 
 
 class BroadcastInput(_Input):

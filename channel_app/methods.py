@@ -18,6 +18,7 @@ from channel_app.inputs import (
     ClientStatusInput,
     ClientTarget,
     NotifyInput,
+    QueueableTarget,
     RedirectInput,
     SendEventInput,
 )
@@ -25,6 +26,7 @@ from channel_app.protocol import FunctionCall, result_body
 from channel_app.rate_limits import RateLimits
 from security.redirects import RedirectPolicy, RedirectRefused
 from sse.acks import Acks
+from sse.broker import QueueFull
 from sse.events import Event, utc_timestamp
 from sse.service import SseService
 
@@ -37,6 +39,7 @@ class MethodDeps:
     limits: RateLimits
     acks: Acks
     chat: ChatFallback | None = None
+    queue_if_offline_default: bool = False
 
 
 Handler = Callable[[Any, FunctionCall, MethodDeps], Awaitable[dict[str, Any]]]
@@ -72,24 +75,38 @@ def _member_id(call: FunctionCall) -> str:
 async def _deliver(
     deps: MethodDeps,
     call: FunctionCall,
+    args: QueueableTarget,
     client_id: str,
     event: Event,
     what: str,
     fallback: ChatMessage | None = None,
     wait_for_ack_ms: int | None = None,
 ) -> dict[str, Any]:
-    delivery = await deps.sse.publish(client_id, event)
-    if not delivery.delivered:
+    queue = deps.queue_if_offline_default if args.queue_if_offline is None else args.queue_if_offline
+    try:
+        delivery = await deps.sse.publish(client_id, event, queue_if_offline=queue)
+    except QueueFull as full:
+        raise FunctionError("QUEUE_FULL", f"Client {client_id} is not connected and {full}", {"clientId": client_id}) from None
+    if not delivery.delivered and not delivery.queued:
         if fallback is not None and deps.chat is not None and await deps.chat.post(call, fallback):
             return result_body(
                 f"Client {client_id} is not connected; posted it in the chat instead",
                 clientId=client_id,
                 delivered=0,
+                queued=False,
                 fallback="chat_message",
             )
         raise FunctionError("CLIENT_NOT_CONNECTED", f"Client {client_id} is not connected", {"clientId": client_id})
-    message = f"{what} sent to client {client_id}"
-    fields: dict[str, Any] = {"clientId": client_id, "delivered": delivery.delivered, "eventId": delivery.event_id}
+    if delivery.queued:
+        message = f"{what} queued for client {client_id}: no open stream now, it waits for the next connection"
+    else:
+        message = f"{what} sent to client {client_id}"
+    fields: dict[str, Any] = {
+        "clientId": client_id,
+        "delivered": delivery.delivered,
+        "queued": delivery.queued,
+        "eventId": delivery.event_id,
+    }
     if wait_for_ack_ms is not None and delivery.event_id is not None:
         outcome = await deps.acks.wait(client_id, delivery.event_id, wait_for_ack_ms / 1000)
         message += _ack_sentence(outcome, wait_for_ack_ms)
@@ -113,20 +130,20 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
         raise FunctionError("URL_NOT_ALLOWED", f"Redirect refused: {refused.reason}") from None
     event = Event("redirect", {"type": "redirect", "url": url, "timestamp": utc_timestamp()})
     fallback = link_message(url, call.params.language)
-    return await _deliver(deps, call, client_id, event, "Redirect command", fallback, args.wait_for_ack)
+    return await _deliver(deps, call, args, client_id, event, "Redirect command", fallback, args.wait_for_ack)
 
 
 async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     client_id = await target_client(args, call, deps)
     event = Event("notification", _notification_data(args.message, args.title, args.level))
-    return await _deliver(deps, call, client_id, event, "Notification", notice_message(args.message, args.title))
+    return await _deliver(deps, call, args, client_id, event, "Notification", notice_message(args.message, args.title))
 
 
 async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     client_id = await target_client(args, call, deps)
     data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
     event = Event("custom", data)
-    return await _deliver(deps, call, client_id, event, f"Event '{args.action}'", None, args.wait_for_ack)
+    return await _deliver(deps, call, args, client_id, event, f"Event '{args.action}'", None, args.wait_for_ack)
 
 
 async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:

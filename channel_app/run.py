@@ -1,5 +1,12 @@
 """Start uvicorn on the configured address, with our logging and drain-on-signal.
 
+Several processes on one machine: start this command once per core with
+`--reuse-port` (SO_REUSEPORT: the kernel spreads new connections over them).
+Each process is a complete instance with its own drain, and they share state
+through Redis, so REUSE_PORT without REDIS_URL is refused. uvicorn's own
+`--workers` supervisor is not used because it runs plain uvicorn servers,
+which would skip the drain that ends streams on SIGTERM.
+
 Exit status: 0 after a drained shutdown (SIGTERM or Ctrl-C), 3 when the
 server could not start (port in use, lifespan failure).
 """
@@ -8,12 +15,14 @@ from __future__ import annotations
 
 import gc
 import signal
+import socket
 import sys
 
 import uvicorn
 
 from channel_app.app import create_app
 from channel_app.logs import logging_config
+from channel_app.policies import InvalidConfiguration
 from channel_app.server import DrainingServer
 from config.secrets import ResolvedSettings
 
@@ -25,6 +34,8 @@ GC_OLDER_THRESHOLD = 20  # default 10
 
 def serve(resolved: ResolvedSettings) -> int:
     settings = resolved.settings
+    if settings.reuse_port and not settings.redis_url:
+        raise InvalidConfiguration("REUSE_PORT needs REDIS_URL: processes sharing a port must share their state")
     if resolved.generated:
         print_development_banner(resolved)
     app = create_app(settings)
@@ -51,7 +62,7 @@ def serve(resolved: ResolvedSettings) -> int:
     # by then) and also covers a signal that arrives before uvicorn starts.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, server.handle_exit)
-    server.run()
+    server.run(sockets=[shared_port_socket(settings.host, settings.port)] if settings.reuse_port else None)
     return 0 if server.started else STARTUP_FAILED
 
 
@@ -69,6 +80,14 @@ def settle_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, GC_OLDER_THRESHOLD, GC_OLDER_THRESHOLD)
+
+
+def shared_port_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
 
 
 def print_development_banner(resolved: ResolvedSettings) -> None:

@@ -76,7 +76,7 @@ async def running_services(
     shared_redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
     limiter = rate_limiter(shared_redis) if settings.rate_limits_enabled else None
     limits = RateLimits(limiter, policies.rates, on_refused=metrics.rate_limited)
-    acks = make_acks(settings)
+    acks = make_acks(settings, broker)
     async with httpx.AsyncClient(timeout=settings.channel_api_timeout_seconds) as http:
         native = channel_api(settings, http)
         chat = ChatFallback(*native) if native and settings.chat_fallback_enabled else None
@@ -98,6 +98,7 @@ async def running_services(
                     limits=limits,
                     acks=acks,
                     chat=chat,
+                    queue_if_offline_default=settings.queue_if_offline_default,
                 ),
                 http=http,
                 channel_api=native,

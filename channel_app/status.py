@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from channel_app.ops_auth import is_operator
 from channel_app.responses import JSONBody
+from sse.broker import BrokerUnavailable, Totals
 
 MAX_LISTED_CLIENTS = 1000
 
@@ -34,8 +35,14 @@ async def sse_status(request: Request) -> JSONBody:
 
 
 async def status_summary(services) -> dict[str, Any]:
-    totals = await services.broker.totals()
+    """Cluster-wide totals; while Redis is unreachable, this instance's own
+    (`"totals": "local"`) rather than an error."""
     broker_ok = await services.broker.is_healthy()
+    try:
+        totals, scope = await services.broker.totals(), "cluster"
+    except BrokerUnavailable:
+        broker_ok, scope = False, "local"
+        totals = Totals(services.broker.registry.client_total, services.broker.registry.connection_total)
     services.metrics.broker_state(services.broker.name, broker_ok)
     status = "draining" if services.lifecycle.draining else ("ok" if broker_ok else "degraded")
     return {
@@ -44,6 +51,7 @@ async def status_summary(services) -> dict[str, Any]:
         "uptime_s": round(services.lifecycle.uptime_seconds, 3),
         "connected_clients": totals.clients,
         "connections": totals.connections,
+        "totals": scope,
         "broker": {"backend": services.broker.name, "healthy": broker_ok},
     }
 

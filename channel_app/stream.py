@@ -8,6 +8,7 @@ shutdown); each of those is a close reason the metrics and logs report.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -18,10 +19,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from channel_app.client_auth import ClientAuthFailed, authenticate_client, last_event_id, presented_token
 from channel_app.event_stream import EventStreamResponse, raw_headers
 from channel_app.responses import error_response
-from sse.broker import Subscription
+from sse.broker import BrokerUnavailable, Subscription
 from sse.events import Event, encode_frame, encode_retry, utc_timestamp
 from sse.names import InvalidName, check_client_id
 from sse.registry import ConnectionRefused
+
+logger = logging.getLogger("channel_push.stream")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 RAW_STREAM_HEADERS = raw_headers(STREAM_HEADERS)
@@ -87,6 +90,10 @@ class ClientStream:
                 frame_written = self._services.metrics.frame_written
                 response = EventStreamResponse(active.connection, opening, RAW_STREAM_HEADERS, frame_written)
                 await response(scope, receive, send)
+        except BrokerUnavailable:
+            # A 503 would make the browser give up for good; an empty stream with a
+            # retry hint makes it come back once Redis (and this instance) are ready.
+            await Response(retry, media_type="text/event-stream", headers=STREAM_HEADERS)(scope, receive, send)
         except ConnectionRefused as refused:
             self._services.metrics.connect_refused(refused.reason)
             status = 503 if refused.reason == "instance_full" else 429

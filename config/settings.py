@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     app_env: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    reuse_port: bool = False
     instance_id: str = Field(default_factory=_default_instance_id)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] | None = None  # None: json in production, text in development
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
 
     # Broker
     redis_url: str | None = None
+    redis_timeout_seconds: float = Field(1.0, gt=0)
 
     # Streams
     heartbeat_seconds: float = Field(15.0, gt=0)
@@ -87,6 +89,11 @@ class Settings(BaseSettings):
     max_stream_seconds: float = Field(1800.0, gt=0)
     history_size: int = Field(100, ge=0)
     history_ttl_seconds: float = Field(300.0, gt=0)
+
+    # Store-and-forward for clients with no open stream (`queueIfOffline`)
+    queue_if_offline_default: bool = False
+    queue_ttl_seconds: float = Field(30.0, gt=0)
+    queue_size: int = Field(20, ge=1)
 
     # Function calls
     max_body_bytes: int = Field(65536, ge=256)

@@ -23,6 +23,7 @@ class Delivery:
     event_id: str | None  # None when nothing was published (nobody to receive it)
     delivered: int  # connections that accepted the event, cluster-wide
     dropped: int = 0  # connections that could not take it (slow clients, dropped for it); as far as known
+    queued: bool = False  # nobody received it yet: it waits for the client's next connection
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,20 @@ class Subscription:
 
 
 class BrokerUnavailable(Exception):
-    """The shared backend cannot be reached; nothing was delivered."""
+    """The shared backend cannot be reached (or did not answer in time): no
+    delivery can be confirmed."""
+
+
+class QueueFull(Exception):
+    """The client's store-and-forward queue is full; the event was not kept."""
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """Store-and-forward: how long and how many events wait for an offline client."""
+
+    ttl_seconds: float
+    size: int
 
 
 class Broker(Protocol):
@@ -50,10 +64,12 @@ class Broker(Protocol):
 
     async def close(self) -> None: ...
 
-    async def publish(self, client_id: str, event: Event) -> Delivery:
+    async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
         """Deliver to the client's connections. With no connection anywhere the event
         is neither sent nor kept, so a later reconnect cannot act on a call that
-        was already answered CLIENT_NOT_CONNECTED."""
+        was already answered CLIENT_NOT_CONNECTED; unless `queue_if_offline`, when
+        it waits (queued=True) for the client's next connection. Raises QueueFull,
+        BrokerUnavailable."""
 
     async def broadcast(self, event: Event) -> Delivery: ...
 
@@ -63,10 +79,14 @@ class Broker(Protocol):
 
     async def is_healthy(self) -> bool: ...
 
-    def subscribe(self, client_id: str, last_event_id: str | None) -> AsyncContextManager[Subscription]: ...
+    def subscribe(self, client_id: str, last_event_id: str | None) -> AsyncContextManager[Subscription]:
+        """Register a connection. Its replay holds, oldest first and each once, the
+        events after `last_event_id` still in history and the events queued for
+        the client; live events follow in its queue, none of them repeated."""
 
-    def housekeeping(self) -> None:
-        """Periodic, cheap upkeep (expiring history); called by the heartbeat loop."""
+    async def housekeeping(self) -> None:
+        """Periodic upkeep (expiring history, refreshing presence); called by the
+        heartbeat loop every HEARTBEAT_SECONDS. Never raises for an unreachable backend."""
 
 
 def make_broker(settings: Settings, observer: ConnectionObserver | None = None) -> Broker:
@@ -84,5 +104,10 @@ def make_broker(settings: Settings, observer: ConnectionObserver | None = None) 
         return RedisBroker(settings, registry)
     from sse.history import MemoryHistory
     from sse.memory import MemoryBroker
+    from sse.offline_queue import MemoryQueue
 
-    return MemoryBroker(registry, MemoryHistory(settings.history_size, settings.history_ttl_seconds))
+    return MemoryBroker(
+        registry,
+        MemoryHistory(settings.history_size, settings.history_ttl_seconds),
+        MemoryQueue(QueuePolicy(settings.queue_ttl_seconds, settings.queue_size)),
+    )

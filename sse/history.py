@@ -35,6 +35,16 @@ class MemoryHistory:
 
     def append(self, stream_key: str, event: Event) -> tuple[str, bytes]:
         """Assign the next id, encode the frame once, and keep it for replay."""
+        event_id, frame = self.assign(stream_key, event)
+        stream = self._streams[stream_key]
+        if self._size and stream_key != BROADCAST_STREAM:
+            stream.entries.append((stream.last_id, stream.touched_at, frame))
+            if len(stream.entries) > self._size:
+                stream.entries.popleft()
+        return event_id, frame
+
+    def assign(self, stream_key: str, event: Event) -> tuple[str, bytes]:
+        """Assign the next id and encode the frame, without keeping it (queued events)."""
         now = self._clock()
         stream = self._streams.setdefault(stream_key, _Stream())
         millis = max(int(now * 1000), stream.last_id[0])
@@ -42,12 +52,7 @@ class MemoryHistory:
         stream.last_id = (millis, sequence)
         stream.touched_at = now
         event_id = format_event_id(millis, sequence)
-        frame = encode_frame(event_id, event.name, event.encode_data())
-        if self._size and stream_key != BROADCAST_STREAM:
-            stream.entries.append((stream.last_id, now, frame))
-            if len(stream.entries) > self._size:
-                stream.entries.popleft()
-        return event_id, frame
+        return event_id, encode_frame(event_id, event.name, event.encode_data())
 
     def head(self, stream_key: str) -> str:
         stream = self._streams.get(stream_key)
@@ -55,12 +60,20 @@ class MemoryHistory:
 
     def since(self, stream_key: str, last_event_id: str) -> list[bytes]:
         """Frames after `last_event_id`, oldest first, within the age limit."""
+        return [frame for _, frame in self.entries_since(stream_key, last_event_id)]
+
+    def entries_since(self, stream_key: str, last_event_id: str) -> list[tuple[str, bytes]]:
+        """(id, frame) pairs after `last_event_id`, oldest first, within the age limit."""
         stream = self._streams.get(stream_key)
         if stream is None:
             return []
         after = parse_event_id(last_event_id)
         oldest = self._clock() - self._ttl
-        return [frame for entry_id, stored_at, frame in stream.entries if entry_id > after and stored_at >= oldest]
+        return [
+            (format_event_id(*entry_id), frame)
+            for entry_id, stored_at, frame in stream.entries
+            if entry_id > after and stored_at >= oldest
+        ]
 
     def prune(self) -> None:
         """Forget expired entries, and streams idle for longer than the age limit."""

@@ -1,4 +1,11 @@
-"""The in-process broker: the default when no REDIS_URL is set."""
+"""The in-process broker: the default when no REDIS_URL is set.
+
+Same contract as the Redis broker (tests/sse/test_broker_contract.py runs
+against both): an event for a connected client is delivered and kept in
+history; for a client with no connection it is dropped, or queued when the
+caller asked (`queue_if_offline`); a new connection receives its Last-Event-ID
+replay and the queued events, each once, oldest first.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +15,18 @@ from typing import AsyncIterator
 from sse.broker import Delivery, Subscription, Totals
 from sse.events import Event
 from sse.history import BROADCAST_STREAM, MemoryHistory
+from sse.offline_queue import MemoryQueue
 from sse.registry import ConnectionRegistry
+from sse.replay import merge_replay, newest_id
 
 
 class MemoryBroker:
     name = "memory"
 
-    def __init__(self, registry: ConnectionRegistry, history: MemoryHistory) -> None:
+    def __init__(self, registry: ConnectionRegistry, history: MemoryHistory, queue: MemoryQueue) -> None:
         self.registry = registry
         self._history = history
+        self._queue = queue
 
     async def start(self) -> None:
         return None
@@ -24,13 +34,17 @@ class MemoryBroker:
     async def close(self) -> None:
         return None
 
-    async def publish(self, client_id: str, event: Event) -> Delivery:
+    async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
         attempted = self.registry.connection_count(client_id)
-        if not attempted:
+        if attempted:
+            event_id, frame = self._history.append(client_id, event)
+            delivered = self.registry.deliver(client_id, frame)
+            return Delivery(event_id, delivered, attempted - delivered)
+        if not queue_if_offline:
             return Delivery(None, 0)
-        event_id, frame = self._history.append(client_id, event)
-        delivered = self.registry.deliver(client_id, frame)
-        return Delivery(event_id, delivered, attempted - delivered)
+        event_id, frame = self._history.assign(client_id, event)
+        self._queue.put(client_id, event_id, frame)
+        return Delivery(event_id, 0, queued=True)
 
     async def broadcast(self, event: Event) -> Delivery:
         attempted = self.registry.connection_total
@@ -49,11 +63,14 @@ class MemoryBroker:
 
     @asynccontextmanager
     async def subscribe(self, client_id: str, last_event_id: str | None) -> AsyncIterator[Subscription]:
-        # Registering and reading history happen with no await in between, so
-        # no event can fall between the replay and the live queue.
+        # Registering, reading history and claiming the queue happen with no
+        # await in between, so no event can fall between the replay and the live queue.
         async with self.registry.open(client_id) as connection:
-            replay = self._history.since(client_id, last_event_id) if last_event_id else []
-            yield Subscription(connection, replay, self._history.head(client_id))
+            history = self._history.entries_since(client_id, last_event_id) if last_event_id else []
+            replay = merge_replay(history, self._queue.claim(client_id))
+            cursor = newest_id(self._history.head(client_id), replay)
+            yield Subscription(connection, [frame for _, frame in replay], cursor)
 
-    def housekeeping(self) -> None:
+    async def housekeeping(self) -> None:
         self._history.prune()
+        self._queue.prune()

@@ -93,14 +93,8 @@ class Connection:
         """Everything queued so far, as one chunk for one write; None once the
         connection is closed and its last frames were taken."""
         frames = self._frames
-        while not frames:
-            if self.close_reason is not None:
-                return None
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+        if not frames and not await self._frames_arrived():
+            return None
         if len(frames) == 1:
             return frames.popleft()
         chunk = b"".join(frames)
@@ -108,6 +102,33 @@ class Connection:
             self._probe = chunk  # the timed frame goes out inside this chunk
         frames.clear()
         return chunk
+
+    async def next_frame(self) -> bytes | None:
+        """One frame at a time (for tools and tests); None once closed and drained."""
+        if not self._frames and not await self._frames_arrived():
+            return None
+        return self._frames.popleft()
+
+    def take_pending(self) -> list[bytes]:
+        """Remove and return the queued frames without waiting (they will be sent
+        some other way, e.g. merged into a replay, so none of them stays timed)."""
+        taken = list(self._frames)
+        self._frames.clear()
+        if self._probe is not None and any(frame is self._probe for frame in taken):
+            self._probe = None
+        return taken
+
+    async def _frames_arrived(self) -> bool:
+        """Wait until a frame is queued (True) or the connection is closed with none left (False)."""
+        while not self._frames:
+            if self.close_reason is not None:
+                return False
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return True
 
     def written(self, frame: bytes) -> float | None:
         """Called by the writer after each write; seconds since the timed frame
@@ -180,6 +201,9 @@ class ConnectionRegistry:
 
     def client_ids(self) -> Iterable[str]:
         return self._by_client.keys()
+
+    def connections_of(self, client_id: str) -> list[Connection]:
+        return list(self._by_client.get(client_id, {}).values())
 
     @asynccontextmanager
     async def open(

@@ -25,8 +25,10 @@ class SseService:
         self._broker = broker
         self._observer = observer
 
-    async def publish(self, client_id: str, event: Event) -> Delivery:
-        delivery = await self._broker.publish(client_id, event)
+    async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
+        """Delivery details; with `queue_if_offline` an unconnected client's event
+        waits for its next connection (`queued`). Raises QueueFull, BrokerUnavailable."""
+        delivery = await self._broker.publish(client_id, event, queue_if_offline)
         if self._observer is not None:
             self._observer.published(event.name, delivery)
         return delivery

@@ -54,6 +54,18 @@ _CLIENT_ID = _Param(
     "Leave empty: the customer in this chat is used. Set it only to a visitor id a manager gave you.",
 )
 
+_QUEUE_IF_OFFLINE = _Param(
+    "queueIfOffline", "queue_if_offline", "bool", False,
+    "Deliver when the visitor is back online",
+    "True only if it should still happen when the customer's page reconnects within 30 seconds; else false.",
+)
+
+_WAIT_FOR_ACK = _Param(
+    "waitForAck", "wait_for_ack", "int", False,
+    "Milliseconds to wait for the browser to confirm",
+    "Usually leave empty. Milliseconds (up to 5000) to wait for the browser to confirm it acted.",
+)
+
 _COMMANDS: tuple[_Command, ...] = (
     _Command(
         "redirectClient",
@@ -69,12 +81,8 @@ _COMMANDS: tuple[_Command, ...] = (
             _CLIENT_ID,
             _Param("url", "url", "string", True, "Full https URL of the page to open",
                    "Absolute https URL of a page on our own website. Never make one up."),
-            _Param("queueIfOffline", "queue_if_offline", "bool", False,
-                   "Open it when the visitor is back online",
-                   "True only if the customer wants the page opened when they come back; else false."),
-            _Param("waitForAck", "wait_for_ack", "int", False,
-                   "Milliseconds to wait for the browser to confirm",
-                   "Usually leave empty. Milliseconds (up to 5000) to wait for the browser to confirm it opened the page."),
+            _QUEUE_IF_OFFLINE,
+            _WAIT_FOR_ACK,
         ),
     ),
     _Command(
@@ -95,6 +103,7 @@ _COMMANDS: tuple[_Command, ...] = (
             _Param("level", "level", "string", False, "info, success, warning or error",
                    "success to confirm something worked, warning or error for a problem, else info.",
                    ("info", "success", "warning", "error")),
+            _QUEUE_IF_OFFLINE,
         ),
     ),
     _Command(
@@ -112,6 +121,8 @@ _COMMANDS: tuple[_Command, ...] = (
                    "Exact action name from your instructions, e.g. openCart."),
             _Param("payload", "payload", "string", False, "JSON object as text, for the action",
                    "Optional JSON object as text, e.g. {\"couponCode\":\"WELCOME10\"}, from your instructions."),
+            _QUEUE_IF_OFFLINE,
+            _WAIT_FOR_ACK,
         ),
     ),
     _Command(

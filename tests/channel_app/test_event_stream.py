@@ -182,3 +182,11 @@ async def test_drain_ends_every_stream_with_retry_hint(server):
             await reader.until_end(timeout=3)
             assert len(reader.retries) == 2
         assert (await http.get("/readyz")).status_code == 503
+
+
+async def test_token_expired_but_within_leeway_is_401_instead_of_a_stream_that_ends_at_once(server):
+    token = mint_client_token("test-client-secret-0123456789abcdef0123456789", "visitor", 60, now=time.time() - 65)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/sse/connect", params={"clientId": "visitor", "token": token})
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "INVALID_TOKEN"

@@ -140,3 +140,10 @@ async def test_get_client_status_counts_connections(server):
         response = await call(server, "getClientStatus", {"clientId": "visitor-5"})
     result = response.json()["result"]
     assert (result["connected"], result["connections"]) == (True, 2)
+
+
+async def test_send_event_payload_given_as_json_text_arrives_as_an_object(server):
+    async with open_stream(server, "visitor-6") as stream:
+        await call(server, "sendEvent", {"clientId": "visitor-6", "action": "applyCoupon", "payload": '{"couponCode": "WELCOME10"}'})
+        event = await stream.next_event()
+    assert event.data["payload"] == {"couponCode": "WELCOME10"}

@@ -61,3 +61,23 @@ async def test_full_queue_drops_the_client_and_discards_what_it_had_not_read():
         assert connection.offer(b"c\n\n") is False
         assert connection.close_reason == "slow_client"
         assert await connection.next_frames() is None
+
+
+async def test_frames_can_be_taken_one_at_a_time():
+    async with registry().open("visitor") as connection:
+        connection.offer(b"a\n\n")
+        connection.offer(b"b\n\n")
+        connection.close("shutdown")
+        assert [await connection.next_frame(), await connection.next_frame()] == [b"a\n\n", b"b\n\n"]
+        assert await connection.next_frame() is None
+
+
+async def test_frames_taken_for_a_replay_leave_the_queue_empty_and_untimed():
+    async with registry().open("visitor") as connection:
+        timed = b"id: 1-0\n\n"
+        connection.offer(timed)
+        assert connection.take_pending() == [timed]
+        assert connection.pending == 0
+        assert connection.written(timed) is None
+        connection.offer(b"id: 1-1\n\n")
+        assert connection.written(await connection.next_frames()) is not None

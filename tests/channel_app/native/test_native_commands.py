@@ -15,8 +15,10 @@ from channel_app.native.tokens import TokenManager
 
 EXPECTED_PARAMS = {
     "redirectClient": {"clientId": "string", "url": "string", "queueIfOffline": "bool", "waitForAck": "int"},
-    "notify": {"clientId": "string", "message": "string", "title": "string", "level": "string"},
-    "sendEvent": {"clientId": "string", "action": "string", "payload": "string"},
+    "notify": {"clientId": "string", "message": "string", "title": "string", "level": "string", "queueIfOffline": "bool"},
+    "sendEvent": {
+        "clientId": "string", "action": "string", "payload": "string", "queueIfOffline": "bool", "waitForAck": "int",
+    },
     "getClientStatus": {"clientId": "string"},
 }
 

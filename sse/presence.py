@@ -1,0 +1,83 @@
+"""Who is connected where, cluster-wide, kept in Redis with expiry.
+
+Each open connection is a member `<instance>|<connection id>` of its client's
+presence set, scored with an expiry time. An instance adds the member when the
+stream opens, removes it when the stream ends, and every heartbeat pushes the
+expiry of all its members to now + 2 × HEARTBEAT_SECONDS. Counting only
+unexpired members means the clients of an instance that dies without a word
+(SIGKILL, power loss, network cut) disappear within two heartbeats, and a
+removal lost while Redis was unreachable heals the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sse.broker import BrokerUnavailable, Totals
+from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
+from sse.registry import ConnectionRegistry
+
+logger = logging.getLogger("channel_push.redis")
+
+REFRESH_BATCH = 500  # connections per refresh script, so one call never holds Redis long
+
+
+class RedisPresence:
+    def __init__(
+        self,
+        scripts: BrokerScripts,
+        keys: RedisKeys,
+        instance_id: str,
+        ttl_ms: int,
+        timeout_seconds: float,
+    ) -> None:
+        self._scripts = scripts
+        self._keys = keys
+        self._instance = instance_id
+        self.ttl_ms = ttl_ms
+        self._timeout = timeout_seconds
+        self._leaving: set[str] = set()
+        self._refresh_failing = False
+
+    def member(self, connection_id: str) -> str:
+        return f"{self._instance}|{connection_id}"
+
+    async def leave(self, client_id: str, member: str) -> None:
+        """Remove one connection; never raises (an unremoved member expires by itself)."""
+        self._leaving.add(member)
+        try:
+            keys = [self._keys.presence(client_id), self._keys.online, self._keys.connections]
+            await guarded(self._scripts.leave(keys=keys, args=[client_id, member]), self._timeout)
+        except BrokerUnavailable:
+            pass
+        finally:
+            self._leaving.discard(member)
+
+    async def refresh(self, registry: ConnectionRegistry) -> None:
+        """Extend the expiry of every connection open here; never raises."""
+        pairs: list[str] = []
+        for client_id in list(registry.client_ids()):
+            for connection in registry.connections_of(client_id):
+                member = self.member(connection.id)
+                if member not in self._leaving:
+                    pairs += [client_id, member]
+        keys = [self._keys.online, self._keys.connections]
+        try:
+            for start in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
+                batch = pairs[start : start + 2 * REFRESH_BATCH]
+                args = [self._keys.prefix, self.ttl_ms, *batch]
+                await guarded(self._scripts.refresh(keys=keys, args=args), self._timeout)
+        except BrokerUnavailable as unavailable:
+            if not self._refresh_failing:
+                logger.warning("presence refresh failed: %s", unavailable)
+            self._refresh_failing = True
+            return
+        self._refresh_failing = False
+
+    async def count(self, client_id: str) -> int:
+        return int(await guarded(self._scripts.count(keys=[self._keys.presence(client_id)]), self._timeout))
+
+    async def totals(self) -> Totals:
+        keys = [self._keys.online, self._keys.connections]
+        clients, connections = await guarded(self._scripts.totals(keys=keys), self._timeout)
+        return Totals(int(clients), int(connections))

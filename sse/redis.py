@@ -1,0 +1,286 @@
+"""The Redis broker: many instances, one truthful answer (selected by REDIS_URL).
+
+Delivery. Every instance subscribes to `cp:client:<id>` for each client with a
+stream open on it (sse/redis_listener.py). A publish is one Lua script
+(sse/redis_scripts.py, PUBLISH) that, atomically:
+
+1. counts the client's live connections in its presence set (sse/presence.py)
+   and, when there are none, the instances subscribed to its channel (PUBSUB
+   NUMSUB: a stream that is opening, or whose presence a stalled heartbeat let
+   lapse). Nobody and no `queue_if_offline`: answers "offline" and stores
+   nothing, so a later reconnect never acts on a call answered
+   CLIENT_NOT_CONNECTED;
+2. takes the next id of the client's stream (XADD: `<ms>-<seq>`, the wire id),
+   encodes the frame once and PUBLISHes it;
+3. PUBLISH's receiver count > 0 (some instance holds a connection and got
+   it): keeps it in history (MAXLEN HISTORY_SIZE, expiry HISTORY_TTL_SECONDS)
+   and answers delivered = the client's live connections cluster-wide (at
+   least the number of receiving instances). Within the two heartbeats after
+   an instance crash this can still count that instance's connections;
+4. receiver count 0 but presence live, or `queue_if_offline`: the frame goes
+   to the client's queue for QUEUE_TTL_SECONDS and the answer is `queued`.
+   Presence without a receiver means the instance holding the stream has just
+   died (its clients are reconnecting elsewhere, with Last-Event-ID) or lost
+   Redis for a moment (it catches up when it is back), so the event is in
+   transit, not lost, and the caller is told so: `queued: true, delivered: 0`.
+   The first connection of the client claims the queue (JOIN below). An
+   event nobody received is not kept in history: the queue is its one copy.
+
+Reconnect without loss or repeats. A new stream first makes sure this
+instance's SUBSCRIBE is confirmed, then one script (JOIN) registers its
+presence, reads history after Last-Event-ID and claims the queue. Anything
+published after the SUBSCRIBE reaches the connection live; anything before the
+JOIN is in history or the queue. Live frames that arrived during the JOIN
+round trip and are also in the replay are dropped (same bytes, same id), so
+replay + live = each event exactly once, in order.
+
+Failures. Every Redis call has REDIS_TIMEOUT_SECONDS; a failure is
+BrokerUnavailable (function calls answer UNAVAILABLE, `/readyz` 503, new
+streams get a retry hint). Open streams stay open. The listener reconnects by
+itself, subscribes again, re-registers the presence of every local connection
+and replays, per client, what was published (queued) while it was away, before
+any held-back live frame: `_catch_up`. Live frames the catch-up already sent
+(same bytes) are skipped, as for a new stream.
+
+Acknowledgements (sse/redis_acks.py) ride on the same listener (`cp:acks`).
+
+This module is longer than most because this docstring carries the design;
+the scripts it relies on are in sse/redis_scripts.py.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, AsyncIterator
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from sse.broker import BrokerUnavailable, Delivery, QueueFull, Subscription, Totals
+from sse.events import Event, parse_event_id
+from sse.presence import RedisPresence
+from sse.redis_acks import RedisAcks
+from sse.redis_listener import PubSubListener
+from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
+from sse.registry import Connection, ConnectionRegistry
+from sse.replay import IdentifiedFrame, frame_event_id, merge_replay, newest_id
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+
+MAX_STREAM_ID_PART = 2**64 - 1
+CATCH_UP_BATCH = 200
+
+
+class RedisBroker:
+    name = "redis"
+
+    def __init__(self, settings: Settings, registry: ConnectionRegistry) -> None:
+        assert settings.redis_url
+        self.registry = registry
+        self._keys = RedisKeys()
+        self._timeout = settings.redis_timeout_seconds
+        self._history_size = settings.history_size
+        self._history_ttl_ms = int(settings.history_ttl_seconds * 1000)
+        self._queue_ttl_ms = int(settings.queue_ttl_seconds * 1000)
+        self._queue_size = settings.queue_size
+        timeouts = {"socket_connect_timeout": self._timeout, "socket_keepalive": True}
+        # One quick retry lets a pooled connection that died with Redis reconnect.
+        self._redis = Redis.from_url(settings.redis_url, socket_timeout=self._timeout, retry=Retry(NoBackoff(), 1), **timeouts)
+        self._pubsub_redis = Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), **timeouts)
+        self._scripts = BrokerScripts(self._redis)
+        presence_ttl_ms = int(2 * settings.heartbeat_seconds * 1000)
+        self._presence = RedisPresence(self._scripts, self._keys, settings.instance_id, presence_ttl_ms, self._timeout)
+        self._listener = PubSubListener(
+            self._pubsub_redis,
+            [self._keys.broadcast_channel, self._keys.acks_channel],
+            self._on_message,
+            self._catch_up,
+            self._timeout,
+            idle_ping_seconds=settings.heartbeat_seconds,
+        )
+        self._delivered: dict[str, str] = {}  # newest id delivered here, per local client
+        self._caught_up: dict[str, set[bytes]] = {}  # per client: frames a catch-up sent that may still arrive live
+        self._joined_at: dict[str, str] = {}  # stream head when the client's first local stream joined
+        self._replayed: dict[str, set[bytes]] = {}  # per new connection: replayed frames that may still arrive live
+        self._acks: RedisAcks | None = None
+
+    async def start(self) -> None:
+        await self._listener.start()
+
+    async def close(self) -> None:
+        await self._listener.stop()
+        await self._redis.aclose()
+        await self._pubsub_redis.aclose()
+
+    async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
+        keys = [self._keys.presence(client_id), self._keys.history(client_id), self._keys.queue(client_id)]
+        args = [
+            self._keys.channel(client_id),
+            event.name,
+            event.encode_data(),
+            self._history_size,
+            self._history_ttl_ms,
+            int(queue_if_offline),
+            self._queue_ttl_ms,
+            self._queue_size,
+        ]
+        outcome, event_id, delivered = await guarded(self._scripts.publish(keys=keys, args=args), self._timeout)
+        if outcome == b"queue_full":
+            raise QueueFull(f"{self._queue_size} events already wait for client {client_id}")
+        if outcome == b"offline":
+            return Delivery(None, 0)
+        return Delivery(event_id.decode(), int(delivered), queued=outcome == b"queued")
+
+    async def broadcast(self, event: Event) -> Delivery:
+        keys = [self._keys.broadcast_ids, self._keys.connections]
+        args = [self._keys.broadcast_channel, event.name, event.encode_data()]
+        event_id, delivered = await guarded(self._scripts.broadcast(keys=keys, args=args), self._timeout)
+        return Delivery(event_id.decode(), int(delivered))
+
+    async def connection_count(self, client_id: str) -> int:
+        return await self._presence.count(client_id)
+
+    async def totals(self) -> Totals:
+        return await self._presence.totals()
+
+    async def is_healthy(self) -> bool:
+        if not self._listener.connected:
+            return False
+        try:
+            await guarded(self._redis.ping(), self._timeout)
+        except BrokerUnavailable:
+            return False
+        return True
+
+    @asynccontextmanager
+    async def subscribe(self, client_id: str, last_event_id: str | None) -> AsyncIterator[Subscription]:
+        async with self.registry.open(client_id, on_first=self._listen_to, on_last=self._stop_listening) as connection:
+            member = self._presence.member(connection.id)
+            try:
+                head, replay = await self._join(client_id, [member], last_event_id)
+                cursor = newest_id(head, replay)
+                self._joined_at.setdefault(client_id, cursor)
+                frames = self._replay_then_early_frames(connection, replay)
+                yield Subscription(connection, frames, cursor)
+            finally:
+                self._replayed.pop(connection.id, None)
+                await self._presence.leave(client_id, member)
+
+    def shared_acks(self) -> RedisAcks:
+        """Acknowledgements through this broker's Redis and pub/sub listener."""
+        if self._acks is None:
+            self._acks = RedisAcks(self._redis, self._keys, self._timeout)
+        return self._acks
+
+    async def housekeeping(self) -> None:
+        await self._presence.refresh(self.registry)
+
+    async def _join(self, client_id: str, members: list[str], after: str | None) -> tuple[str, list[IdentifiedFrame]]:
+        head, history, queued = await guarded(self._scripts.join(**self._join_call(client_id, members, after)), self._timeout)
+        return head.decode(), _replay_of(history, queued)
+
+    def _join_call(self, client_id: str, members: list[str], after: str | None) -> dict:
+        keys = [
+            self._keys.presence(client_id),
+            self._keys.history(client_id),
+            self._keys.queue(client_id),
+            self._keys.online,
+            self._keys.connections,
+        ]
+        history_from = _first_id_after(after) if after and self._history_size else ""
+        args = [client_id, self._presence.ttl_ms, history_from, self._history_ttl_ms, *members]
+        return {"keys": keys, "args": args}
+
+    async def _listen_to(self, client_id: str) -> None:
+        await self._listener.add(self._keys.channel(client_id))
+
+    async def _stop_listening(self, client_id: str) -> None:
+        self._delivered.pop(client_id, None)
+        self._caught_up.pop(client_id, None)
+        self._joined_at.pop(client_id, None)
+        await self._listener.remove(self._keys.channel(client_id), lambda: self.registry.connection_count(client_id) > 0)
+
+    def _on_message(self, channel: str, frame: bytes) -> None:
+        if channel == self._keys.broadcast_channel:
+            self.registry.deliver_all(frame)
+            return
+        if channel == self._keys.acks_channel:
+            if self._acks is not None:
+                self._acks.heard(frame)
+            return
+        client_id = self._keys.client_of(channel)
+        event_id = frame_event_id(frame)
+        if client_id is None or event_id is None or not self.registry.connection_count(client_id):
+            return
+        caught_up = self._caught_up.get(client_id)
+        if caught_up is not None:
+            if frame in caught_up:
+                caught_up.discard(frame)  # already sent by the catch-up after reconnecting
+                return
+            del self._caught_up[client_id]
+        self._delivered[client_id] = event_id
+        for connection in self.registry.connections_of(client_id):
+            replayed = self._replayed.get(connection.id)
+            if replayed is not None:
+                if frame in replayed:
+                    replayed.discard(frame)
+                    continue
+                # Live frames arrive in id order: past the replay, no repeat can follow.
+                del self._replayed[connection.id]
+            connection.offer(frame)
+
+    def _replay_then_early_frames(self, connection: Connection, replay: list[IdentifiedFrame]) -> list[bytes]:
+        """The replay, then live frames that reached the connection while its JOIN was in
+        flight, minus those the replay holds (same bytes). Frames published before the
+        JOIN can also arrive after it (pub/sub and commands use different sockets), so the
+        replayed frames not seen yet are remembered and skipped in `_on_message`."""
+        frames = [frame for _, frame in replay]
+        replayed = set(frames)
+        if connection.close_reason is None:
+            for frame in connection.take_pending():
+                if frame in replayed:
+                    replayed.discard(frame)
+                else:
+                    frames.append(frame)
+        if replayed:
+            self._replayed[connection.id] = replayed
+        return frames
+
+    async def _catch_up(self) -> None:
+        """After (re)connecting: re-register every local connection's presence and
+        deliver what each local client missed, batched in pipelines."""
+        client_ids = [client_id for client_id in list(self.registry.client_ids()) if self.registry.connection_count(client_id)]
+        for start in range(0, len(client_ids), CATCH_UP_BATCH):
+            batch = client_ids[start : start + CATCH_UP_BATCH]
+            pipeline = self._redis.pipeline(transaction=False)
+            for client_id in batch:
+                members = [self._presence.member(c.id) for c in self.registry.connections_of(client_id)]
+                after = self._delivered.get(client_id) or self._joined_at.get(client_id)
+                await self._scripts.join(client=pipeline, **self._join_call(client_id, members, after))
+            results = await guarded(pipeline.execute(), self._timeout * 5)
+            for client_id, (_, history, queued) in zip(batch, results):
+                missed = _replay_of(history, queued)
+                for event_id, frame in missed:
+                    self._delivered[client_id] = event_id
+                    self.registry.deliver(client_id, frame)
+                if missed:
+                    self._caught_up[client_id] = {frame for _, frame in missed}
+
+
+def _replay_of(history: list[bytes], queued: list[bytes]) -> list[IdentifiedFrame]:
+    stored = [(history[i].decode(), history[i + 1]) for i in range(0, len(history), 2)]
+    waiting = [(event_id, frame) for frame in queued if (event_id := frame_event_id(frame))]
+    return merge_replay(stored, waiting)
+
+
+def _first_id_after(event_id: str) -> str:
+    """The inclusive XRANGE start just after `event_id`; "" when no stream id can
+    follow it (a forged, absurdly large Last-Event-ID), which means: no history."""
+    millis, sequence = parse_event_id(event_id)
+    if millis > MAX_STREAM_ID_PART:
+        return ""
+    if sequence < MAX_STREAM_ID_PART:
+        return f"{millis}-{sequence + 1}"
+    return f"{millis + 1}-0" if millis < MAX_STREAM_ID_PART else ""

@@ -1,0 +1,239 @@
+"""The Lua scripts behind the Redis broker, and the key layout they share.
+
+Every decision that must hold across instances happens inside one script, so
+Redis runs it atomically: no other publish, connect or disconnect can fall
+between the presence check, the PUBLISH and the write to history or queue.
+All times come from Redis `TIME`, so the instances' own clocks never matter.
+
+Keys (prefix `cp:`; `<c>` is a client id, `<m>` a connection `<instance>|<id>`):
+
+    cp:presence:<c>    ZSET  m -> expiry ms: the client's connections, cluster-wide
+    cp:history:<c>     STREAM  fields n (event name), d (JSON data); ids are the event ids
+    cp:queue:<c>       LIST  "<expiry ms> <frame>": events waiting for the next connection
+    cp:online          ZSET  c -> expiry ms: clients with a live connection (status totals)
+    cp:connections     ZSET  m -> expiry ms: every live connection (status totals)
+    cp:broadcast-ids   STREAM  always empty (MAXLEN 0); only generates broadcast ids
+    cp:ack:<c>:<id>    STRING  a browser's acknowledgement, kept briefly (sse/redis_acks.py)
+    channel cp:client:<c>, channel cp:broadcast, channel cp:acks
+
+Most of this module is Lua, kept next to the key layout it depends on.
+Scripts touch keys they compute from the prefix, so they need one Redis (or a
+primary with replicas / Sentinel), not Redis Cluster. Exclusive XRANGE needs
+Redis >= 6.2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from sse.broker import BrokerUnavailable
+
+logger = logging.getLogger("channel_push.redis")
+
+PREFIX = "cp:"
+
+_COMMON = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function frame(id, name, data)
+  return 'id: ' .. id .. '\\nevent: ' .. name .. '\\ndata: ' .. data .. '\\n\\n'
+end
+"""
+
+# KEYS: presence, history, queue. ARGV: channel, name, data, history_size,
+# history_ttl_ms, queue_if_offline (0/1), queue_ttl_ms, queue_size.
+# Returns {outcome, id, delivered}; outcome: delivered | queued | offline | queue_full.
+PUBLISH = _COMMON + """
+local now = now_ms()
+local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+local queue_if_offline = ARGV[6] == '1'
+if connections == 0 and not queue_if_offline and redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] == 0 then
+  return {'offline', '', 0}
+end
+local id = redis.call('XADD', KEYS[2], '*', 'n', ARGV[2], 'd', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+local message = frame(id, ARGV[2], ARGV[3])
+local receivers = redis.call('PUBLISH', ARGV[1], message)
+if receivers > 0 then
+  redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[4])
+  return {'delivered', id, math.max(connections, receivers)}
+end
+-- Nobody received it. XDEL keeps the stream's last id, so ids stay increasing.
+redis.call('XDEL', KEYS[2], id)
+if connections == 0 and not queue_if_offline then
+  return {'offline', '', 0}
+end
+while true do
+  local oldest = redis.call('LINDEX', KEYS[3], 0)
+  if not oldest or tonumber(string.match(oldest, '^(%d+) ')) >= now then break end
+  redis.call('LPOP', KEYS[3])
+end
+if redis.call('LLEN', KEYS[3]) >= tonumber(ARGV[8]) then
+  return {'queue_full', '', 0}
+end
+redis.call('RPUSH', KEYS[3], string.format('%d', now + tonumber(ARGV[7])) .. ' ' .. message)
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+return {'queued', id, 0}
+"""
+
+# KEYS: presence, history, queue, online, connections. ARGV: client,
+# presence_ttl_ms, history_from (inclusive id, '' for no history),
+# history_ttl_ms, members...  Returns {head, {id, frame, ...}, {frame, ...}}.
+JOIN = _COMMON + """
+local now = now_ms()
+local expires = now + tonumber(ARGV[2])
+for i = 5, #ARGV do
+  redis.call('ZADD', KEYS[1], expires, ARGV[i])
+  redis.call('ZADD', KEYS[5], expires, ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[4], expires, ARGV[1])
+local history = {}
+if ARGV[3] ~= '' then
+  local oldest = now - tonumber(ARGV[4])
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], ARGV[3], '+')) do
+    local id, fields = entry[1], entry[2]
+    if tonumber(string.match(id, '^(%d+)')) >= oldest then
+      history[#history + 1] = id
+      history[#history + 1] = frame(id, fields[2], fields[4])
+    end
+  end
+end
+local queued = {}
+for _, item in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+  local expiry, message = string.match(item, '^(%d+) (.*)$')
+  if tonumber(expiry) >= now then queued[#queued + 1] = message end
+end
+redis.call('DEL', KEYS[3])
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local head = '0-0'
+if #last > 0 then head = last[1][1] end
+return {head, history, queued}
+"""
+
+# KEYS: presence, online, connections. ARGV: client, member.
+LEAVE = _COMMON + """
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+if redis.call('ZCOUNT', KEYS[1], '(' .. now_ms(), '+inf') == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: online, connections. ARGV: prefix, presence_ttl_ms, then client, member pairs.
+REFRESH = _COMMON + """
+local now = now_ms()
+local expires = now + tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+for i = 3, #ARGV, 2 do
+  local presence = ARGV[1] .. 'presence:' .. ARGV[i]
+  redis.call('ZADD', presence, expires, ARGV[i + 1])
+  redis.call('PEXPIRE', presence, ARGV[2])
+  redis.call('ZADD', KEYS[1], expires, ARGV[i])
+  redis.call('ZADD', KEYS[2], expires, ARGV[i + 1])
+end
+return 1
+"""
+
+# KEYS: presence.
+COUNT = _COMMON + """
+return redis.call('ZCOUNT', KEYS[1], '(' .. now_ms(), '+inf')
+"""
+
+# KEYS: online, connections.
+TOTALS = _COMMON + """
+local now = '(' .. now_ms()
+return {redis.call('ZCOUNT', KEYS[1], now, '+inf'), redis.call('ZCOUNT', KEYS[2], now, '+inf')}
+"""
+
+# KEYS: broadcast-ids, connections. ARGV: channel, name, data. Returns {id, delivered}.
+BROADCAST = _COMMON + """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', 0, '*', 'n', ARGV[2])
+local receivers = redis.call('PUBLISH', ARGV[1], frame(id, ARGV[2], ARGV[3]))
+if receivers == 0 then return {id, 0} end
+return {id, redis.call('ZCOUNT', KEYS[2], '(' .. now_ms(), '+inf')}
+"""
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    prefix: str = PREFIX
+
+    def presence(self, client_id: str) -> str:
+        return f"{self.prefix}presence:{client_id}"
+
+    def history(self, client_id: str) -> str:
+        return f"{self.prefix}history:{client_id}"
+
+    def queue(self, client_id: str) -> str:
+        return f"{self.prefix}queue:{client_id}"
+
+    def channel(self, client_id: str) -> str:
+        return f"{self.prefix}client:{client_id}"
+
+    def client_of(self, channel: str) -> str | None:
+        marker = f"{self.prefix}client:"
+        return channel[len(marker) :] if channel.startswith(marker) else None
+
+    @property
+    def online(self) -> str:
+        return f"{self.prefix}online"
+
+    @property
+    def connections(self) -> str:
+        return f"{self.prefix}connections"
+
+    @property
+    def broadcast_ids(self) -> str:
+        return f"{self.prefix}broadcast-ids"
+
+    @property
+    def broadcast_channel(self) -> str:
+        return f"{self.prefix}broadcast"
+
+    def ack(self, client_id: str, event_id: str) -> str:
+        return f"{self.prefix}ack:{client_id}:{event_id}"
+
+    @property
+    def acks_channel(self) -> str:
+        return f"{self.prefix}acks"
+
+
+class BrokerScripts:
+    """The scripts registered on one client; redis-py reloads them after NOSCRIPT
+    (a restarted Redis has forgotten them)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.publish: AsyncScript = redis.register_script(PUBLISH)
+        self.join: AsyncScript = redis.register_script(JOIN)
+        self.leave: AsyncScript = redis.register_script(LEAVE)
+        self.refresh: AsyncScript = redis.register_script(REFRESH)
+        self.count: AsyncScript = redis.register_script(COUNT)
+        self.totals: AsyncScript = redis.register_script(TOTALS)
+        self.broadcast: AsyncScript = redis.register_script(BROADCAST)
+
+
+async def guarded(call: Awaitable[Any], timeout_seconds: float) -> Any:
+    """Await one Redis call within the time limit; any failure becomes BrokerUnavailable."""
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            return await call
+    except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as error:
+        raise BrokerUnavailable(f"redis unreachable: {error!r}") from error
+    except RedisError as error:
+        logger.error("redis call failed: %r", error)
+        raise BrokerUnavailable(f"redis error: {error!r}") from error

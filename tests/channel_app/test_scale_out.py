@@ -1,0 +1,190 @@
+"""Two real instances (subprocesses) on one real redis-server.
+
+A visitor's stream lands on one instance and Channel's call on the other;
+the answer must be true cluster-wide, survive an instance killed with SIGKILL
+and a Redis restart, and one stuck visitor must not hold up another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+import anyio
+import httpx
+import pytest
+
+from tests.support.apps import client_token
+from tests.support.http import call_function, get_json, open_stream
+from tests.support.instances import running_instances
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def cluster(redis_url, tmp_path):
+    with running_instances(redis_url, tmp_path) as (a, b):
+        yield a, b
+
+
+async def notify(base_url: str, client_id: str, message: str, **extra) -> dict:
+    return await call_function(base_url, "notify", {"clientId": client_id, "message": message, **extra})
+
+
+async def eventually(check, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        await anyio.sleep(0.1)
+    return result
+
+
+async def test_client_on_b_receives_a_call_made_on_a_and_a_counts_it(cluster):
+    a, b = cluster
+    async with open_stream(b.url, "visitor") as (on_b, connected):
+        assert connected.data["instance"] == "b"
+        result = (await notify(a.url, "visitor", "안녕하세요"))["result"]
+        assert (result["delivered"], result["queued"]) == (1, False)
+        event = await on_b.next_event()
+        assert (event.id, event.data["message"]) == (result["eventId"], "안녕하세요")
+
+        status = (await call_function(a.url, "getClientStatus", {"clientId": "visitor"}))["result"]
+        assert (status["connected"], status["connections"]) == (True, 1)
+        code, summary = await get_json(a.url, "/sse/status")
+        assert (code, summary["connections"], summary["connected_clients"]) == (200, 1, 1)
+        assert summary["broker"] == {"backend": "redis", "healthy": True}
+
+        async with open_stream(a.url, "visitor") as (on_a, _):
+            both = (await notify(b.url, "visitor", "two tabs"))["result"]
+            assert both["delivered"] == 2
+            assert (await on_a.next_event()).id == both["eventId"]
+            assert (await on_b.next_event()).id == both["eventId"]
+    await eventually(lambda: _connections(a.url, 0))
+
+
+async def test_ack_posted_to_b_answers_the_call_waiting_on_a(cluster):
+    a, b = cluster
+    async with open_stream(b.url, "visitor") as (on_b, _):
+        call = {"clientId": "visitor", "url": "https://shop.example.com/cart", "waitForAck": 5000}
+        answer = asyncio.create_task(call_function(a.url, "redirectClient", call))
+        event = await on_b.next_event()
+        ack = {"clientId": "visitor", "eventId": event.id, "outcome": "done", "token": client_token("visitor")}
+        async with httpx.AsyncClient(base_url=b.url) as http:
+            assert (await http.post("/sse/ack", content=json.dumps(ack))).status_code == 204
+        result = (await answer)["result"]
+    assert (result["eventId"], result["acknowledged"], result["ackOutcome"]) == (event.id, True, "done")
+
+
+async def test_sigkilled_instance_clients_resume_on_the_other_with_last_event_id(redis_url, tmp_path):
+    heartbeat = 1.5
+    with running_instances(redis_url, tmp_path, HEARTBEAT_SECONDS=str(heartbeat)) as (a, b):
+        async with open_stream(b.url, "visitor") as (on_b, _):
+            seen = (await notify(a.url, "visitor", "seen"))["result"]
+            assert (await on_b.next_event()).id == seen["eventId"]
+            b.kill()
+            # B's presence is still live: the events wait for the reconnect, and the caller is told so.
+            in_transit = [(await notify(a.url, "visitor", text))["result"] for text in ("two", "three")]
+            with pytest.raises((httpx.HTTPError, EOFError)):
+                await on_b.next_event(timeout=5)
+        assert all(result["queued"] and result["delivered"] == 0 for result in in_transit)
+
+        # Within two heartbeats B's clients disappear; a call now is truthfully refused.
+        started = time.monotonic()
+        await eventually(lambda: _connections(a.url, 0), timeout=4 * heartbeat)
+        assert time.monotonic() - started <= 2 * heartbeat + 1
+        refused = await notify(a.url, "visitor", "while gone")
+        assert refused["error"]["type"] == "CLIENT_NOT_CONNECTED"
+
+        async with open_stream(a.url, "visitor", last_event_id=seen["eventId"]) as (on_a, _):
+            missed = [await on_a.next_event() for _ in in_transit]
+            assert [event.id for event in missed] == [result["eventId"] for result in in_transit]
+            assert [event.data["message"] for event in missed] == ["two", "three"]
+            live = (await notify(a.url, "visitor", "four"))["result"]
+            assert (await on_a.next_event()).id == live["eventId"]
+            with pytest.raises(TimeoutError):
+                await on_a.next_event(timeout=1)
+
+
+async def test_redis_restart_mid_stream_fails_loudly_then_delivery_resumes(cluster, redis_server):
+    a, b = cluster
+    async with open_stream(b.url, "visitor") as (on_b, _):
+        first = (await notify(a.url, "visitor", "before"))["result"]
+        assert (await on_b.next_event()).id == first["eventId"]
+
+        redis_server.stop()
+        down = await notify(a.url, "visitor", "during")
+        assert down["error"]["type"] == "UNAVAILABLE"
+        status = await call_function(a.url, "getClientStatus", {"clientId": "visitor"})
+        assert status["error"]["type"] == "UNAVAILABLE"
+        for instance in (a, b):
+            code, body = await get_json(instance.url, "/readyz")
+            assert (code, body["broker"]) == (503, False)
+        code, summary = await get_json(b.url, "/sse/status")
+        assert (code, summary["status"], summary["totals"], summary["connections"]) == (200, "degraded", "local", 1)
+        assert await on_b.next_comment(timeout=3) == "heartbeat"  # the stream stays open
+
+        redis_server.start()
+        for instance in (a, b):
+            await eventually(lambda url=instance.url: _ready(url))
+        after = (await notify(a.url, "visitor", "after"))["result"]
+        assert after["delivered"] == 1
+        event = await on_b.next_event()
+        assert (event.id, event.data["message"]) == (after["eventId"], "after")
+
+
+async def test_stuck_client_is_dropped_while_another_keeps_receiving(redis_url, tmp_path):
+    """The stuck stream fills the kernel's socket buffers (a few MB on loopback), then
+    its bounded queue or the send timeout drops it; the reader never waits for it."""
+    settings = {"CONNECTION_QUEUE_SIZE": "8", "SEND_TIMEOUT_SECONDS": "1"}
+    with running_instances(redis_url, tmp_path, **settings) as (a, b):
+        with stuck_stream(b.port, "stuck"):
+            await eventually(lambda: _connections(a.url, 1))
+            async with open_stream(b.url, "reader") as (reader, _):
+                pad = "x" * 60_000
+                dropped_at = None
+                for n in range(200):
+                    stuck = await call_function(a.url, "sendEvent", {"clientId": "stuck", "action": "tick", "payload": {"n": n, "pad": pad}})
+                    read = await call_function(a.url, "sendEvent", {"clientId": "reader", "action": "tick", "payload": {"n": n, "pad": pad}})
+                    event = await reader.next_event()
+                    assert (event.id, event.data["payload"]["n"]) == (read["result"]["eventId"], n)
+                    if "error" in stuck:
+                        assert stuck["error"]["type"] == "CLIENT_NOT_CONNECTED"
+                        dropped_at = dropped_at if dropped_at is not None else n
+                    if dropped_at is not None and n >= dropped_at + 5:
+                        break
+                assert dropped_at is not None, "the stuck client was never dropped"
+                status = (await call_function(a.url, "getClientStatus", {"clientId": "stuck"}))["result"]
+                assert status["connected"] is False
+        assert "Traceback" not in b.log_tail(20_000)
+
+
+class stuck_stream:
+    """A browser that opens its stream and then never reads (tiny receive buffer)."""
+
+    def __init__(self, port: int, client_id: str) -> None:
+        self._port = port
+        self._client_id = client_id
+
+    def __enter__(self) -> socket.socket:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", self._port))
+        query = f"clientId={self._client_id}&token={client_token(self._client_id)}"
+        sock.sendall(f"GET /sse/connect?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        self._sock = sock
+        return sock
+
+    def __exit__(self, *exc_info) -> None:
+        self._sock.close()
+
+
+async def _connections(base_url: str, expected: int) -> bool:
+    code, summary = await get_json(base_url, "/sse/status")
+    return code == 200 and summary["connections"] == expected
+
+
+async def _ready(base_url: str) -> bool:
+    code, _ = await get_json(base_url, "/readyz")
+    return code == 200

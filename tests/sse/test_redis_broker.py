@@ -1,0 +1,182 @@
+"""What only the Redis broker has to get right: several instances, expiring
+presence, and losing Redis (or its pub/sub connection) without losing events.
+
+Two brokers in one process stand for two instances; they share nothing but
+the real redis-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from sse.broker import BrokerUnavailable
+from sse.events import Event
+from sse.redis_scripts import BrokerScripts, RedisKeys
+from tests.support.brokers import next_frame, nothing_arrives, parse_frame, running_broker
+
+pytestmark = [pytest.mark.anyio, pytest.mark.redis]
+
+
+def note(text: str) -> Event:
+    return Event("notification", {"message": text})
+
+
+@pytest.fixture
+async def admin(redis_url):
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def eventually(check, timeout: float = 10.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def test_client_on_one_instance_receives_a_publish_made_on_another(redis_url):
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+        async with b.subscribe("alice", None) as on_b:
+            delivery = await a.publish("alice", note("across"))
+            assert delivery.delivered == 1 and not delivery.queued
+            received = await next_frame(on_b.connection)
+            assert (received.id, received.data) == (delivery.event_id, {"message": "across"})
+
+
+async def test_presence_and_totals_are_cluster_wide(redis_url):
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+        async with a.subscribe("alice", None), b.subscribe("alice", None), b.subscribe("bob", None):
+            assert await a.connection_count("alice") == 2
+            assert await a.connection_count("bob") == 1
+            totals = await a.totals()
+            assert (totals.clients, totals.connections) == (2, 3)
+            assert (await a.publish("alice", note("both"))).delivered == 2
+        totals = await b.totals()
+        assert (totals.clients, totals.connections) == (0, 0)
+
+
+async def test_presence_lapses_without_heartbeats_and_returns_with_them(redis_url):
+    """An instance that stops refreshing (it died) stops counting after two heartbeats."""
+    async with running_broker(redis_url=redis_url, heartbeat_seconds=0.2) as broker:
+        async with broker.subscribe("alice", None) as subscription:
+            assert await broker.connection_count("alice") == 1
+            await asyncio.sleep(0.5)
+            assert await broker.connection_count("alice") == 0
+            assert (await broker.totals()).connections == 0
+            # The subscription itself still answers PUBLISH, so nothing is falsely refused.
+            assert (await broker.publish("alice", note("still here"))).delivered == 1
+            assert (await next_frame(subscription.connection)).data == {"message": "still here"}
+            await broker.housekeeping()
+            assert await broker.connection_count("alice") == 1
+
+
+async def test_event_for_a_client_whose_instance_just_died_is_queued_for_its_reconnect(redis_url, admin):
+    """Presence still live but no instance subscribed: the stream is in transit."""
+    keys = RedisKeys()
+    async with running_broker(redis_url=redis_url, instance_id="a") as a:
+        async with a.subscribe("alice", None) as tab:
+            seen = await a.publish("alice", note("seen on a"))
+            await next_frame(tab.connection)
+        await admin.zadd(keys.presence("alice"), {"dead-instance|1": int(time.time() * 1000) + 60_000})
+        in_transit = await a.publish("alice", note("while reconnecting"))
+        assert in_transit.queued and in_transit.delivered == 0
+        async with a.subscribe("alice", seen.event_id) as resumed:
+            assert [parse_frame(frame).id for frame in resumed.replay] == [in_transit.event_id]
+
+
+async def test_nothing_is_stored_for_a_client_connected_nowhere(redis_url, admin):
+    async with running_broker(redis_url=redis_url) as broker:
+        assert (await broker.publish("ghost", note("?"))).event_id is None
+        assert await admin.keys("cp:*ghost*") == []
+
+
+async def test_instance_cut_off_from_pubsub_catches_up_once_when_back(redis_url, admin):
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+        async with b.subscribe("alice", None) as on_b:
+            before = await a.publish("alice", note("before"))
+            assert (await next_frame(on_b.connection)).id == before.event_id
+            scripts = BrokerScripts(admin)
+            keys = RedisKeys()
+            async with admin.pipeline(transaction=True) as cut_and_publish:
+                cut_and_publish.client_kill_filter(_type="pubsub")
+                await scripts.publish(
+                    keys=[keys.presence("alice"), keys.history("alice"), keys.queue("alice")],
+                    args=[keys.channel("alice"), "notification", b'{"message":"while cut off"}', 100, 300_000, 0, 30_000, 20],
+                    client=cut_and_publish,
+                )
+                _, (outcome, missed_id, delivered) = await cut_and_publish.execute()
+            assert outcome == b"queued"
+            caught_up = await next_frame(on_b.connection, timeout=10)
+            assert (caught_up.id, caught_up.data) == (missed_id.decode(), {"message": "while cut off"})
+            after = await eventually(lambda: _delivered(a, "alice", "after"))
+            assert (await next_frame(on_b.connection)).id == after.event_id
+            assert await nothing_arrives(on_b.connection)
+
+
+async def _delivered(broker, client_id: str, text: str):
+    delivery = await broker.publish(client_id, note(text))
+    return delivery if delivery.delivered else None
+
+
+async def test_redis_outage_fails_loudly_keeps_streams_open_and_heals(redis_server, redis_url):
+    async with running_broker(redis_url=redis_url, redis_timeout_seconds=0.5) as broker:
+        async with broker.subscribe("alice", None) as open_stream:
+            redis_server.stop()
+            started = time.monotonic()
+            with pytest.raises(BrokerUnavailable):
+                await broker.publish("alice", note("into the void"))
+            assert time.monotonic() - started < 2
+            assert not await broker.is_healthy()
+            with pytest.raises(BrokerUnavailable):
+                await broker.connection_count("alice")
+            with pytest.raises(BrokerUnavailable):
+                async with broker.subscribe("bob", None):
+                    pass
+            await broker.housekeeping()  # logs, never raises
+            assert open_stream.connection.close_reason is None
+
+            redis_server.start()
+            await eventually(broker.is_healthy)
+            assert await broker.connection_count("alice") == 1  # presence re-registered by the listener
+            delivery = await broker.publish("alice", note("back"))
+            assert delivery.delivered == 1
+            assert (await next_frame(open_stream.connection)).id == delivery.event_id
+
+
+async def test_absurd_last_event_id_is_harmless(redis_url):
+    async with running_broker(redis_url=redis_url) as broker:
+        async with broker.subscribe("alice", "18446744073709551615-18446744073709551615") as subscription:
+            assert subscription.replay == []
+            assert (await broker.publish("alice", note("fine"))).delivered == 1
+
+
+async def test_tabs_closing_and_opening_at_once_leave_exactly_the_needed_subscriptions(redis_url, admin):
+    channel = RedisKeys().channel("alice")
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+
+        async def flicker() -> None:
+            for _ in range(25):
+                async with b.subscribe("alice", None):
+                    await asyncio.sleep(0)
+
+        async with b.subscribe("alice", None) as steady:
+            await asyncio.gather(flicker(), flicker())
+            assert (await admin.pubsub_numsub(channel)) == [(channel.encode(), 1)]
+            delivery = await a.publish("alice", note("still subscribed"))
+            assert delivery.delivered == 1
+            assert (await next_frame(steady.connection)).id == delivery.event_id
+        await eventually(lambda: _no_subscriber(admin, channel))
+        assert (await a.publish("alice", note("nobody"))).event_id is None
+
+
+async def _no_subscriber(admin, channel: str) -> bool:
+    return (await admin.pubsub_numsub(channel)) == [(channel.encode(), 0)]

@@ -1,0 +1,43 @@
+"""Talking to a running server (in-process or a subprocess) by its base URL."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, AsyncIterator
+
+import httpx
+
+from tests.support.apps import client_token
+from tests.support.channel import function_body, signed_headers
+from tests.support.sse_client import ReceivedEvent, SseReader
+
+
+async def call_function(base_url: str, method: str, input: dict[str, Any], **context: Any) -> dict[str, Any]:
+    """A signed PUT /functions; returns the JSON body (asserting HTTP 200)."""
+    body = function_body(method, input, **context)
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        response = await http.put("/functions", content=body, headers=signed_headers(body))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    base_url: str, client_id: str, last_event_id: str | None = None
+) -> AsyncIterator[tuple[SseReader, ReceivedEvent]]:
+    """An open event stream and its `connected` event."""
+    params = {"clientId": client_id, "token": client_token(client_id)}
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=30)) as http:
+        async with http.stream("GET", "/sse/connect", params=params, headers=headers) as response:
+            assert response.status_code == 200
+            reader = SseReader(response)
+            connected = await reader.next_event()
+            assert connected.event == "connected", connected
+            yield reader, connected
+
+
+async def get_json(base_url: str, path: str) -> tuple[int, dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        response = await http.get(path)
+    return response.status_code, response.json()
