@@ -72,7 +72,8 @@ async def test_dev_call_redirect_to_the_local_landing_page_is_allowed(dev_server
     async with httpx.AsyncClient(base_url=dev_server.url, timeout=10) as http:
         token = (await http.get("/dev/token", params={"clientId": "demo-1"})).json()["token"]
         async with http.stream("GET", "/sse/connect", params={"clientId": "demo-1", "token": token}) as stream:
-            await SseReader(stream).next_event()
+            reader = SseReader(stream)  # kept referenced: a collected reader closes its stream
+            await reader.next_event()
             response = await dev_call(dev_server, "redirectClient", {"clientId": "demo-1", "url": f"{dev_server.url}/demo/landing"})
     assert "result" in response.json()["response"]
 

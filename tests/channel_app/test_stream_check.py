@@ -57,7 +57,8 @@ async def test_check_when_the_client_has_all_its_tabs_open_is_429_with_readable_
     token = client_token("visitor")
     async with httpx.AsyncClient(base_url=server.url) as http:
         async with http.stream("GET", "/sse/connect", params={"clientId": "visitor", "token": token}) as stream:
-            await SseReader(stream).next_event()
+            reader = SseReader(stream)  # kept referenced: a collected reader closes its stream
+            await reader.next_event()
             response = await check(server, "visitor", token, Origin="https://shop.example.com")
     assert response.status_code == 429
     assert response.headers["retry-after"] == "3"
