@@ -81,6 +81,10 @@ class ClientStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self._services.settings
         retry = encode_retry(settings.retry_ms)
+        if scope["method"] == "HEAD":
+            # Headers only: a stream answering HEAD would never complete and would hold a slot.
+            await Response(b"", media_type="text/event-stream", headers=STREAM_HEADERS)(scope, receive, send)
+            return
         try:
             subscription = self._services.broker.subscribe(self._client_id, self._resume_from)
             async with subscription as active:

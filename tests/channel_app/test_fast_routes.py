@@ -61,3 +61,13 @@ async def test_stream_route_sends_cors_headers_to_an_allowed_origin():
             async with http.stream("GET", "/sse/connect", params=params, headers=headers) as response:
                 assert response.status_code == 200
                 assert response.headers["access-control-allow-origin"] == "https://shop.example.com"
+
+
+async def test_head_with_a_valid_token_answers_headers_and_holds_no_connection(server):
+    params = {"clientId": "visitor", "token": client_token("visitor")}
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        head = await http.head("/sse/connect", params=params)
+        status = (await http.get("/sse/status")).json()
+    assert head.status_code == 200
+    assert head.headers["content-type"].startswith("text/event-stream")
+    assert status["connections"] == 0
