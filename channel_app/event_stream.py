@@ -3,10 +3,11 @@
 Why not sse-starlette's `EventSourceResponse`: it starts a task group with
 three tasks per stream (writer, disconnect listener, shutdown listener), a
 process-wide shutdown watcher, and an anyio cancel scope around every send.
-Measured with `python -m bench`, that machinery was a third of the memory
-per idle connection and of the CPU per delivery (see the commit message). Our frames are
-already encoded, heartbeats come from one shared loop and shutdown is driven
-by our own lifespan, so this response needs only:
+Measured with `python -m bench` at 3,000 streams, replacing it (together
+with the deque queue in sse.registry) took RSS per idle connection from 45 to
+24 KB and server CPU per delivery from 51 to 29 us. Our frames are already
+encoded, heartbeats come from one shared loop and shutdown is driven by our
+own lifespan, so this response needs only:
 
 - the request's own task, which writes whatever is queued in one write;
 - one small task that waits for the client to disconnect and then closes the
