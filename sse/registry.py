@@ -1,4 +1,9 @@
-"""The connections open on this process, by client id.
+"""The connections open on this process, by client id and by topic.
+
+A connection is reachable under its client id and under each topic it
+subscribed to at connect (`open(..., topics=...)`), through a second index
+(`deliver_topic`). Topics never count as clients: totals, status, `close_all`
+and `deliver_all` walk the client index only, so each connection once.
 
 Each connection owns a bounded queue of encoded frames. Delivery never waits:
 `put_nowait` either succeeds or the queue is full, in which case that one
@@ -24,7 +29,7 @@ import itertools
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterable, Protocol
+from typing import AsyncIterator, Callable, Iterable, Iterator, Protocol
 
 END_OF_STREAM = None
 CLIENT_CLOSED = "client_closed"  # close reason when the stream ended without the server closing it
@@ -40,11 +45,12 @@ class ConnectionRefused(Exception):
 
 
 class Connection:
-    __slots__ = ("id", "client_id", "opened_at", "queue", "close_reason", "_expiry", "_probe", "_probe_at")
+    __slots__ = ("id", "client_id", "topics", "opened_at", "queue", "close_reason", "_expiry", "_probe", "_probe_at")
 
-    def __init__(self, connection_id: str, client_id: str, queue_size: int) -> None:
+    def __init__(self, connection_id: str, client_id: str, queue_size: int, topics: tuple[str, ...] = ()) -> None:
         self.id = connection_id
         self.client_id = client_id
+        self.topics = topics
         self.opened_at = time.time()
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(queue_size)
         self.close_reason: str | None = None
@@ -121,6 +127,7 @@ class ConnectionRegistry:
         self._limits = limits
         self._observer = observer
         self._by_client: dict[str, dict[str, Connection]] = {}
+        self._by_topic: dict[str, dict[str, Connection]] = {}
         self._total = 0
         self._ids = itertools.count(1)
         self._id_prefix = f"{int(time.time() * 1000):x}"
@@ -142,16 +149,28 @@ class ConnectionRegistry:
     def connections_of(self, client_id: str) -> list[Connection]:
         return list(self._by_client.get(client_id, {}).values())
 
+    def topic_connection_count(self, topic: str) -> int:
+        return len(self._by_topic.get(topic, ()))
+
+    def topics(self) -> Iterable[str]:
+        return self._by_topic.keys()
+
+    def topic_connections(self, topic: str) -> list[Connection]:
+        return list(self._by_topic.get(topic, {}).values())
+
     @asynccontextmanager
     async def open(
         self,
         client_id: str,
         on_first: Callable[[str], object] | None = None,
         on_last: Callable[[str], object] | None = None,
+        topics: tuple[str, ...] = (),
+        on_last_topic: Callable[[str], object] | None = None,
     ) -> AsyncIterator[Connection]:
         """Register a connection; `on_first`/`on_last` fire when a client gains its
-        first or loses its last local connection (the Redis broker subscribes there)."""
-        connection = self._register(client_id)
+        first or loses its last local connection (the Redis broker subscribes there),
+        `on_last_topic` when a topic loses its last local listener."""
+        connection = self._register(client_id, topics)
         if self._observer is not None:
             self._observer.connection_opened(connection)
         try:
@@ -165,9 +184,23 @@ class ConnectionRegistry:
                 self._observer.connection_closed(connection, connection.close_reason or CLIENT_CLOSED)
             if last and on_last is not None:
                 await _maybe_await(on_last(client_id))
+            if on_last_topic is not None:
+                for topic in connection.topics:
+                    if topic not in self._by_topic:
+                        await _maybe_await(on_last_topic(topic))
+
+    def connections(self) -> Iterator[Connection]:
+        for connections in list(self._by_client.values()):
+            yield from list(connections.values())
 
     def deliver(self, client_id: str, frame: bytes) -> int:
         connections = self._by_client.get(client_id)
+        if not connections:
+            return 0
+        return sum(1 for connection in list(connections.values()) if connection.offer(frame))
+
+    def deliver_topic(self, topic: str, frame: bytes) -> int:
+        connections = self._by_topic.get(topic)
         if not connections:
             return 0
         return sum(1 for connection in list(connections.values()) if connection.offer(frame))
@@ -187,7 +220,7 @@ class ConnectionRegistry:
                 closed += 1
         return closed
 
-    def _register(self, client_id: str) -> Connection:
+    def _register(self, client_id: str, topics: tuple[str, ...]) -> Connection:
         if self._total >= self._limits.total:
             raise ConnectionRefused("instance_full", "this instance holds its maximum number of connections")
         connections = self._by_client.setdefault(client_id, {})
@@ -198,8 +231,10 @@ class ConnectionRegistry:
                 "client_connection_limit",
                 f"clientId already has {self._limits.per_client} open connections",
             )
-        connection = Connection(f"{self._id_prefix}-{next(self._ids)}", client_id, self._limits.queue_size)
+        connection = Connection(f"{self._id_prefix}-{next(self._ids)}", client_id, self._limits.queue_size, topics)
         connections[connection.id] = connection
+        for topic in topics:
+            self._by_topic.setdefault(topic, {})[connection.id] = connection
         self._total += 1
         return connection
 
@@ -209,6 +244,12 @@ class ConnectionRegistry:
         if connections is None or connections.pop(connection.id, None) is None:
             return False
         self._total -= 1
+        for topic in connection.topics:
+            listeners = self._by_topic.get(topic)
+            if listeners is not None:
+                listeners.pop(connection.id, None)
+                if not listeners:
+                    del self._by_topic[topic]
         if connections:
             return False
         del self._by_client[connection.client_id]
