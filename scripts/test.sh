@@ -6,8 +6,6 @@ cd "$(dirname "$0")/.."
 
 apt_packages=()
 command -v redis-server >/dev/null || apt_packages+=(redis-server)
-# Browser tests drive Debian's chromium through Playwright (never `playwright install`).
-command -v chromium >/dev/null || apt_packages+=(chromium)
 command -v python3 >/dev/null || apt_packages+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
 # Browser tests drive Debian's chromium through Playwright (never `playwright install`);

@@ -21,10 +21,11 @@ honours the same contract across instances.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Callable, Protocol
+
+from sse.ack_waiters import AckKey, AckWaiters
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 ACK_OUTCOMES = ("done", "refused", "declined", "failed")
 """done: the browser acted; refused: the widget refused it (e.g. a non-http(s)
 URL); declined: the site's own handler declined; failed: the handler threw."""
-
-AckKey = tuple[str, str]  # (client_id, event_id)
 
 
 class Acks(Protocol):
@@ -55,46 +54,29 @@ class MemoryAcks:
         self._remember_seconds = remember_seconds
         self._remember_max = remember_max
         self._clock = clock
-        self._waiting: dict[AckKey, list[asyncio.Future[str | None]]] = {}
+        self._waiters = AckWaiters()
         self._unclaimed: OrderedDict[AckKey, tuple[str, float]] = OrderedDict()
         self._closed = False
 
     @property
     def waiting(self) -> int:
-        return sum(len(futures) for futures in self._waiting.values())
+        return self._waiters.count
 
     async def acknowledge(self, client_id: str, event_id: str, outcome: str) -> None:
         key = (client_id, event_id)
-        futures = self._waiting.pop(key, None)
-        if futures:
-            for future in futures:
-                if not future.done():
-                    future.set_result(outcome)
-            return
-        self._remember(key, outcome)
+        if not self._waiters.wake(key, outcome):
+            self._remember(key, outcome)
 
     async def wait(self, client_id: str, event_id: str, timeout_seconds: float) -> str | None:
         key = (client_id, event_id)
         early = self._claim(key)
         if early is not None or self._closed:
             return early
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(key, []).append(future)
-        try:
-            async with asyncio.timeout(timeout_seconds):
-                return await future
-        except TimeoutError:
-            return None
-        finally:
-            self._forget_waiter(key, future)
+        return await self._waiters.until(key, self._waiters.add(key), timeout_seconds)
 
     async def close(self) -> None:
         self._closed = True
-        for futures in self._waiting.values():
-            for future in futures:
-                if not future.done():
-                    future.set_result(None)
-        self._waiting.clear()
+        self._waiters.release_all()
         self._unclaimed.clear()
 
     def _remember(self, key: AckKey, outcome: str) -> None:
@@ -113,15 +95,6 @@ class MemoryAcks:
             return None
         outcome, expires_at = remembered
         return outcome if expires_at > self._clock() else None
-
-    def _forget_waiter(self, key: AckKey, future: asyncio.Future[str | None]) -> None:
-        futures = self._waiting.get(key)
-        if futures is None:
-            return
-        if future in futures:
-            futures.remove(future)
-        if not futures:
-            del self._waiting[key]
 
 
 def make_acks(settings: Settings, broker: object | None = None) -> Acks:

@@ -14,12 +14,13 @@ received it, and a waiter still hears those; nothing raises.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import time
 
 from redis.asyncio import Redis
 
-from sse.acks import ACK_OUTCOMES, AckKey
+from sse.ack_waiters import AckWaiters
+from sse.acks import ACK_OUTCOMES
 from sse.broker import BrokerUnavailable
 from sse.redis_scripts import RedisKeys, guarded
 
@@ -30,12 +31,12 @@ class RedisAcks:
         self._keys = keys
         self._timeout = timeout_seconds
         self._remember_ms = int(remember_seconds * 1000)
-        self._waiting: dict[AckKey, list[asyncio.Future[str | None]]] = {}
+        self._waiters = AckWaiters()
         self._closed = False
 
     @property
     def waiting(self) -> int:
-        return sum(len(futures) for futures in self._waiting.values())
+        return self._waiters.count
 
     async def acknowledge(self, client_id: str, event_id: str, outcome: str) -> None:
         message = f"{client_id} {event_id} {outcome}"
@@ -45,49 +46,28 @@ class RedisAcks:
                 pipeline.publish(self._keys.acks_channel, message)
                 await guarded(pipeline.execute(), self._timeout)
         except BrokerUnavailable:
-            self._wake((client_id, event_id), outcome)
+            self._waiters.wake((client_id, event_id), outcome)
 
     def heard(self, message: bytes) -> None:
         """A message from `cp:acks`, handed over by the broker's listener."""
         client_id, _, rest = message.decode(errors="replace").partition(" ")
         event_id, _, outcome = rest.partition(" ")
         if outcome in ACK_OUTCOMES:
-            self._wake((client_id, event_id), outcome)
+            self._waiters.wake((client_id, event_id), outcome)
 
     async def wait(self, client_id: str, event_id: str, timeout_seconds: float) -> str | None:
         if self._closed:
             return None
         key = (client_id, event_id)
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(key, []).append(future)
-        try:
-            async with asyncio.timeout(timeout_seconds):
-                with contextlib.suppress(BrokerUnavailable):
-                    early = await guarded(self._redis.getdel(self._keys.ack(client_id, event_id)), self._timeout)
-                    if early is not None and not future.done():
-                        return early.decode()
-                return await future
-        except TimeoutError:
-            return None
-        finally:
-            self._forget(key, future)
+        future = self._waiters.add(key)
+        started = time.monotonic()
+        with contextlib.suppress(BrokerUnavailable):
+            claim = self._redis.getdel(self._keys.ack(client_id, event_id))
+            early = await guarded(claim, min(self._timeout, timeout_seconds))
+            if early is not None and not future.done():
+                future.set_result(early.decode())
+        return await self._waiters.until(key, future, max(0.0, timeout_seconds - (time.monotonic() - started)))
 
     async def close(self) -> None:
         self._closed = True
-        for futures in self._waiting.values():
-            for future in futures:
-                if not future.done():
-                    future.set_result(None)
-        self._waiting.clear()
-
-    def _wake(self, key: AckKey, outcome: str) -> None:
-        for future in self._waiting.pop(key, []):
-            if not future.done():
-                future.set_result(outcome)
-
-    def _forget(self, key: AckKey, future: asyncio.Future[str | None]) -> None:
-        futures = self._waiting.get(key)
-        if futures and future in futures:
-            futures.remove(future)
-        if futures is not None and not futures:
-            del self._waiting[key]
+        self._waiters.release_all()

@@ -3,9 +3,8 @@ a browser test needs: channel-push itself and a customer's website on another po
 
 from __future__ import annotations
 
-import shutil
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -16,19 +15,9 @@ import pytest
 from tests.browser.shop import shop_app
 from tests.support.apps import make_app
 from tests.support.channel import function_body, signed_headers
+from tests.support.chromium import CHROMIUM_ARGS, chromium_path
 from tests.support.server import RunningServer, free_port, run_server
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
@@ -36,13 +25,11 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 def browser():
     # Module scope, not session: Playwright's sync API keeps an event loop marked as running on
     # this thread while it is open, which anyio's runner for later async tests refuses to share.
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/test.sh` as root, or `apt-get install chromium`")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         # launch() gives every run a fresh temporary profile (user data dir).
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
 
@@ -69,13 +56,17 @@ class Sites:
     push_port: int
     shop_port: int
     _push_running: AbstractContextManager[RunningServer]
+    push_overrides: dict
 
     def restart_push(self, down_seconds: float = 1.0) -> None:
         """Stop channel-push as SIGTERM would (drain, then exit), stay down a moment,
         and start a fresh instance on the same port."""
         self.stop()
         time.sleep(down_seconds)
-        self._push_running = run_server(push_app(self.shop_port), port=self.push_port)
+        self.start()
+
+    def start(self) -> None:
+        self._push_running = run_server(push_app(self.shop_port, **self.push_overrides), port=self.push_port)
         self.push = self._push_running.__enter__()
 
     def stop(self) -> None:
@@ -96,23 +87,37 @@ class Sites:
         return httpx.get(f"{self.push.url}/sse/status").json()["connections"]
 
 
-def push_app(shop_port: int):
+def push_app(shop_port: int, **overrides):
     """channel-push as a site owner configures it: the shop's origin and its http host allowed."""
-    return make_app(
-        cors_allowed_origins=[f"http://127.0.0.1:{shop_port}"],
-        redirect_allowed_hosts=[],
-        redirect_http_hosts=[f"127.0.0.1:{shop_port}"],
-        retry_ms=300,
-    )
+    settings = {
+        "cors_allowed_origins": [f"http://127.0.0.1:{shop_port}"],
+        "redirect_allowed_hosts": [],
+        "redirect_http_hosts": [f"127.0.0.1:{shop_port}"],
+        "retry_ms": 300,
+    }
+    return make_app(**{**settings, **overrides})
 
 
-@pytest.fixture
-def sites() -> Iterator[Sites]:
+@contextmanager
+def running_sites(**push_overrides) -> Iterator[Sites]:
     push_port, shop_port = free_port(), free_port()
     with run_server(shop_app(f"http://127.0.0.1:{push_port}"), port=shop_port) as shop:
-        push_running = run_server(push_app(shop_port), port=push_port)
-        sites = Sites(push_running.__enter__(), shop, push_port, shop_port, push_running)
+        push_running = run_server(push_app(shop_port, **push_overrides), port=push_port)
+        sites = Sites(push_running.__enter__(), shop, push_port, shop_port, push_running, push_overrides)
         try:
             yield sites
         finally:
             sites.stop()
+
+
+@pytest.fixture
+def sites() -> Iterator[Sites]:
+    with running_sites() as sites:
+        yield sites
+
+
+@pytest.fixture
+def redis_sites(redis_url: str) -> Iterator[Sites]:
+    """The same, with channel-push on the real Redis broker."""
+    with running_sites(redis_url=redis_url) as sites:
+        yield sites

@@ -11,7 +11,9 @@ import pytest
 from playwright.sync_api import expect
 
 from sse.events import Event
+from tests.browser.conftest import push_app
 from tests.support.apps import make_app
+from tests.support.channel import function_body, signed_headers
 from tests.support.server import free_port, run_server
 
 pytestmark = pytest.mark.browser
@@ -130,6 +132,20 @@ def test_widget_reconnects_after_server_restart_and_receives_the_next_event(page
     assert "retrying" in page.evaluate("log.statuses")
     sites.call("notify", {"clientId": "visitor", "message": "다시 연결되었습니다"})
     expect(page.locator(".channelpush-toast-message")).to_have_text("다시 연결되었습니다")
+
+
+@pytest.mark.redis
+def test_widget_reconnects_after_server_restart_and_receives_the_event_queued_meanwhile(page, redis_sites):
+    open_shop(page, redis_sites, "visitor")
+    redis_sites.stop()
+    # While the visitor's instance is down, a call lands on another instance sharing Redis.
+    with run_server(push_app(redis_sites.shop_port, redis_url=redis_sites.push_overrides["redis_url"])) as other:
+        body = function_body("notify", {"clientId": "visitor", "message": "기다리던 알림", "queueIfOffline": True})
+        answer = httpx.put(f"{other.url}/functions", content=body, headers=signed_headers(body), timeout=15).json()
+    assert answer["result"]["queued"] is True
+    redis_sites.start()
+    expect(page.locator(".channelpush-toast-message")).to_have_text("기다리던 알림", timeout=15_000)
+    assert "retrying" in page.evaluate("log.statuses")
 
 
 def test_expired_token_is_replaced_through_get_token_before_retrying(page, sites):
