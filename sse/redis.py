@@ -32,8 +32,8 @@ instance's SUBSCRIBE is confirmed, then one script (JOIN) registers its
 presence, reads history after Last-Event-ID and claims the queue. Anything
 published after the SUBSCRIBE reaches the connection live; anything before the
 JOIN is in history or the queue. Live frames that arrived during the JOIN
-round trip and are also in the replay are dropped (same bytes, same id), so
-replay + live = each event exactly once, in order.
+round trip and are also in the replay are dropped (same bytes, same id;
+sse/redis_fanout.py), so replay + live = each event exactly once, in order.
 
 Failures. Every Redis call has REDIS_TIMEOUT_SECONDS; a failure is
 BrokerUnavailable (function calls answer UNAVAILABLE, `/readyz` 503, new
@@ -54,10 +54,10 @@ in one pipeline; the replay merges, by id, the client's history and queue and
 every topic's history after Last-Event-ID. Because ids come from one sequence
 and one pub/sub socket receives every channel's messages in the order the
 scripts ran, live frames of all of a connection's streams arrive in id order
-too: the de-duplication of replay vs live frames (`_replayed`, per connection)
-and of catch-up vs live frames (`_caught_up`, per channel) holds across
-streams, and a catch-up offers each connection the merged frames of its
-client and topics in id order.
+too: the de-duplication of replay vs live frames (per connection) and of
+catch-up vs live frames (per channel) holds across streams, and a catch-up
+offers each connection the merged frames of its client and topics in id
+order (sse/redis_fanout.py).
 
 Acknowledgements (sse/redis_acks.py) ride on the same listener (`cp:acks`).
 
@@ -79,10 +79,11 @@ from sse.broker import BrokerUnavailable, Delivery, QueueFull, Subscription, Tot
 from sse.events import Event, parse_event_id
 from sse.presence import RedisPresence
 from sse.redis_acks import RedisAcks
+from sse.redis_fanout import LocalFanout
 from sse.redis_listener import PubSubListener
 from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
 from sse.redis_topics import RedisTopics
-from sse.registry import Connection, ConnectionRegistry
+from sse.registry import ConnectionRegistry
 from sse.replay import IdentifiedFrame, frame_event_id, merge_replay, newest_id
 
 if TYPE_CHECKING:
@@ -120,12 +121,7 @@ class RedisBroker:
             self._timeout,
             idle_ping_seconds=settings.heartbeat_seconds,
         )
-        # Per channel (a local client's or topic's): the newest id delivered here, the
-        # frames a catch-up sent that may still arrive live, the head when it was joined.
-        self._delivered: dict[str, str] = {}
-        self._caught_up: dict[str, set[bytes]] = {}
-        self._joined_at: dict[str, str] = {}
-        self._replayed: dict[str, set[bytes]] = {}  # per new connection: replayed frames that may still arrive live
+        self._fanout = LocalFanout(registry, self._keys)
         self._acks: RedisAcks | None = None
 
     async def start(self) -> None:
@@ -193,12 +189,10 @@ class RedisBroker:
                     await self._listener.add(self._keys.topic_channel(topic))
                 head, replay = await self._join(client_id, [member], last_event_id, topics)
                 cursor = newest_id(head, replay)
-                for channel in (self._keys.channel(client_id), *map(self._keys.topic_channel, topics)):
-                    self._joined_at.setdefault(channel, cursor)
-                frames = self._replay_then_early_frames(connection, replay)
-                yield Subscription(connection, frames, cursor)
+                self._fanout.joined(connection, cursor)
+                yield Subscription(connection, self._fanout.replay_then_early_frames(connection, replay), cursor)
             finally:
-                self._replayed.pop(connection.id, None)
+                self._fanout.closed(connection)
                 await self._presence.leave(client_id, member)
                 if topics:
                     with contextlib.suppress(BrokerUnavailable):
@@ -260,72 +254,22 @@ class RedisBroker:
 
     async def _stop_listening(self, client_id: str) -> None:
         channel = self._keys.channel(client_id)
-        self._forget(channel)
+        self._fanout.forget(channel)
         await self._listener.remove(channel, lambda: self.registry.connection_count(client_id) > 0)
 
     async def _stop_listening_topic(self, topic: str) -> None:
         channel = self._keys.topic_channel(topic)
-        self._forget(channel)
+        self._fanout.forget(channel)
         await self._listener.remove(channel, lambda: self.registry.topic_connection_count(topic) > 0)
-
-    def _forget(self, channel: str) -> None:
-        self._delivered.pop(channel, None)
-        self._caught_up.pop(channel, None)
-        self._joined_at.pop(channel, None)
 
     def _on_message(self, channel: str, frame: bytes) -> None:
         if channel == self._keys.broadcast_channel:
             self.registry.deliver_all(frame)
-            return
-        if channel == self._keys.acks_channel:
+        elif channel == self._keys.acks_channel:
             if self._acks is not None:
                 self._acks.heard(frame)
-            return
-        connections = self._local_listeners(channel)
-        event_id = frame_event_id(frame)
-        if event_id is None or not connections:
-            return
-        caught_up = self._caught_up.get(channel)
-        if caught_up is not None:
-            if frame in caught_up:
-                caught_up.discard(frame)  # already sent by the catch-up after reconnecting
-                return
-            del self._caught_up[channel]
-        self._delivered[channel] = event_id
-        for connection in connections:
-            replayed = self._replayed.get(connection.id)
-            if replayed is not None:
-                if frame in replayed:
-                    replayed.discard(frame)
-                    continue
-                # Live frames arrive in id order, on every channel: past the replay, no repeat can follow.
-                del self._replayed[connection.id]
-            connection.offer(frame)
-
-    def _local_listeners(self, channel: str) -> list[Connection]:
-        client_id = self._keys.client_of(channel)
-        if client_id is not None:
-            return self.registry.connections_of(client_id)
-        topic = self._keys.topic_of(channel)
-        return self.registry.topic_connections(topic) if topic is not None else []
-
-    def _replay_then_early_frames(self, connection: Connection, replay: list[IdentifiedFrame]) -> list[bytes]:
-        """The replay, then live frames that reached the connection while its JOIN was in
-        flight, minus those the replay holds (same bytes). Frames published before the
-        JOIN can also arrive after it (pub/sub and commands use different sockets), so the
-        replayed frames not seen yet are remembered and skipped in `_on_message`."""
-        frames = [frame for _, frame in replay]
-        replayed = set(frames)
-        if connection.close_reason is None:
-            while not connection.queue.empty():
-                frame = connection.queue.get_nowait()
-                if frame in replayed:
-                    replayed.discard(frame)
-                elif frame is not None:
-                    frames.append(frame)
-        if replayed:
-            self._replayed[connection.id] = replayed
-        return frames
+        else:
+            self._fanout.deliver(channel, frame)
 
     async def _catch_up(self) -> None:
         """After (re)connecting: re-register the presence of every local connection
@@ -336,11 +280,11 @@ class RedisBroker:
         for client_id in [c for c in list(self.registry.client_ids()) if self.registry.connection_count(c)]:
             members = [self._presence.member(c.id) for c in self.registry.connections_of(client_id)]
             channel = self._keys.channel(client_id)
-            streams.append((channel, self._scripts.join, self._join_call(client_id, members, self._resume_point(channel))))
+            streams.append((channel, self._scripts.join, self._join_call(client_id, members, self._fanout.resume_point(channel))))
         for topic in [t for t in list(self.registry.topics()) if self.registry.topic_connection_count(t)]:
             members = [self._presence.member(c.id) for c in self.registry.topic_connections(topic)]
             channel = self._keys.topic_channel(topic)
-            history_from = self._history_from(self._resume_point(channel))
+            history_from = self._history_from(self._fanout.resume_point(channel))
             streams.append((channel, self._topics.join, self._topics.join_call(topic, members, self._presence.ttl_ms, history_from)))
         missed: dict[str, list[IdentifiedFrame]] = {}
         for start in range(0, len(streams), CATCH_UP_BATCH):
@@ -350,23 +294,9 @@ class RedisBroker:
                 await script(client=pipeline, **call)
             results = await guarded(pipeline.execute(), self._timeout * 5)
             for (channel, _, _), result in zip(batch, results):
-                frames = _replay_of(result[1], result[2] if len(result) > 2 else [])
-                if frames:
+                if frames := _replay_of(result[1], result[2] if len(result) > 2 else []):
                     missed[channel] = frames
-                    self._delivered[channel] = frames[-1][0]
-                    self._caught_up[channel] = {frame for _, frame in frames}
-        if missed:
-            self._offer_missed(missed)
-
-    def _resume_point(self, channel: str) -> str | None:
-        return self._delivered.get(channel) or self._joined_at.get(channel)
-
-    def _offer_missed(self, missed: dict[str, list[IdentifiedFrame]]) -> None:
-        for connection in list(self.registry.connections()):
-            channels = [self._keys.channel(connection.client_id), *map(self._keys.topic_channel, connection.topics)]
-            owed = [missed[channel] for channel in channels if channel in missed]
-            for _, frame in merge_replay(*owed) if len(owed) > 1 else (owed[0] if owed else []):
-                connection.offer(frame)
+        self._fanout.caught_up(missed)
 
 
 def _replay_of(history: list[bytes], queued: list[bytes], *topic_histories: list[bytes]) -> list[IdentifiedFrame]:
