@@ -1,7 +1,7 @@
 """CORS for the browser-facing routes only.
 
-`/functions` (Channel) and `/api/` (the site's backend) are called server-to-server, so they never send CORS
-headers. Credentials are allowed only with an explicit origin list, never
+`/functions` (Channel) and `/api/` (the site's backend) are called
+server-to-server, so they never send CORS headers. Credentials are allowed only with an explicit origin list, never
 with `*`.
 """
 

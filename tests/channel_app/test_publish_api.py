@@ -165,3 +165,26 @@ async def test_publish_is_counted_in_metrics(server):
     assert 'channel_push_publish_api_calls_total{outcome="ok",target="topic"} 1.0' in text
     assert 'channel_push_publish_api_calls_total{outcome="UNAUTHORIZED",target="none"} 1.0' in text
     assert "promo" not in text
+
+
+@pytest.mark.redis
+async def test_redis_down_is_503_unavailable_and_nothing_is_remembered(redis_server, redis_url):
+    app = make_app(publish_api_keys=PUBLISH_KEY, redis_url=redis_url, redis_timeout_seconds=0.5)
+    with run_server(app) as server:
+        body = {"target": {"topic": "promo"}, "event": "sale", "id": "sale-1"}
+        async with open_stream(server.url, "alice", topics=("promo",)) as (reader, _):
+            redis_server.stop()
+            try:
+                for request in (body, {**body, "id": None}):
+                    response = await publish(server.url, {k: v for k, v in request.items() if v is not None})
+                    assert (response.status_code, response.json()["error"]["type"]) == (503, "UNAVAILABLE")
+            finally:
+                redis_server.start()
+            async with httpx.AsyncClient(base_url=server.url) as http:
+                for _ in range(100):
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                    await asyncio.sleep(0.1)
+            answer = (await publish(server.url, body)).json()
+            assert answer["delivered"] == 1, answer  # the id was not remembered from the failed attempt
+            assert (await reader.next_event(timeout=10)).id == answer["eventId"]
