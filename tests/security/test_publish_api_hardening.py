@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from channel_app.policies import InvalidConfiguration
 from security.api_keys import ApiKeys
 from security.tokens import mint_client_token
 from tests.support.apps import client_token, make_app
@@ -147,3 +148,9 @@ def test_api_keys_match_in_constant_time_against_every_key_and_refuse_short_ones
     assert "0123456789" not in repr(keys)
     with pytest.raises(ValueError, match="#2"):
         ApiKeys.parse("long-enough-key-0123456789,short")
+
+
+def test_a_short_api_key_stops_the_app_before_it_listens():
+    """A guessable key configured by mistake."""
+    with pytest.raises(InvalidConfiguration, match="PUBLISH_API_KEYS: key #1 is shorter than 16"):
+        make_app(publish_api_keys="hunter2")
