@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="mint a client token from CLIENT_JWT_SECRET")
     token.add_argument("--client-id", required=True)
     token.add_argument("--ttl", default="10m", help="lifetime: 30s, 10m, 2h, 1d (default 10m)")
-    token.add_argument("--topic", action="append", default=[], help="topic the token may subscribe to")
+    token.add_argument("--topic", action="append", default=[], help="topic (or prefix:*) the token may subscribe to")
+    token.add_argument("--scope", default=None, help="scope claim, e.g. 'publish' for a backend's publish token")
     listing = commands.add_parser("commands", help="show the commands we register for ALF")
     listing.add_argument("--print", action="store_true", dest="print_commands", help="print them (default)")
     listing.add_argument("--scope", default="desk", choices=["desk", "front"])
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         from channel_app.cli_token import print_token
 
-        return print_token(resolved.settings, args.client_id, args.ttl, args.topic)
+        return print_token(resolved.settings, args.client_id, args.ttl, args.topic, args.scope)
     from channel_app.policies import InvalidConfiguration
     from channel_app.run import serve as run_server
 

@@ -25,6 +25,7 @@ from channel_app.lifecycle import Lifecycle
 from channel_app.metrics import Metrics
 from channel_app.ops import metrics_endpoint, ops_assets, ops_page
 from channel_app.policies import SecurityPolicies
+from channel_app.publish_api import publish_endpoint
 from channel_app.responses import JSONBody, error_response
 from channel_app.services import running_services
 from channel_app.stalls import sweep_stalled_writers_forever
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/sse/connect", connect_stream, methods=["GET"]),
             Route("/sse/check", check_stream, methods=["GET"]),
             Route("/sse/ack", acknowledge_event, methods=["POST"]),
+            Route("/api/publish", publish_endpoint, methods=["POST"]),
             Route("/sse/status", sse_status, methods=["GET"]),
             Route("/sse/status/stream", status_stream, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),

@@ -1,7 +1,7 @@
 """CORS for the browser-facing routes only.
 
-`/functions` is called server-to-server by Channel, so it never sends CORS
-headers. Credentials are allowed only with an explicit origin list, never
+`/functions` (Channel) and `/api/` (the site's backend) are called
+server-to-server, so they never send CORS headers. Credentials are allowed only with an explicit origin list, never
 with `*`.
 """
 
@@ -12,7 +12,7 @@ from typing import Sequence
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-SERVER_TO_SERVER_PREFIXES = ("/functions",)
+SERVER_TO_SERVER_PREFIXES = ("/functions", "/api/")
 
 
 class BrowserCORSMiddleware:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
-from sse.names import InvalidName, check_client_id, check_event_name
+from sse.names import InvalidName, check_client_id, check_event_name, check_topic
 
 
 class _Input(BaseModel):
@@ -56,17 +56,41 @@ class QueueableTarget(ClientTarget):
     queue_if_offline: StrictBool | None = Field(None, alias="queueIfOffline")
 
 
+class TopicOption(_Input):
+    """`topic` in place of `clientId`: every stream subscribed to it (broadcast
+    rules apply: ALLOW_BROADCAST). Not with clientId, queueIfOffline or waitForAck."""
+
+    topic: str | None = None
+
+    @field_validator("topic")
+    @classmethod
+    def _valid_topic(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else check_topic(value)
+
+    @model_validator(mode="after")
+    def _topic_alone(self) -> "TopicOption":
+        if self.topic is None:
+            return self
+        clashes = [name for attribute, name in _CLIENT_ONLY if getattr(self, attribute, None) not in (None, False)]
+        if clashes:
+            raise ValueError(f"topic cannot be combined with {', '.join(clashes)}")
+        return self
+
+
+_CLIENT_ONLY = (("client_id", "clientId"), ("queue_if_offline", "queueIfOffline"), ("wait_for_ack", "waitForAck"))
+
+
 class RedirectInput(QueueableTarget, AckWait):
     url: str = Field(min_length=1, max_length=4096)
 
 
-class NotifyInput(QueueableTarget):
+class NotifyInput(QueueableTarget, TopicOption):
     message: str = Field(min_length=1, max_length=2000)
     title: str | None = Field(None, max_length=200)
     level: Literal["info", "success", "warning", "error"] = "info"
 
 
-class SendEventInput(QueueableTarget, AckWait):
+class SendEventInput(QueueableTarget, AckWait, TopicOption):
     action: str
     payload: Any = None
 

@@ -133,16 +133,43 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
     return await _deliver(deps, call, args, client_id, event, "Redirect command", fallback, args.wait_for_ack)
 
 
+async def _deliver_to_topic(deps: MethodDeps, topic: str, event: Event, what: str) -> dict[str, Any]:
+    """`topic` instead of `clientId`: a broadcast to the topic's subscribers, so only
+    with ALLOW_BROADCAST; no queue, no ack, no chat fallback; 0 subscribers is an answer."""
+    if not deps.allow_broadcast:
+        raise FunctionError("METHOD_NOT_ALLOWED", "sending to a topic is a broadcast, disabled on this service (ALLOW_BROADCAST=false)")
+    decision = await deps.limits.hit("function_client", f"#{topic}")
+    if not decision.allowed:
+        raise FunctionError(
+            "RATE_LIMITED",
+            f"too many calls for topic {topic}; retry in {decision.retry_after_seconds:.1f}s",
+            {"retryAfterSeconds": round(decision.retry_after_seconds, 3)},
+        )
+    # `topic` in the data tells the widget not to acknowledge (see widget.js _dispatch).
+    delivery = await deps.sse.publish_topic(topic, Event(event.name, {**event.data, "topic": topic}))
+    return result_body(
+        f"{what} sent to topic {topic}: {delivery.delivered} connections",
+        topic=topic,
+        delivered=delivery.delivered,
+        queued=False,
+        eventId=delivery.event_id,
+    )
+
+
 async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
-    client_id = await target_client(args, call, deps)
     event = Event("notification", _notification_data(args.message, args.title, args.level))
+    if args.topic is not None:
+        return await _deliver_to_topic(deps, args.topic, event, "Notification")
+    client_id = await target_client(args, call, deps)
     return await _deliver(deps, call, args, client_id, event, "Notification", notice_message(args.message, args.title))
 
 
 async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
-    client_id = await target_client(args, call, deps)
     data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
     event = Event("custom", data)
+    if args.topic is not None:
+        return await _deliver_to_topic(deps, args.topic, event, f"Event '{args.action}'")
+    client_id = await target_client(args, call, deps)
     return await _deliver(deps, call, args, client_id, event, f"Event '{args.action}'", None, args.wait_for_ack)
 
 

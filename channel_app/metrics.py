@@ -30,7 +30,8 @@ from sse.broker import Delivery
 
 PREFIX = "channel_push_"
 DISCONNECT_REASONS = ("client_closed", "token_expired", "max_lifetime", "slow_client", "shutdown")
-RATE_LIMIT_SCOPES = ("function_channel", "function_client", "connect_ip", "connect_client")
+RATE_LIMIT_SCOPES = ("function_channel", "function_client", "connect_ip", "connect_client", "publish_key")
+PUBLISH_TARGETS = ("client", "topic", "all", "none")
 WRITE_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 CALL_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STREAM_LIFETIME_BUCKETS = (1, 10, 60, 300, 900, 1800, 3600, 7200)
@@ -77,6 +78,15 @@ class Metrics:
         self.function_seconds = Histogram(
             PREFIX + "function_duration_seconds", "function call handling time", ["method"],
             buckets=CALL_LATENCY_BUCKETS, registry=registry,
+        )
+        self.publish_calls = Counter(
+            PREFIX + "publish_api_calls",
+            "POST /api/publish requests, by target kind (client, topic, all; none when refused before parsing) and outcome",
+            ["target", "outcome"], registry=registry,
+        )
+        self.publish_seconds = Histogram(
+            PREFIX + "publish_api_duration_seconds", "publish API request handling time", buckets=CALL_LATENCY_BUCKETS,
+            registry=registry,
         )
         self.publish_to_write_seconds = Histogram(
             PREFIX + "publish_to_write_seconds", "time from queueing an event frame to writing it to the stream (sampled)",
@@ -125,9 +135,14 @@ class Metrics:
         self.function_calls.labels(method, outcome).inc()
         self.function_seconds.labels(method).observe(seconds)
 
+    def publish_called(self, target: str, outcome: str, seconds: float) -> None:
+        """`outcome` is "ok" or the error type answered (a closed set, see publish_api.py)."""
+        self.publish_calls.labels(target if target in PUBLISH_TARGETS else "none", outcome).inc()
+        self.publish_seconds.observe(seconds)
+
     def rate_limited(self, scope: str) -> None:
         """Called by the rate-limit checks: scope is function_channel, function_client,
-        connect_ip or connect_client."""
+        connect_ip, connect_client or publish_key."""
         self.rate_limited_total.labels(scope).inc()
 
     def broker_state(self, backend: str, healthy: bool) -> None:
@@ -144,6 +159,7 @@ class Metrics:
             "events_delivered": _total(self.events_delivered),
             "events_dropped": _total(self.events_dropped),
             "function_calls": _total(self.function_calls),
+            "publish_calls": _total(self.publish_calls),
             "connects": _total(self.connects),
             "disconnects": _total(self.disconnects),
         }

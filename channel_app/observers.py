@@ -84,7 +84,7 @@ def _target(call: FunctionCall | None, body: dict[str, Any]) -> str | None:
     for part in (body.get("result"), (body.get("error") or {}).get("data")):
         if isinstance(part, dict) and isinstance(part.get("clientId"), str):
             return _short(part["clientId"])
-    if call is None:
+    if call is None or call.params.input.get("topic"):
         return None
     requested = call.params.input.get("clientId")
     if isinstance(requested, str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.settings import Settings
+from security.api_keys import ApiKeys
 from security.ratelimit import Rate
 from security.redirects import HostAllowList, RedirectPolicy
 from security.signature import SignatureVerifier, decode_signing_key
@@ -19,6 +20,7 @@ RATE_SETTINGS = {
     "function_client": "rate_limit_function_per_client",
     "connect_ip": "rate_limit_connect_per_ip",
     "connect_client": "rate_limit_connect_per_client",
+    "publish_key": "rate_limit_publish_per_key",
 }
 
 
@@ -32,6 +34,7 @@ class SecurityPolicies:
     tokens: ClientTokenVerifier
     redirects: RedirectPolicy
     rates: dict[str, Rate]
+    publish_keys: ApiKeys = ApiKeys()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SecurityPolicies":
@@ -40,6 +43,7 @@ class SecurityPolicies:
             tokens=_named("CLIENT_JWT_*", token_verifier, settings),
             redirects=_named("REDIRECT_ALLOWED_HOSTS", redirect_policy, settings),
             rates={scope: _named(name.upper(), _rate_parser(name), settings) for scope, name in RATE_SETTINGS.items()},
+            publish_keys=_named("PUBLISH_API_KEYS", publish_keys, settings),
         )
 
 
@@ -69,6 +73,11 @@ def redirect_policy(settings: Settings) -> RedirectPolicy:
         for channel_id, hosts in settings.redirect_allowed_hosts_by_channel.items()
     }
     return RedirectPolicy(HostAllowList.parse(https_hosts, http_hosts), per_channel)
+
+
+def publish_keys(settings: Settings) -> ApiKeys:
+    keys = settings.publish_api_keys
+    return ApiKeys.parse(keys.get_secret_value() if keys is not None else None)
 
 
 def token_verifier(settings: Settings) -> ClientTokenVerifier:

@@ -10,6 +10,7 @@ import httpx
 import redis.asyncio as redis_asyncio
 
 from channel_app.chat_fallback import ChatFallback
+from channel_app.idempotency import IdempotencyStore, MemoryIdempotency, RedisIdempotency
 from channel_app.lifecycle import Lifecycle
 from channel_app.methods import MethodDeps
 from channel_app.metrics import Metrics
@@ -19,6 +20,7 @@ from channel_app.observers import ConnectionEvents
 from channel_app.policies import SecurityPolicies
 from channel_app.rate_limits import RateLimits
 from config.settings import Settings
+from security.api_keys import ApiKeys
 from security.ratelimit import MemoryRateLimiter, RateLimiter
 from security.ratelimit_redis import RedisRateLimiter
 from security.signature import SignatureVerifier
@@ -42,6 +44,8 @@ class Services:
     http: httpx.AsyncClient
     channel_api: tuple[NativeApiClient, TokenManager] | None
     acks: Acks
+    publish_keys: ApiKeys
+    idempotency: IdempotencyStore
 
 
 def channel_api(settings: Settings, http: httpx.AsyncClient) -> tuple[NativeApiClient, TokenManager] | None:
@@ -55,6 +59,14 @@ def channel_api(settings: Settings, http: httpx.AsyncClient) -> tuple[NativeApiC
         max_retries=1,
     )
     return client, TokenManager(client, settings.channel_app_secret.get_secret_value())
+
+
+def idempotency_store(settings: Settings, shared_redis: redis_asyncio.Redis | None) -> IdempotencyStore:
+    """Publish ids are remembered as long as their events can still be replayed."""
+    retention = max(settings.history_ttl_seconds, settings.queue_ttl_seconds)
+    if shared_redis is not None:
+        return RedisIdempotency(shared_redis, retention, settings.redis_timeout_seconds)
+    return MemoryIdempotency(retention)
 
 
 def rate_limiter(shared_redis: redis_asyncio.Redis | None) -> RateLimiter:
@@ -103,6 +115,8 @@ async def running_services(
                 http=http,
                 channel_api=native,
                 acks=acks,
+                publish_keys=policies.publish_keys,
+                idempotency=idempotency_store(settings, shared_redis),
             )
         finally:
             await acks.close()

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from channel_app.client_auth import ClientAuthFailed, authenticate_client, last_event_id, presented_token
 from channel_app.event_stream import EventStreamResponse, raw_headers
 from channel_app.responses import error_response
+from channel_app.topic_request import authorize_topics, requested_topics
 from sse.broker import BrokerUnavailable, Subscription
 from sse.events import Event, encode_frame, encode_retry, utc_timestamp
 from sse.names import InvalidName, check_client_id
@@ -39,8 +40,10 @@ async def connect_stream(request: Request) -> ASGIApp:
         return refusal
     try:
         client_id = check_client_id(request.query_params.get("clientId", ""))
+        topics = requested_topics(request, services.settings.max_topics_per_connection)
         token = presented_token(request, services.settings.client_token_cookie)
         claims = await authenticate_client(services, client_id, token)
+        authorize_topics(claims, topics)
     except InvalidName as invalid:
         refused("invalid_client_id")
         return error_response(400, "INVALID_CLIENT_ID", str(invalid))
@@ -59,7 +62,7 @@ async def connect_stream(request: Request) -> ASGIApp:
         deadline, reason = claims.expires_at, "token_expired"
     else:
         deadline, reason = lifetime_ends, "max_lifetime"
-    return ClientStream(services, client_id, last_event_id(request), deadline, reason)
+    return ClientStream(services, client_id, last_event_id(request), deadline, reason, topics)
 
 
 async def _rate_limited(services, scope: str, key: str) -> ASGIApp | None:
@@ -71,9 +74,12 @@ async def _rate_limited(services, scope: str, key: str) -> ASGIApp | None:
 
 
 class ClientStream:
-    def __init__(self, services, client_id: str, resume_from: str | None, deadline: float, deadline_reason: str) -> None:
+    def __init__(
+        self, services, client_id: str, resume_from: str | None, deadline: float, deadline_reason: str, topics: tuple[str, ...] = ()
+    ) -> None:
         self._services = services
         self._client_id = client_id
+        self._topics = topics
         self._resume_from = resume_from
         self._deadline = deadline
         self._deadline_reason = deadline_reason
@@ -86,7 +92,7 @@ class ClientStream:
             await Response(b"", media_type="text/event-stream", headers=STREAM_HEADERS)(scope, receive, send)
             return
         try:
-            subscription = self._services.broker.subscribe(self._client_id, self._resume_from)
+            subscription = self._services.broker.subscribe(self._client_id, self._resume_from, self._topics)
             async with subscription as active:
                 active.connection.close_at(self._deadline, self._deadline_reason, retry)
                 # Heartbeats come from one shared loop, not a task per stream.
@@ -110,6 +116,7 @@ class ClientStream:
             {
                 "type": "connected",
                 "clientId": self._client_id,
+                "topics": list(self._topics),
                 "connectionId": subscription.connection.id,
                 "instance": self._services.settings.instance_id,
                 "serverTime": utc_timestamp(),

@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from channel_app.client_auth import ClientAuthFailed, authenticate_client, presented_token
 from channel_app.responses import JSONBody, error_response
+from channel_app.topic_request import authorize_topics, requested_topics
 from sse.names import InvalidName, check_client_id
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -23,7 +24,9 @@ async def check_stream(request: Request) -> JSONBody:
     settings = services.settings
     try:
         client_id = check_client_id(request.query_params.get("clientId", ""))
-        await authenticate_client(services, client_id, presented_token(request, settings.client_token_cookie))
+        topics = requested_topics(request, settings.max_topics_per_connection)
+        claims = await authenticate_client(services, client_id, presented_token(request, settings.client_token_cookie))
+        authorize_topics(claims, topics)
     except InvalidName as invalid:
         return error_response(400, "INVALID_CLIENT_ID", str(invalid))
     except ClientAuthFailed as failed:

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     rate_limit_function_per_client: str = "60/minute"
     rate_limit_connect_per_ip: str = "120/minute"
     rate_limit_connect_per_client: str = "30/minute"
+    rate_limit_publish_per_key: str = "600/minute"
 
     # Broker
     redis_url: str | None = None
@@ -95,9 +96,14 @@ class Settings(BaseSettings):
     queue_ttl_seconds: float = Field(30.0, gt=0)
     queue_size: int = Field(20, ge=1)
 
-    # Function calls
+    # Function calls (and the publish API)
     max_body_bytes: int = Field(65536, ge=256)
     allow_broadcast: bool = False
+
+    # Topics and the publish API for the site's own backend
+    max_topics_per_connection: int = Field(20, ge=1, le=100)
+    publish_api_keys: SecretStr | None = None  # comma-separated; each at least 16 characters
+    publish_jwt_scope: str | None = None  # e.g. "publish": client-verifier JWTs with this scope may publish
 
     # Operations
     ops_token: SecretStr | None = None
@@ -123,7 +129,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "redis_url", "channel_app_id", "channel_app_secret", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
-        "log_format", "ops_token",
+        "log_format", "ops_token", "publish_api_keys", "publish_jwt_scope",
         mode="before",
     )
     @classmethod

@@ -152,9 +152,9 @@ class ClientTokenVerifier:
 
 def mint_client_token(
     secret: str, client_id: str, ttl_seconds: float, *, topics: Sequence[str] = (),
-    audience: str | None = None, issuer: str | None = None, now: float | None = None,
+    audience: str | None = None, issuer: str | None = None, now: float | None = None, scope: str | None = None,
 ) -> str:
-    """HS256 development/test token."""
+    """HS256 development/test token; `scope` (e.g. "publish") for a backend's publish token."""
     require_strong_secret(secret, ("HS256",))
     if not _is_valid_subject(client_id):
         raise ValueError(f"client_id must be a non-empty string of at most {MAX_SUBJECT_CHARS} characters")
@@ -166,6 +166,8 @@ def mint_client_token(
     claims: dict[str, Any] = {"sub": client_id, "iat": int(issued_at), "exp": math.ceil(issued_at + ttl_seconds)}
     if topics:
         claims["topics"] = list(topics)
+    if scope is not None:
+        claims["scope"] = scope
     if audience is not None:
         claims["aud"] = audience
     if issuer is not None:

@@ -1,8 +1,10 @@
 """The broker contract, and the choice between the two brokers.
 
-A broker delivers events to the connections of a client wherever they are
-open, answers presence questions, and replays history to reconnecting
-clients. `MemoryBroker` serves one process; `RedisBroker` lets many instances
+A broker delivers events to the connections of a client, or to every
+connection subscribed to a topic, wherever they are open, answers presence
+questions, and replays history to reconnecting clients: one Last-Event-ID
+covers the client stream and every topic of a connection, because event ids
+come from one sequence per broker (sse/history.py). `MemoryBroker` serves one process; `RedisBroker` lets many instances
 share one Redis. Both are tested against the same contract.
 """
 
@@ -36,7 +38,7 @@ class Totals:
 class Subscription:
     connection: Connection
     replay: list[bytes]  # frames the client missed, oldest first
-    cursor: str  # id of the newest event of the client's stream at subscribe time
+    cursor: str  # id of the newest event of the connection's streams (client and topics) at subscribe time
 
 
 class BrokerUnavailable(Exception):
@@ -73,16 +75,25 @@ class Broker(Protocol):
 
     async def broadcast(self, event: Event) -> Delivery: ...
 
+    async def publish_topic(self, topic: str, event: Event) -> Delivery:
+        """Deliver to every connection subscribed to `topic`, cluster-wide, and keep
+        it in the topic's history. With no subscriber anywhere nothing is sent or
+        kept (Delivery(None, 0)); topics have no store-and-forward queue."""
+
     async def connection_count(self, client_id: str) -> int: ...
 
     async def totals(self) -> Totals: ...
 
     async def is_healthy(self) -> bool: ...
 
-    def subscribe(self, client_id: str, last_event_id: str | None) -> AsyncContextManager[Subscription]:
-        """Register a connection. Its replay holds, oldest first and each once, the
-        events after `last_event_id` still in history and the events queued for
-        the client; live events follow in its queue, none of them repeated."""
+    def subscribe(
+        self, client_id: str, last_event_id: str | None, topics: tuple[str, ...] = ()
+    ) -> AsyncContextManager[Subscription]:
+        """Register a connection for its client and `topics` (distinct, valid names).
+        Its replay holds, oldest first and each once, the events after
+        `last_event_id` still in the history of the client's stream and of each
+        topic, and the events queued for the client; live events follow in its
+        queue, none of them repeated."""
 
     async def housekeeping(self) -> None:
         """Periodic upkeep (expiring history, refreshing presence); called by the

@@ -1,10 +1,16 @@
-"""Per-stream event ids and a bounded, expiring history for replay.
+"""Event ids from one sequence, and a bounded, expiring history for replay.
 
-A stream is the sequence of events addressed to one client (the broadcast
-stream uses the key `*` and is not stored). Ids are `<ms>-<seq>`, strictly
-increasing per stream even if the clock steps back, like Redis stream ids.
-History keeps the last `size` frames of each stream for `ttl_seconds`, so a
-client reconnecting with Last-Event-ID receives exactly what it missed.
+A stream is the sequence of events addressed to one client, or to one topic
+(key `topic_stream(name)`); the broadcast stream uses the key `*` and is not
+stored. Ids are `<ms>-<seq>` like Redis stream ids, and they are issued from
+ONE sequence for every stream of this broker, strictly increasing even if the
+clock steps back. So ids also increase per stream, and a connection that
+listens to its client stream plus some topics, whose browser keeps one
+Last-Event-ID, can be replayed exactly: every stream's entries after that
+id, merged by id (sse/replay.py). The Redis broker issues its ids the same way
+(sse/redis_scripts.py, `next_id`).
+
+History keeps the last `size` frames of each stream for `ttl_seconds`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ from typing import Callable
 from sse.events import Event, encode_frame, format_event_id, parse_event_id
 
 BROADCAST_STREAM = "*"
+TOPIC_STREAM_MARK = "#"  # client ids never start with '#', so the two key spaces never meet
+
+
+def topic_stream(topic: str) -> str:
+    return TOPIC_STREAM_MARK + topic
 
 
 @dataclass
@@ -32,6 +43,7 @@ class MemoryHistory:
         self._ttl = ttl_seconds
         self._clock = clock
         self._streams: dict[str, _Stream] = {}
+        self._last_id: tuple[int, int] = (0, -1)  # the newest id issued, on any stream
 
     def append(self, stream_key: str, event: Event) -> tuple[str, bytes]:
         """Assign the next id, encode the frame once, and keep it for replay."""
@@ -47,9 +59,10 @@ class MemoryHistory:
         """Assign the next id and encode the frame, without keeping it (queued events)."""
         now = self._clock()
         stream = self._streams.setdefault(stream_key, _Stream())
-        millis = max(int(now * 1000), stream.last_id[0])
-        sequence = stream.last_id[1] + 1 if millis == stream.last_id[0] else 0
-        stream.last_id = (millis, sequence)
+        last_millis, last_sequence = self._last_id
+        millis = max(int(now * 1000), last_millis)
+        sequence = last_sequence + 1 if millis == last_millis else 0
+        self._last_id = stream.last_id = (millis, sequence)
         stream.touched_at = now
         event_id = format_event_id(millis, sequence)
         return event_id, encode_frame(event_id, event.name, event.encode_data())
@@ -76,7 +89,8 @@ class MemoryHistory:
         ]
 
     def prune(self) -> None:
-        """Forget expired entries, and streams idle for longer than the age limit."""
+        """Forget expired entries, and streams idle for longer than the age limit
+        (the id sequence itself is never forgotten)."""
         oldest = self._clock() - self._ttl
         for key, stream in list(self._streams.items()):
             while stream.entries and stream.entries[0][1] < oldest:

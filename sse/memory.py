@@ -4,7 +4,9 @@ Same contract as the Redis broker (tests/sse/test_broker_contract.py runs
 against both): an event for a connected client is delivered and kept in
 history; for a client with no connection it is dropped, or queued when the
 caller asked (`queue_if_offline`); a new connection receives its Last-Event-ID
-replay and the queued events, each once, oldest first.
+replay (client stream and topics, merged by id) and the queued events, each
+once, oldest first. A topic event is delivered to the topic's subscribers and
+kept in the topic's history, or dropped when there are none.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from sse.broker import Delivery, Subscription, Totals
-from sse.events import Event
-from sse.history import BROADCAST_STREAM, MemoryHistory
+from sse.events import Event, parse_event_id
+from sse.history import BROADCAST_STREAM, MemoryHistory, topic_stream
 from sse.offline_queue import MemoryQueue
 from sse.registry import ConnectionRegistry
 from sse.replay import merge_replay, newest_id
@@ -52,6 +54,14 @@ class MemoryBroker:
         delivered = self.registry.deliver_all(frame)
         return Delivery(event_id, delivered, attempted - delivered)
 
+    async def publish_topic(self, topic: str, event: Event) -> Delivery:
+        attempted = self.registry.topic_connection_count(topic)
+        if not attempted:
+            return Delivery(None, 0)
+        event_id, frame = self._history.append(topic_stream(topic), event)
+        delivered = self.registry.deliver_topic(topic, frame)
+        return Delivery(event_id, delivered, attempted - delivered)
+
     async def connection_count(self, client_id: str) -> int:
         return self.registry.connection_count(client_id)
 
@@ -62,13 +72,17 @@ class MemoryBroker:
         return True
 
     @asynccontextmanager
-    async def subscribe(self, client_id: str, last_event_id: str | None) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, client_id: str, last_event_id: str | None, topics: tuple[str, ...] = ()
+    ) -> AsyncIterator[Subscription]:
         # Registering, reading history and claiming the queue happen with no
         # await in between, so no event can fall between the replay and the live queue.
-        async with self.registry.open(client_id) as connection:
-            history = self._history.entries_since(client_id, last_event_id) if last_event_id else []
-            replay = merge_replay(history, self._queue.claim(client_id))
-            cursor = newest_id(self._history.head(client_id), replay)
+        async with self.registry.open(client_id, topics=topics) as connection:
+            streams = [client_id, *(topic_stream(topic) for topic in topics)]
+            histories = [self._history.entries_since(key, last_event_id) for key in streams] if last_event_id else []
+            replay = merge_replay(*histories, self._queue.claim(client_id))
+            head = max((self._history.head(key) for key in streams), key=parse_event_id)
+            cursor = newest_id(head, replay)
             yield Subscription(connection, [frame for _, frame in replay], cursor)
 
     async def housekeeping(self) -> None:

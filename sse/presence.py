@@ -42,6 +42,9 @@ class RedisPresence:
     def member(self, connection_id: str) -> str:
         return f"{self._instance}|{connection_id}"
 
+    def is_leaving(self, member: str) -> bool:
+        return member in self._leaving
+
     async def leave(self, client_id: str, member: str) -> None:
         """Remove one connection; never raises (an unremoved member expires by itself)."""
         self._leaving.add(member)

@@ -10,8 +10,9 @@ stream open on it (sse/redis_listener.py). A publish is one Lua script
    lapse). Nobody and no `queue_if_offline`: answers "offline" and stores
    nothing, so a later reconnect never acts on a call answered
    CLIENT_NOT_CONNECTED;
-2. takes the next id of the client's stream (XADD: `<ms>-<seq>`, the wire id),
-   encodes the frame once and PUBLISHes it;
+2. takes the next id from the broker's one sequence (`<ms>-<seq>`, the wire
+   id, increasing across every client and topic stream: `next_id` in
+   sse/redis_scripts.py), encodes the frame once and PUBLISHes it;
 3. PUBLISH's receiver count > 0 (some instance holds a connection and got
    it): keeps it in history (MAXLEN HISTORY_SIZE, expiry HISTORY_TTL_SECONDS)
    and answers delivered = the client's live connections cluster-wide (at
@@ -31,8 +32,8 @@ instance's SUBSCRIBE is confirmed, then one script (JOIN) registers its
 presence, reads history after Last-Event-ID and claims the queue. Anything
 published after the SUBSCRIBE reaches the connection live; anything before the
 JOIN is in history or the queue. Live frames that arrived during the JOIN
-round trip and are also in the replay are dropped (same bytes, same id), so
-replay + live = each event exactly once, in order.
+round trip and are also in the replay are dropped (same bytes, same id;
+sse/redis_fanout.py), so replay + live = each event exactly once, in order.
 
 Failures. Every Redis call has REDIS_TIMEOUT_SECONDS; a failure is
 BrokerUnavailable (function calls answer UNAVAILABLE, `/readyz` 503, new
@@ -42,6 +43,22 @@ and replays, per client, what was published (queued) while it was away, before
 any held-back live frame: `_catch_up`. Live frames the catch-up already sent
 (same bytes) are skipped, as for a new stream.
 
+Topics (sse/redis_topics.py). A connection may also listen to topics. Each
+topic is addressed like a client: channel `cp:topic:<t>` subscribed while a
+local connection listens, topic presence (so `delivered` counts listening
+connections cluster-wide), topic history. The registry indexes connections by
+topic as well (`deliver_topic`). A new stream subscribes to its client channel
+and every topic channel (each confirmed; `PubSubListener.add` returns at once
+for a channel already confirmed), then runs JOIN and one JOIN_TOPIC per topic
+in one pipeline; the replay merges, by id, the client's history and queue and
+every topic's history after Last-Event-ID. Because ids come from one sequence
+and one pub/sub socket receives every channel's messages in the order the
+scripts ran, live frames of all of a connection's streams arrive in id order
+too: the de-duplication of replay vs live frames (per connection) and of
+catch-up vs live frames (per channel) holds across streams, and a catch-up
+offers each connection the merged frames of its client and topics in id
+order (sse/redis_fanout.py).
+
 Acknowledgements (sse/redis_acks.py) ride on the same listener (`cp:acks`).
 
 This module is longer than most because this docstring carries the design;
@@ -50,6 +67,7 @@ the scripts it relies on are in sse/redis_scripts.py.
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, AsyncIterator
 
@@ -61,9 +79,11 @@ from sse.broker import BrokerUnavailable, Delivery, QueueFull, Subscription, Tot
 from sse.events import Event, parse_event_id
 from sse.presence import RedisPresence
 from sse.redis_acks import RedisAcks
+from sse.redis_fanout import LocalFanout
 from sse.redis_listener import PubSubListener
 from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
-from sse.registry import Connection, ConnectionRegistry
+from sse.redis_topics import RedisTopics
+from sse.registry import ConnectionRegistry
 from sse.replay import IdentifiedFrame, frame_event_id, merge_replay, newest_id
 
 if TYPE_CHECKING:
@@ -92,6 +112,7 @@ class RedisBroker:
         self._scripts = BrokerScripts(self._redis)
         presence_ttl_ms = int(2 * settings.heartbeat_seconds * 1000)
         self._presence = RedisPresence(self._scripts, self._keys, settings.instance_id, presence_ttl_ms, self._timeout)
+        self._topics = RedisTopics(self._redis, self._keys, self._timeout, self._history_size, self._history_ttl_ms)
         self._listener = PubSubListener(
             self._pubsub_redis,
             [self._keys.broadcast_channel, self._keys.acks_channel],
@@ -100,10 +121,7 @@ class RedisBroker:
             self._timeout,
             idle_ping_seconds=settings.heartbeat_seconds,
         )
-        self._delivered: dict[str, str] = {}  # newest id delivered here, per local client
-        self._caught_up: dict[str, set[bytes]] = {}  # per client: frames a catch-up sent that may still arrive live
-        self._joined_at: dict[str, str] = {}  # stream head when the client's first local stream joined
-        self._replayed: dict[str, set[bytes]] = {}  # per new connection: replayed frames that may still arrive live
+        self._fanout = LocalFanout(registry, self._keys)
         self._acks: RedisAcks | None = None
 
     async def start(self) -> None:
@@ -115,7 +133,7 @@ class RedisBroker:
         await self._pubsub_redis.aclose()
 
     async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
-        keys = [self._keys.presence(client_id), self._keys.history(client_id), self._keys.queue(client_id)]
+        keys = [self._keys.presence(client_id), self._keys.history(client_id), self._keys.queue(client_id), self._keys.ids]
         args = [
             self._keys.channel(client_id),
             event.name,
@@ -134,10 +152,13 @@ class RedisBroker:
         return Delivery(event_id.decode(), int(delivered), queued=outcome == b"queued")
 
     async def broadcast(self, event: Event) -> Delivery:
-        keys = [self._keys.broadcast_ids, self._keys.connections]
+        keys = [self._keys.ids, self._keys.connections]
         args = [self._keys.broadcast_channel, event.name, event.encode_data()]
         event_id, delivered = await guarded(self._scripts.broadcast(keys=keys, args=args), self._timeout)
         return Delivery(event_id.decode(), int(delivered))
+
+    async def publish_topic(self, topic: str, event: Event) -> Delivery:
+        return await self._topics.publish(topic, event)
 
     async def connection_count(self, client_id: str) -> int:
         return await self._presence.count(client_id)
@@ -155,18 +176,27 @@ class RedisBroker:
         return True
 
     @asynccontextmanager
-    async def subscribe(self, client_id: str, last_event_id: str | None) -> AsyncIterator[Subscription]:
-        async with self.registry.open(client_id, on_first=self._listen_to, on_last=self._stop_listening) as connection:
+    async def subscribe(
+        self, client_id: str, last_event_id: str | None, topics: tuple[str, ...] = ()
+    ) -> AsyncIterator[Subscription]:
+        registered = self.registry.open(
+            client_id, on_first=self._listen_to, on_last=self._stop_listening, topics=topics, on_last_topic=self._stop_listening_topic
+        )
+        async with registered as connection:
             member = self._presence.member(connection.id)
             try:
-                head, replay = await self._join(client_id, [member], last_event_id)
+                for topic in topics:
+                    await self._listener.add(self._keys.topic_channel(topic))
+                head, replay = await self._join(client_id, [member], last_event_id, topics)
                 cursor = newest_id(head, replay)
-                self._joined_at.setdefault(client_id, cursor)
-                frames = self._replay_then_early_frames(connection, replay)
-                yield Subscription(connection, frames, cursor)
+                self._fanout.joined(connection, cursor)
+                yield Subscription(connection, self._fanout.replay_then_early_frames(connection, replay), cursor)
             finally:
-                self._replayed.pop(connection.id, None)
+                self._fanout.closed(connection)
                 await self._presence.leave(client_id, member)
+                if topics:
+                    with contextlib.suppress(BrokerUnavailable):
+                        await self._topics.leave(topics, member)
 
     def shared_acks(self) -> RedisAcks:
         """Acknowledgements through this broker's Redis and pub/sub listener."""
@@ -176,10 +206,37 @@ class RedisBroker:
 
     async def housekeeping(self) -> None:
         await self._presence.refresh(self.registry)
+        pairs = [
+            item
+            for topic in list(self.registry.topics())
+            for connection in self.registry.topic_connections(topic)
+            if not self._presence.is_leaving(member := self._presence.member(connection.id))
+            for item in (topic, member)
+        ]
+        with contextlib.suppress(BrokerUnavailable):
+            await self._topics.refresh(pairs, self._presence.ttl_ms)
 
-    async def _join(self, client_id: str, members: list[str], after: str | None) -> tuple[str, list[IdentifiedFrame]]:
-        head, history, queued = await guarded(self._scripts.join(**self._join_call(client_id, members, after)), self._timeout)
-        return head.decode(), _replay_of(history, queued)
+    async def _join(
+        self, client_id: str, members: list[str], after: str | None, topics: tuple[str, ...] = ()
+    ) -> tuple[str, list[IdentifiedFrame]]:
+        """Register and read what the connection is owed: the client's JOIN alone, or
+        with one JOIN_TOPIC per topic in the same round trip."""
+        client_call = self._join_call(client_id, members, after)
+        if not topics:
+            head, history, queued = await guarded(self._scripts.join(**client_call), self._timeout)
+            return head.decode(), _replay_of(history, queued)
+        pipeline = self._redis.pipeline(transaction=False)
+        await self._scripts.join(client=pipeline, **client_call)
+        history_from = self._history_from(after)
+        for topic in topics:
+            await self._topics.join(client=pipeline, **self._topics.join_call(topic, members, self._presence.ttl_ms, history_from))
+        (head, history, queued), *topic_results = await guarded(pipeline.execute(), self._timeout)
+        heads = [head.decode(), *(topic_head.decode() for topic_head, _ in topic_results)]
+        replay = _replay_of(history, queued, *(topic_history for _, topic_history in topic_results))
+        return max(heads, key=parse_event_id), replay
+
+    def _history_from(self, after: str | None) -> str:
+        return _first_id_after(after) if after and self._history_size else ""
 
     def _join_call(self, client_id: str, members: list[str], after: str | None) -> dict:
         keys = [
@@ -189,90 +246,63 @@ class RedisBroker:
             self._keys.online,
             self._keys.connections,
         ]
-        history_from = _first_id_after(after) if after and self._history_size else ""
-        args = [client_id, self._presence.ttl_ms, history_from, self._history_ttl_ms, *members]
+        args = [client_id, self._presence.ttl_ms, self._history_from(after), self._history_ttl_ms, *members]
         return {"keys": keys, "args": args}
 
     async def _listen_to(self, client_id: str) -> None:
         await self._listener.add(self._keys.channel(client_id))
 
     async def _stop_listening(self, client_id: str) -> None:
-        self._delivered.pop(client_id, None)
-        self._caught_up.pop(client_id, None)
-        self._joined_at.pop(client_id, None)
-        await self._listener.remove(self._keys.channel(client_id), lambda: self.registry.connection_count(client_id) > 0)
+        channel = self._keys.channel(client_id)
+        self._fanout.forget(channel)
+        await self._listener.remove(channel, lambda: self.registry.connection_count(client_id) > 0)
+
+    async def _stop_listening_topic(self, topic: str) -> None:
+        channel = self._keys.topic_channel(topic)
+        self._fanout.forget(channel)
+        await self._listener.remove(channel, lambda: self.registry.topic_connection_count(topic) > 0)
 
     def _on_message(self, channel: str, frame: bytes) -> None:
         if channel == self._keys.broadcast_channel:
             self.registry.deliver_all(frame)
-            return
-        if channel == self._keys.acks_channel:
+        elif channel == self._keys.acks_channel:
             if self._acks is not None:
                 self._acks.heard(frame)
-            return
-        client_id = self._keys.client_of(channel)
-        event_id = frame_event_id(frame)
-        if client_id is None or event_id is None or not self.registry.connection_count(client_id):
-            return
-        caught_up = self._caught_up.get(client_id)
-        if caught_up is not None:
-            if frame in caught_up:
-                caught_up.discard(frame)  # already sent by the catch-up after reconnecting
-                return
-            del self._caught_up[client_id]
-        self._delivered[client_id] = event_id
-        for connection in self.registry.connections_of(client_id):
-            replayed = self._replayed.get(connection.id)
-            if replayed is not None:
-                if frame in replayed:
-                    replayed.discard(frame)
-                    continue
-                # Live frames arrive in id order: past the replay, no repeat can follow.
-                del self._replayed[connection.id]
-            connection.offer(frame)
-
-    def _replay_then_early_frames(self, connection: Connection, replay: list[IdentifiedFrame]) -> list[bytes]:
-        """The replay, then live frames that reached the connection while its JOIN was in
-        flight, minus those the replay holds (same bytes). Frames published before the
-        JOIN can also arrive after it (pub/sub and commands use different sockets), so the
-        replayed frames not seen yet are remembered and skipped in `_on_message`."""
-        frames = [frame for _, frame in replay]
-        replayed = set(frames)
-        if connection.close_reason is None:
-            for frame in connection.take_pending():
-                if frame in replayed:
-                    replayed.discard(frame)
-                else:
-                    frames.append(frame)
-        if replayed:
-            self._replayed[connection.id] = replayed
-        return frames
+        else:
+            self._fanout.deliver(channel, frame)
 
     async def _catch_up(self) -> None:
-        """After (re)connecting: re-register every local connection's presence and
-        deliver what each local client missed, batched in pipelines."""
-        client_ids = [client_id for client_id in list(self.registry.client_ids()) if self.registry.connection_count(client_id)]
-        for start in range(0, len(client_ids), CATCH_UP_BATCH):
-            batch = client_ids[start : start + CATCH_UP_BATCH]
+        """After (re)connecting: re-register the presence of every local connection
+        (client and topics) and read what each local client and topic missed, batched
+        in pipelines; then offer each connection the missed frames of its client and
+        topics, merged by id."""
+        streams: list[tuple[str, object, dict]] = []  # (channel, script, call)
+        for client_id in [c for c in list(self.registry.client_ids()) if self.registry.connection_count(c)]:
+            members = [self._presence.member(c.id) for c in self.registry.connections_of(client_id)]
+            channel = self._keys.channel(client_id)
+            streams.append((channel, self._scripts.join, self._join_call(client_id, members, self._fanout.resume_point(channel))))
+        for topic in [t for t in list(self.registry.topics()) if self.registry.topic_connection_count(t)]:
+            members = [self._presence.member(c.id) for c in self.registry.topic_connections(topic)]
+            channel = self._keys.topic_channel(topic)
+            history_from = self._history_from(self._fanout.resume_point(channel))
+            streams.append((channel, self._topics.join, self._topics.join_call(topic, members, self._presence.ttl_ms, history_from)))
+        missed: dict[str, list[IdentifiedFrame]] = {}
+        for start in range(0, len(streams), CATCH_UP_BATCH):
+            batch = streams[start : start + CATCH_UP_BATCH]
             pipeline = self._redis.pipeline(transaction=False)
-            for client_id in batch:
-                members = [self._presence.member(c.id) for c in self.registry.connections_of(client_id)]
-                after = self._delivered.get(client_id) or self._joined_at.get(client_id)
-                await self._scripts.join(client=pipeline, **self._join_call(client_id, members, after))
+            for _, script, call in batch:
+                await script(client=pipeline, **call)
             results = await guarded(pipeline.execute(), self._timeout * 5)
-            for client_id, (_, history, queued) in zip(batch, results):
-                missed = _replay_of(history, queued)
-                for event_id, frame in missed:
-                    self._delivered[client_id] = event_id
-                    self.registry.deliver(client_id, frame)
-                if missed:
-                    self._caught_up[client_id] = {frame for _, frame in missed}
+            for (channel, _, _), result in zip(batch, results):
+                if frames := _replay_of(result[1], result[2] if len(result) > 2 else []):
+                    missed[channel] = frames
+        self._fanout.caught_up(missed)
 
 
-def _replay_of(history: list[bytes], queued: list[bytes]) -> list[IdentifiedFrame]:
-    stored = [(history[i].decode(), history[i + 1]) for i in range(0, len(history), 2)]
+def _replay_of(history: list[bytes], queued: list[bytes], *topic_histories: list[bytes]) -> list[IdentifiedFrame]:
+    stored = [[(h[i].decode(), h[i + 1]) for i in range(0, len(h), 2)] for h in (history, *topic_histories)]
     waiting = [(event_id, frame) for frame in queued if (event_id := frame_event_id(frame))]
-    return merge_replay(stored, waiting)
+    return merge_replay(*stored, waiting)
 
 
 def _first_id_after(event_id: str) -> str:

@@ -77,13 +77,17 @@ class PubSubListener:
                 await self._task
 
     async def add(self, channel: str) -> None:
-        """Subscribe and wait for Redis to confirm; BrokerUnavailable if it cannot."""
+        """Subscribe and wait for Redis to confirm; BrokerUnavailable if it cannot.
+        Returns at once when the channel is already subscribed and confirmed on the
+        current connection (topics shared by many local streams)."""
         try:
             await asyncio.wait_for(self._ready.wait(), self._timeout)
             confirmed = asyncio.get_running_loop().create_future()
             async with self._lock:
                 if self._pubsub is None:
                     raise BrokerUnavailable("redis pub/sub is reconnecting")
+                if self._ready.is_set() and channel in self._wanted and channel not in self._confirmations:
+                    return
                 self._wanted.add(channel)
                 self._confirmations.setdefault(channel, deque()).append(confirmed)
                 await self._pubsub.subscribe(channel)

@@ -5,6 +5,14 @@ Redis runs it atomically: no other publish, connect or disconnect can fall
 between the presence check, the PUBLISH and the write to history or queue.
 All times come from Redis `TIME`, so the instances' own clocks never matter.
 
+One id sequence. Every event id, for every client, topic and broadcast, comes
+from `next_id` over the one key `cp:ids`: `<ms>-<seq>` with ms = max(TIME,
+last ms) and seq counting within that ms. Ids therefore increase across all
+streams in the order the scripts ran, which is also the order in which their
+PUBLISHes reach every subscriber; history entries are XADDed with that
+explicit id. A connection listening to its client stream and some topics can
+then be replayed exactly from the browser's one Last-Event-ID (sse/replay.py).
+
 Keys (prefix `cp:`; `<c>` is a client id, `<m>` a connection `<instance>|<id>`):
 
     cp:presence:<c>    ZSET  m -> expiry ms: the client's connections, cluster-wide
@@ -12,7 +20,9 @@ Keys (prefix `cp:`; `<c>` is a client id, `<m>` a connection `<instance>|<id>`):
     cp:queue:<c>       LIST  "<expiry ms> <frame>": events waiting for the next connection
     cp:online          ZSET  c -> expiry ms: clients with a live connection (status totals)
     cp:connections     ZSET  m -> expiry ms: every live connection (status totals)
-    cp:broadcast-ids   STREAM  always empty (MAXLEN 0); only generates broadcast ids
+    cp:ids             HASH  ms, seq: the last event id issued, on any stream (never expires)
+    cp:topic-presence:<t>, cp:topic-history:<t>, channel cp:topic:<t>: the same for topics
+                       (sse/redis_topics.py); topic presence is not counted in cp:online/cp:connections
     cp:ack:<c>:<id>    STRING  a browser's acknowledgement, kept briefly (sse/redis_acks.py)
     channel cp:client:<c>, channel cp:broadcast, channel cp:acks
 
@@ -41,7 +51,7 @@ logger = logging.getLogger("channel_push.redis")
 
 PREFIX = "cp:"
 
-_COMMON = """
+LUA_HELPERS = """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -49,28 +59,59 @@ end
 local function frame(id, name, data)
   return 'id: ' .. id .. '\\nevent: ' .. name .. '\\ndata: ' .. data .. '\\n\\n'
 end
+local function next_id(ids, now)
+  local last = redis.call('HMGET', ids, 'ms', 'seq')
+  local ms, seq = tonumber(last[1]) or 0, tonumber(last[2]) or -1
+  if now > ms then ms, seq = now, 0 else seq = seq + 1 end
+  redis.call('HSET', ids, 'ms', string.format('%d', ms), 'seq', string.format('%d', seq))
+  return string.format('%d-%d', ms, seq)
+end
+-- Keep a delivered event for replay. XADD with the explicit id cannot fail once
+-- every instance issues ids from next_id; during a rolling upgrade an older
+-- instance may have added a larger one, and then the stream picks its own.
+local function keep(history, id, name, data, size, ttl_ms)
+  if not pcall(redis.call, 'XADD', history, id, 'n', name, 'd', data) then
+    redis.call('XADD', history, '*', 'n', name, 'd', data)
+  end
+  redis.call('XTRIM', history, 'MAXLEN', size)
+  redis.call('PEXPIRE', history, ttl_ms)
+end
+local function read_history(history, from, ttl_ms, now, out)
+  if from == '' then return end
+  local oldest = now - tonumber(ttl_ms)
+  for _, entry in ipairs(redis.call('XRANGE', history, from, '+')) do
+    local id, fields = entry[1], entry[2]
+    if tonumber(string.match(id, '^(%d+)')) >= oldest then
+      out[#out + 1] = id
+      out[#out + 1] = frame(id, fields[2], fields[4])
+    end
+  end
+end
+local function head_of(history)
+  local last = redis.call('XREVRANGE', history, '+', '-', 'COUNT', 1)
+  if #last > 0 then return last[1][1] end
+  return '0-0'
+end
 """
 
-# KEYS: presence, history, queue. ARGV: channel, name, data, history_size,
+# KEYS: presence, history, queue, ids. ARGV: channel, name, data, history_size,
 # history_ttl_ms, queue_if_offline (0/1), queue_ttl_ms, queue_size.
 # Returns {outcome, id, delivered}; outcome: delivered | queued | offline | queue_full.
-PUBLISH = _COMMON + """
+PUBLISH = LUA_HELPERS + """
 local now = now_ms()
 local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 local queue_if_offline = ARGV[6] == '1'
 if connections == 0 and not queue_if_offline and redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] == 0 then
   return {'offline', '', 0}
 end
-local id = redis.call('XADD', KEYS[2], '*', 'n', ARGV[2], 'd', ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
+local id = next_id(KEYS[4], now)
 local message = frame(id, ARGV[2], ARGV[3])
 local receivers = redis.call('PUBLISH', ARGV[1], message)
 if receivers > 0 then
-  redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[4])
+  keep(KEYS[2], id, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
   return {'delivered', id, math.max(connections, receivers)}
 end
--- Nobody received it. XDEL keeps the stream's last id, so ids stay increasing.
-redis.call('XDEL', KEYS[2], id)
+-- Nobody received it: not kept in history; the queue below is its one copy.
 if connections == 0 and not queue_if_offline then
   return {'offline', '', 0}
 end
@@ -90,7 +131,7 @@ return {'queued', id, 0}
 # KEYS: presence, history, queue, online, connections. ARGV: client,
 # presence_ttl_ms, history_from (inclusive id, '' for no history),
 # history_ttl_ms, members...  Returns {head, {id, frame, ...}, {frame, ...}}.
-JOIN = _COMMON + """
+JOIN = LUA_HELPERS + """
 local now = now_ms()
 local expires = now + tonumber(ARGV[2])
 for i = 5, #ARGV do
@@ -100,30 +141,18 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[4], expires, ARGV[1])
 local history = {}
-if ARGV[3] ~= '' then
-  local oldest = now - tonumber(ARGV[4])
-  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], ARGV[3], '+')) do
-    local id, fields = entry[1], entry[2]
-    if tonumber(string.match(id, '^(%d+)')) >= oldest then
-      history[#history + 1] = id
-      history[#history + 1] = frame(id, fields[2], fields[4])
-    end
-  end
-end
+read_history(KEYS[2], ARGV[3], ARGV[4], now, history)
 local queued = {}
 for _, item in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
   local expiry, message = string.match(item, '^(%d+) (.*)$')
   if tonumber(expiry) >= now then queued[#queued + 1] = message end
 end
 redis.call('DEL', KEYS[3])
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-local head = '0-0'
-if #last > 0 then head = last[1][1] end
-return {head, history, queued}
+return {head_of(KEYS[2]), history, queued}
 """
 
 # KEYS: presence, online, connections. ARGV: client, member.
-LEAVE = _COMMON + """
+LEAVE = LUA_HELPERS + """
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 if redis.call('ZCOUNT', KEYS[1], '(' .. now_ms(), '+inf') == 0 then
@@ -134,7 +163,7 @@ return 1
 """
 
 # KEYS: online, connections. ARGV: prefix, presence_ttl_ms, then client, member pairs.
-REFRESH = _COMMON + """
+REFRESH = LUA_HELPERS + """
 local now = now_ms()
 local expires = now + tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -150,19 +179,19 @@ return 1
 """
 
 # KEYS: presence.
-COUNT = _COMMON + """
+COUNT = LUA_HELPERS + """
 return redis.call('ZCOUNT', KEYS[1], '(' .. now_ms(), '+inf')
 """
 
 # KEYS: online, connections.
-TOTALS = _COMMON + """
+TOTALS = LUA_HELPERS + """
 local now = '(' .. now_ms()
 return {redis.call('ZCOUNT', KEYS[1], now, '+inf'), redis.call('ZCOUNT', KEYS[2], now, '+inf')}
 """
 
-# KEYS: broadcast-ids, connections. ARGV: channel, name, data. Returns {id, delivered}.
-BROADCAST = _COMMON + """
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', 0, '*', 'n', ARGV[2])
+# KEYS: ids, connections. ARGV: channel, name, data. Returns {id, delivered}.
+BROADCAST = LUA_HELPERS + """
+local id = next_id(KEYS[1], now_ms())
 local receivers = redis.call('PUBLISH', ARGV[1], frame(id, ARGV[2], ARGV[3]))
 if receivers == 0 then return {id, 0} end
 return {id, redis.call('ZCOUNT', KEYS[2], '(' .. now_ms(), '+inf')}
@@ -198,8 +227,21 @@ class RedisKeys:
         return f"{self.prefix}connections"
 
     @property
-    def broadcast_ids(self) -> str:
-        return f"{self.prefix}broadcast-ids"
+    def ids(self) -> str:
+        return f"{self.prefix}ids"
+
+    def topic_presence(self, topic: str) -> str:
+        return f"{self.prefix}topic-presence:{topic}"
+
+    def topic_history(self, topic: str) -> str:
+        return f"{self.prefix}topic-history:{topic}"
+
+    def topic_channel(self, topic: str) -> str:
+        return f"{self.prefix}topic:{topic}"
+
+    def topic_of(self, channel: str) -> str | None:
+        marker = f"{self.prefix}topic:"
+        return channel[len(marker) :] if channel.startswith(marker) else None
 
     @property
     def broadcast_channel(self) -> str:

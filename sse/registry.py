@@ -1,4 +1,9 @@
-"""The connections open on this process, by client id.
+"""The connections open on this process, by client id and by topic.
+
+A connection is reachable under its client id and under each topic it
+subscribed to at connect (`open(..., topics=...)`), through a second index
+(`deliver_topic`). Topics never count as clients: totals, status, `close_all`
+and `deliver_all` walk the client index only, so each connection once.
 
 Each connection owns a bounded queue of encoded frames. Delivery never waits:
 `offer` either queues or the queue is full, in which case that one
@@ -46,13 +51,14 @@ class ConnectionRefused(Exception):
 
 class Connection:
     __slots__ = (
-        "id", "client_id", "opened_at", "close_reason", "writing_since", "writer",
+        "id", "client_id", "topics", "opened_at", "close_reason", "writing_since", "writer",
         "_frames", "_limit", "_waiter", "_expiry", "_probe", "_probe_at",
     )
 
-    def __init__(self, connection_id: str, client_id: str, queue_size: int) -> None:
+    def __init__(self, connection_id: str, client_id: str, queue_size: int, topics: tuple[str, ...] = ()) -> None:
         self.id = connection_id
         self.client_id = client_id
+        self.topics = topics
         self.opened_at = time.time()
         self.close_reason: str | None = None
         # While the task writing this stream is inside a write: when it started
@@ -184,6 +190,7 @@ class ConnectionRegistry:
         self._limits = limits
         self._observer = observer
         self._by_client: dict[str, dict[str, Connection]] = {}
+        self._by_topic: dict[str, dict[str, Connection]] = {}
         self._total = 0
         self._ids = itertools.count(1)
         self._id_prefix = f"{int(time.time() * 1000):x}"
@@ -205,16 +212,28 @@ class ConnectionRegistry:
     def connections_of(self, client_id: str) -> list[Connection]:
         return list(self._by_client.get(client_id, {}).values())
 
+    def topic_connection_count(self, topic: str) -> int:
+        return len(self._by_topic.get(topic, ()))
+
+    def topics(self) -> Iterable[str]:
+        return self._by_topic.keys()
+
+    def topic_connections(self, topic: str) -> list[Connection]:
+        return list(self._by_topic.get(topic, {}).values())
+
     @asynccontextmanager
     async def open(
         self,
         client_id: str,
         on_first: Callable[[str], object] | None = None,
         on_last: Callable[[str], object] | None = None,
+        topics: tuple[str, ...] = (),
+        on_last_topic: Callable[[str], object] | None = None,
     ) -> AsyncIterator[Connection]:
         """Register a connection; `on_first`/`on_last` fire when a client gains its
-        first or loses its last local connection (the Redis broker subscribes there)."""
-        connection = self._register(client_id)
+        first or loses its last local connection (the Redis broker subscribes there),
+        `on_last_topic` when a topic loses its last local listener."""
+        connection = self._register(client_id, topics)
         if self._observer is not None:
             self._observer.connection_opened(connection)
         try:
@@ -228,6 +247,10 @@ class ConnectionRegistry:
                 self._observer.connection_closed(connection, connection.close_reason or CLIENT_CLOSED)
             if last and on_last is not None:
                 await _maybe_await(on_last(client_id))
+            if on_last_topic is not None:
+                for topic in connection.topics:
+                    if topic not in self._by_topic:
+                        await _maybe_await(on_last_topic(topic))
 
     def connections(self) -> Iterator[Connection]:
         for connections in list(self._by_client.values()):
@@ -235,6 +258,12 @@ class ConnectionRegistry:
 
     def deliver(self, client_id: str, frame: bytes) -> int:
         connections = self._by_client.get(client_id)
+        if not connections:
+            return 0
+        return sum(1 for connection in list(connections.values()) if connection.offer(frame))
+
+    def deliver_topic(self, topic: str, frame: bytes) -> int:
+        connections = self._by_topic.get(topic)
         if not connections:
             return 0
         return sum(1 for connection in list(connections.values()) if connection.offer(frame))
@@ -254,7 +283,7 @@ class ConnectionRegistry:
                 closed += 1
         return closed
 
-    def _register(self, client_id: str) -> Connection:
+    def _register(self, client_id: str, topics: tuple[str, ...]) -> Connection:
         if self._total >= self._limits.total:
             raise ConnectionRefused("instance_full", "this instance holds its maximum number of connections")
         connections = self._by_client.setdefault(client_id, {})
@@ -265,8 +294,10 @@ class ConnectionRegistry:
                 "client_connection_limit",
                 f"clientId already has {self._limits.per_client} open connections",
             )
-        connection = Connection(f"{self._id_prefix}-{next(self._ids)}", client_id, self._limits.queue_size)
+        connection = Connection(f"{self._id_prefix}-{next(self._ids)}", client_id, self._limits.queue_size, topics)
         connections[connection.id] = connection
+        for topic in topics:
+            self._by_topic.setdefault(topic, {})[connection.id] = connection
         self._total += 1
         return connection
 
@@ -276,6 +307,12 @@ class ConnectionRegistry:
         if connections is None or connections.pop(connection.id, None) is None:
             return False
         self._total -= 1
+        for topic in connection.topics:
+            listeners = self._by_topic.get(topic)
+            if listeners is not None:
+                listeners.pop(connection.id, None)
+                if not listeners:
+                    del self._by_topic[topic]
         if connections:
             return False
         del self._by_client[connection.client_id]

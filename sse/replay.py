@@ -1,8 +1,12 @@
 """Assembling what a (re)connecting client is owed, the same way in both brokers.
 
-A replay is the union of the history after the client's Last-Event-ID and the
-events queued for it while it was offline. Both come from the client's one id
-sequence, so merging them by id gives each event once, oldest first.
+A replay is the union of the history after the connection's Last-Event-ID,
+from its client stream and from each topic it subscribes to, and the events
+queued for the client while it was offline. Every stream's ids come from the
+broker's one sequence (sse/history.py, sse/redis_scripts.py), so merging them
+by id gives each event once, oldest first, in the order they were published;
+and since live frames also arrive in that order, the browser's one
+Last-Event-ID says exactly where it stopped on every stream.
 """
 
 from __future__ import annotations

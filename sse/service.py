@@ -1,7 +1,7 @@
 """The in-process API other Python modules use to reach browsers.
 
 Mirrors the reference design's NestJS `SseService` (`sendToClient`,
-`broadcast`, `isClientConnected`)::
+`broadcast`, `isClientConnected`), plus topics (`send_to_topic`)::
 
     service: SseService = request.app.state.services.sse
     reached = await service.send_to_client("user-42", Event("notification", {...}))
@@ -42,6 +42,16 @@ class SseService:
         if self._observer is not None:
             self._observer.published(event.name, delivery)
         return delivery
+
+    async def publish_topic(self, topic: str, event: Event) -> Delivery:
+        """Every connection subscribed to `topic`, cluster-wide; Delivery(None, 0) when none."""
+        delivery = await self._broker.publish_topic(topic, event)
+        if self._observer is not None:
+            self._observer.published(event.name, delivery)
+        return delivery
+
+    async def send_to_topic(self, topic: str, event: Event) -> int:
+        return (await self.publish_topic(topic, event)).delivered
 
     async def broadcast(self, event: Event) -> int:
         return (await self.publish_to_all(event)).delivered

@@ -7,7 +7,9 @@
  *       clientId: "user-42",                       // the site's own user id (Channel memberId)
  *       getToken: function () { return fetch("/push-token").then(function (r) { return r.text(); }); },
  *       onStatus: function (state) { ... },        // connecting | open | retrying | closed
- *       onEvent: function (detail) { ... }         // also: window "channelpush:event"
+ *       onEvent: function (detail) { ... },        // also: window "channelpush:event"
+ *       topics: ["promo", "chat:room-7"],          // optional; the token's `topics` claim must allow them
+ *       events: { chunk: function (data, eventId) { ... } }  // optional: other event names (publish API)
  *     });
  *     // push.close();
  *   </script>
@@ -21,6 +23,9 @@
  *   unless onNotification is given.
  * - custom: a DOM CustomEvent "channelpush:event" on document (it reaches window
  *   listeners too) and onEvent(detail).
+ * - Any other event name (sent by the site's backend through /api/publish, to
+ *   this client or to one of its topics) goes to options.events[name](data, eventId),
+ *   in the order published, once each, also across reconnects.
  * - Every event it acts on is acknowledged: POST /sse/ack with the outcome
  *   (done | refused | declined | failed). The ack is a CORS-simple request
  *   (text/plain, token in the body) sent with keepalive, so it survives the
@@ -94,8 +99,13 @@
     if (!base) {
       throw new TypeError("ChannelPush.connect: url is required when the script was not loaded from the service");
     }
+    var topics = options.topics || [];
+    if (!Array.isArray(topics) || topics.some(function (topic) { return typeof topic !== "string" || !topic; })) {
+      throw new TypeError("ChannelPush.connect: topics must be an array of topic names");
+    }
     var retry = options.retry || {};
     this.clientId = options.clientId;
+    this._topicsQuery = topics.length ? "&topics=" + encodeURIComponent(topics.join(",")) : "";
     this.status = STATES.closed;
     this.lastEventId = null;
     this._base = withoutTrailingSlash(base);
@@ -195,7 +205,7 @@
         if (self._stopped || self._source) {
           return;
         }
-        var query = "clientId=" + encodeURIComponent(self.clientId) + "&token=" + encodeURIComponent(token);
+        var query = "clientId=" + encodeURIComponent(self.clientId) + self._topicsQuery + "&token=" + encodeURIComponent(token);
         if (self.lastEventId) {
           query += "&lastEventId=" + encodeURIComponent(self.lastEventId);
         }
@@ -223,6 +233,7 @@
         source.addEventListener("custom", function (event) {
           self._dispatch(event, self._custom);
         });
+        self._listenToNamedEvents(source);
       },
       function (error) {
         reportError(error);
@@ -302,7 +313,7 @@
 
   // EventSource never says why it gave up; /sse/check answers what a connect would.
   Connection.prototype._diagnose = function () {
-    var url = this._base + "/sse/check?clientId=" + encodeURIComponent(this.clientId);
+    var url = this._base + "/sse/check?clientId=" + encodeURIComponent(this.clientId) + this._topicsQuery;
     var headers = this._token ? { Authorization: "Bearer " + this._token } : {};
     return fetch(url, { headers: headers, cache: "no-store", credentials: "omit" }).then(
       function (response) {
@@ -357,7 +368,10 @@
     return true;
   };
 
-  Connection.prototype._dispatch = function (event, handler) {
+  // Acknowledgements answer waitForAck, which only calls to one client use: events that
+  // came through a topic (data.topic) or from the site's backend (named events) are not
+  // acknowledged, so a topic with many subscribers never causes a flood of acks.
+  Connection.prototype._dispatch = function (event, handler, unacknowledged) {
     this._remember(event);
     var id = event.lastEventId;
     if (!this._firstTime(id)) {
@@ -376,9 +390,27 @@
       reportError(error);
       outcome = "failed";
     }
-    if (id) {
+    if (id && !unacknowledged && !(data && data.topic)) {
       this._acknowledge(id, outcome, true);
     }
+  };
+
+  // Handlers for event names of the site's own (options.events); the built-in ones keep theirs.
+  var BUILT_IN_EVENTS = { connected: true, redirect: true, notification: true, custom: true };
+
+  Connection.prototype._listenToNamedEvents = function (source) {
+    var self = this;
+    var handlers = self._options.events || {};
+    Object.keys(handlers).forEach(function (name) {
+      if (BUILT_IN_EVENTS[name] || typeof handlers[name] !== "function") {
+        return;
+      }
+      source.addEventListener(name, function (event) {
+        self._dispatch(event, function (data, id) {
+          return handlers[name](data, id) === false ? "declined" : "done";
+        }, true);
+      });
+    });
   };
 
   Connection.prototype._redirect = function (data) {

@@ -21,15 +21,21 @@ SHOP_PAGE = """<!doctype html>
 <p>Status: <span id="status">-</span></p>
 <script src="%(push)s/widget.js"></script>
 <script>
-  window.log = { statuses: [], events: [], domEvents: [], tokensFetched: 0 };
+  window.log = { statuses: [], events: [], domEvents: [], named: [], tokensFetched: 0 };
+  var named = {};
+  %(named_events)s.forEach(function (name) {
+    named[name] = function (data, eventId) { log.named.push({ name: name, data: data, eventId: eventId }); };
+  });
   document.addEventListener("channelpush:event", function (event) { log.domEvents.push(event.detail); });
   window.push = ChannelPush.connect({
     clientId: %(client_id)s,
     token: %(token)s,
     getToken: function () {
       log.tokensFetched += 1;
-      return fetch("/token?clientId=" + encodeURIComponent(%(client_id)s)).then(function (r) { return r.text(); });
+      return fetch("/token?clientId=" + encodeURIComponent(%(client_id)s) + "&topics=" + %(topics_query)s).then(function (r) { return r.text(); });
     },
+    topics: %(topics)s,
+    events: named,
     retry: { initialMs: 200, maxMs: 1000 },
     onStatus: function (state) {
       log.statuses.push(state);
@@ -50,16 +56,24 @@ LANDING_PAGE = """<!doctype html>
 def shop_app(push_url: str) -> Starlette:
     async def shop(request: Request) -> HTMLResponse:
         """`?clientId=`, and `?token=expired` to start with a stale token or `?token=short` with a
-        3-second one; otherwise the widget asks getToken for its first token."""
+        3-second one; otherwise the widget asks getToken for its first token. `?topics=a,b`
+        subscribes to topics (the tokens allow them), `?events=chunk,complete` logs those
+        named events in `log.named`."""
         client_id = request.query_params.get("clientId", "visitor")
+        topics = [topic for topic in request.query_params.get("topics", "").split(",") if topic]
+        named_events = [name for name in request.query_params.get("events", "").split(",") if name]
         initial = request.query_params.get("token")
         token = {"expired": client_token(client_id, 60, now=0), "short": client_token(client_id, 3)}.get(initial or "")
-        values = {"push": push_url, "client_id": json.dumps(client_id), "token": json.dumps(token)}
+        values = {
+            "push": push_url, "client_id": json.dumps(client_id), "token": json.dumps(token),
+            "topics": json.dumps(topics), "topics_query": json.dumps(",".join(topics)), "named_events": json.dumps(named_events),
+        }
         return HTMLResponse(SHOP_PAGE % values)
 
     async def token(request: Request) -> PlainTextResponse:
         # A real site mints this on its server for the logged-in user.
-        return PlainTextResponse(client_token(request.query_params["clientId"]))
+        topics = [topic for topic in request.query_params.get("topics", "").split(",") if topic]
+        return PlainTextResponse(client_token(request.query_params["clientId"], topics=topics))
 
     async def landing(request: Request) -> HTMLResponse:
         return HTMLResponse(LANDING_PAGE)

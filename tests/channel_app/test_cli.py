@@ -42,6 +42,14 @@ def test_token_command_mints_a_token_for_the_configured_secret():
     assert 590 <= claims["exp"] - claims["iat"] <= 601
 
 
+def test_token_command_mints_topic_and_publish_tokens():
+    args = ("token", "--client-id", "shop-backend", "--topic", "promo", "--topic", "orders:*", "--scope", "publish")
+    result = run_cli(*args, env=service_env(CLIENT_JWT_SECRET=CLIENT_JWT_SECRET))
+    assert result.returncode == 0
+    claims = jwt.decode(result.stdout.strip(), CLIENT_JWT_SECRET, algorithms=["HS256"])
+    assert (claims["topics"], claims["scope"]) == (["promo", "orders:*"], "publish")
+
+
 def test_token_command_rejects_a_bad_ttl():
     result = run_cli("token", "--client-id", "x", "--ttl", "soon", env=service_env(CLIENT_JWT_SECRET=CLIENT_JWT_SECRET))
     assert result.returncode == 2

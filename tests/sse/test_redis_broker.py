@@ -109,7 +109,7 @@ async def test_instance_cut_off_from_pubsub_catches_up_once_when_back(redis_url,
             async with admin.pipeline(transaction=True) as cut_and_publish:
                 cut_and_publish.client_kill_filter(_type="pubsub")
                 await scripts.publish(
-                    keys=[keys.presence("alice"), keys.history("alice"), keys.queue("alice")],
+                    keys=[keys.presence("alice"), keys.history("alice"), keys.queue("alice"), keys.ids],
                     args=[keys.channel("alice"), "notification", b'{"message":"while cut off"}', 100, 300_000, 0, 30_000, 20],
                     client=cut_and_publish,
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any, AsyncIterator
 
 import httpx
@@ -23,10 +24,12 @@ async def call_function(base_url: str, method: str, input: dict[str, Any], **con
 
 @contextlib.asynccontextmanager
 async def open_stream(
-    base_url: str, client_id: str, last_event_id: str | None = None
+    base_url: str, client_id: str, last_event_id: str | None = None, topics: tuple[str, ...] = ()
 ) -> AsyncIterator[tuple[SseReader, ReceivedEvent]]:
-    """An open event stream and its `connected` event."""
-    params = {"clientId": client_id, "token": client_token(client_id)}
+    """An open event stream and its `connected` event; with `topics`, the token allows exactly those."""
+    params = {"clientId": client_id, "token": client_token(client_id, topics=topics)}
+    if topics:
+        params["topics"] = ",".join(topics)
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=30)) as http:
         async with http.stream("GET", "/sse/connect", params=params, headers=headers) as response:
@@ -35,6 +38,18 @@ async def open_stream(
             connected = await reader.next_event()
             assert connected.event == "connected", connected
             yield reader, connected
+
+
+PUBLISH_KEY = "publish-key-for-tests-0123456789"
+
+
+async def publish(base_url: str, body: Any, key: str | None = PUBLISH_KEY, **headers: str) -> httpx.Response:
+    """POST /api/publish with the test API key (as X-API-Key) unless told otherwise."""
+    sent = {"X-API-Key": key} if key else {}
+    sent.update(headers)
+    content = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        return await http.post("/api/publish", content=content, headers={"Content-Type": "application/json", **sent})
 
 
 async def get_json(base_url: str, path: str) -> tuple[int, dict[str, Any]]:

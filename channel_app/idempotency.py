@@ -1,0 +1,107 @@
+"""Idempotent publishing: the optional `id` of a publish request.
+
+A backend that retries a publish (timeout, crash) sends the same `id`; within
+the retention (the longer of HISTORY_TTL_SECONDS and QUEUE_TTL_SECONDS) the
+second request publishes nothing and gets the first answer again. An id is
+scoped to its publisher (API key fingerprint or JWT subject), and bound to the
+request body: the same id with a different body is refused, since it is
+surely a bug. A request whose id is still being answered is refused too
+(409), rather than published twice.
+
+`claim` reserves the id (or returns the stored record); `complete` stores the
+answer; `release` frees the id when nothing was published (e.g. Redis was
+unreachable), so a retry can go ahead. Memory store for one process, Redis
+store (`SET NX PX`) for several instances.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import orjson
+from redis.asyncio import Redis
+
+from sse.redis_scripts import PREFIX, guarded
+
+MAX_MEMORY_RECORDS = 100_000
+
+
+@dataclass(frozen=True)
+class Record:
+    body_digest: str
+    status: int | None = None  # None while the first request is still being answered
+    answer: dict[str, Any] | None = None
+
+
+def record_key(publisher: str, request_id: str) -> str:
+    return hashlib.sha256(f"{publisher}\x00{request_id}".encode()).hexdigest()
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class IdempotencyStore(Protocol):
+    async def claim(self, key: str, digest: str) -> Record | None:
+        """None: the id is now reserved for this request. Else the existing record."""
+
+    async def complete(self, key: str, digest: str, status: int, answer: dict[str, Any]) -> None: ...
+
+    async def release(self, key: str) -> None: ...
+
+
+class MemoryIdempotency:
+    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._records: OrderedDict[str, tuple[float, Record]] = OrderedDict()
+
+    async def claim(self, key: str, digest: str) -> Record | None:
+        now = self._clock()
+        while self._records and (next(iter(self._records.values()))[0] < now or len(self._records) > MAX_MEMORY_RECORDS):
+            self._records.popitem(last=False)
+        existing = self._records.get(key)
+        if existing is not None and existing[0] >= now:
+            return existing[1]
+        self._records[key] = (now + self._ttl, Record(digest))
+        return None
+
+    async def complete(self, key: str, digest: str, status: int, answer: dict[str, Any]) -> None:
+        self._records[key] = (self._clock() + self._ttl, Record(digest, status, answer))
+
+    async def release(self, key: str) -> None:
+        self._records.pop(key, None)
+
+
+class RedisIdempotency:
+    """Keys `cp:publish-id:<sha256(publisher, id)>` holding JSON, expiring after the retention."""
+
+    def __init__(self, redis: Redis, ttl_seconds: float, timeout_seconds: float) -> None:
+        self._redis = redis
+        self._ttl_ms = int(ttl_seconds * 1000)
+        self._timeout = timeout_seconds
+
+    def _key(self, key: str) -> str:
+        return f"{PREFIX}publish-id:{key}"
+
+    async def claim(self, key: str, digest: str) -> Record | None:
+        pending = orjson.dumps({"digest": digest})
+        for _ in range(2):  # SET NX then GET (Redis 6.2 has no SET NX GET); again if it expired between
+            if await guarded(self._redis.set(self._key(key), pending, px=self._ttl_ms, nx=True), self._timeout):
+                return None
+            stored = await guarded(self._redis.get(self._key(key)), self._timeout)
+            if stored is not None:
+                value = orjson.loads(stored)
+                return Record(value["digest"], value.get("status"), value.get("answer"))
+        return None
+
+    async def complete(self, key: str, digest: str, status: int, answer: dict[str, Any]) -> None:
+        value = orjson.dumps({"digest": digest, "status": status, "answer": answer})
+        await guarded(self._redis.set(self._key(key), value, px=self._ttl_ms), self._timeout)
+
+    async def release(self, key: str) -> None:
+        await guarded(self._redis.delete(self._key(key)), self._timeout)

@@ -1,0 +1,177 @@
+"""`POST /api/publish`: the site's own backend sends events to a client, a topic or everyone.
+
+This is our own API, not Channel's, so HTTP status codes carry the outcome:
+
+| Situation | HTTP | error.type |
+|---|---|---|
+| published (or nobody to receive it: `delivered: 0`) | 200 | - |
+| neither PUBLISH_API_KEYS nor PUBLISH_JWT_SCOPE configured | 404 | NOT_FOUND |
+| no / wrong credential | 401 | UNAUTHORIZED, INVALID_TOKEN |
+| token without the publish scope | 403 | FORBIDDEN |
+| body over MAX_BODY_BYTES | 413 | PAYLOAD_TOO_LARGE |
+| not JSON / invalid fields | 400 | INVALID_JSON / INVALID_REQUEST, URL_NOT_ALLOWED |
+| rate limit (per publisher, per target client) | 429 | RATE_LIMITED (+ Retry-After) |
+| the client's offline queue is full | 429 | QUEUE_FULL (+ the eventIds published before) |
+| same `id`, different body / still being answered | 409 | IDEMPOTENCY_CONFLICT / IN_PROGRESS |
+| Redis unreachable | 503 | UNAVAILABLE |
+
+Order as for function calls: authenticate (headers only) and rate-limit the
+publisher before reading the body. A `redirect` event must carry a `url`
+that passes the same allow-list as `redirectClient` (REDIRECT_ALLOWED_HOSTS):
+the widget navigates on it. Every request is counted once in
+`channel_push_publish_api_calls_total{target, outcome}` and logged once
+(never the body or the credential).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import ClientDisconnect, Request
+
+from channel_app.body import BodyTooLarge, read_limited_body
+from channel_app.idempotency import body_digest, record_key
+from channel_app.inputs import describe_validation_error
+from channel_app.publish_auth import PublishAuthFailed, authenticate_publisher, publish_enabled
+from channel_app.publish_request import PublishRequest
+from channel_app.publishing import Outcome, publish_sequence
+from channel_app.responses import JSONBody
+from security.redirects import RedirectRefused
+from sse.broker import BrokerUnavailable, QueueFull
+
+logger = logging.getLogger("channel_push.publish")
+
+
+class Refused(Exception):
+    def __init__(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.headers = status, headers
+        self.body = {"error": {"type": error_type, "message": message, **extra}}
+
+
+async def publish_endpoint(request: Request) -> JSONBody:
+    services = request.app.state.services
+    started = time.perf_counter()
+    target, publisher = "none", None
+    try:
+        if not publish_enabled(services):
+            raise Refused(404, "NOT_FOUND", "the publish API is not enabled (PUBLISH_API_KEYS / PUBLISH_JWT_SCOPE)")
+        publisher = (await authenticate_publisher(services, request)).name
+        await _within_limit(services, "publish_key", publisher, "too many publish requests")
+        body = await _body(request, services.settings.max_body_bytes)
+        publish = _parse(body)
+        target = publish.target.kind
+        _check_redirects(services, publish)
+        if publish.target.client_id is not None:
+            await _within_limit(services, "function_client", publish.target.client_id, "too many events for this client")
+        status, answer, headers = await _answer_once(services, publisher, publish, body)
+    except PublishAuthFailed as failed:
+        status, answer, headers = failed.status, {"error": {"type": failed.error_type, "message": failed.message}}, failed.headers
+    except Refused as refused:
+        status, answer, headers = refused.status, refused.body, refused.headers
+    outcome = answer["error"]["type"] if "error" in answer else "ok"
+    seconds = time.perf_counter() - started
+    services.metrics.publish_called(target, outcome, seconds)
+    fields = {"publisher": publisher, "target": target, "outcome": outcome, "http_status": status, "duration_ms": round(seconds * 1000, 2)}
+    logger.info("publish", extra={"fields": fields})
+    return JSONBody(answer, status, headers=headers)
+
+
+async def _within_limit(services, scope: str, key: str, message: str) -> None:
+    decision = await services.limits.hit(scope, key)
+    if not decision.allowed:
+        retry = round(decision.retry_after_seconds, 3)
+        headers = {"Retry-After": str(max(1, math.ceil(decision.retry_after_seconds)))}
+        raise Refused(429, "RATE_LIMITED", f"{message}; retry in {retry:.1f}s", headers, retryAfterSeconds=retry)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    try:
+        return await read_limited_body(request, limit)
+    except BodyTooLarge:
+        raise Refused(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {limit} bytes") from None
+    except ClientDisconnect:
+        raise Refused(400, "BAD_REQUEST", "the request body was not received") from None
+
+
+def _parse(body: bytes) -> PublishRequest:
+    try:
+        return PublishRequest.model_validate(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        raise Refused(400, "INVALID_JSON", "the request body is not valid JSON") from None
+    except ValidationError as error:
+        raise Refused(400, "INVALID_REQUEST", describe_validation_error(error)) from None
+
+
+def _check_redirects(services, publish: PublishRequest) -> None:
+    for position, spec in enumerate(publish.sequence()):
+        if spec.event != "redirect":
+            continue
+        url = spec.data.get("url") if isinstance(spec.data, dict) else None
+        try:
+            spec.data["url"] = services.method_deps.redirects.check(url)
+        except (RedirectRefused, TypeError) as refused:
+            reason = getattr(refused, "reason", "a redirect event needs data.url")
+            raise Refused(400, "URL_NOT_ALLOWED", f"event {position}: redirect refused: {reason}") from None
+
+
+async def _answer_once(services, publisher: str, publish: PublishRequest, body: bytes) -> tuple[int, dict, dict | None]:
+    """Publish, or with an `id` seen before, answer what the first request got."""
+    if publish.id is None:
+        status, answer = await _publish(services, publish)
+        return status, answer, None
+    store, key, digest = services.idempotency, record_key(publisher, publish.id), body_digest(body)
+    try:
+        earlier = await store.claim(key, digest)
+    except BrokerUnavailable:
+        raise Refused(503, "UNAVAILABLE", "the shared broker (Redis) is unreachable; nothing was published, retry shortly") from None
+    if earlier is not None:
+        if earlier.body_digest != digest:
+            raise Refused(409, "IDEMPOTENCY_CONFLICT", "this id was already used for a different request")
+        if earlier.status is None:
+            raise Refused(409, "IN_PROGRESS", "a request with this id is still being answered; retry shortly")
+        return earlier.status, earlier.answer or {}, {"Idempotent-Replayed": "true"}
+    try:
+        status, answer = await _publish(services, publish)
+    except Refused:
+        await _release(store, key)
+        raise
+    try:
+        await store.complete(key, digest, status, answer)
+    except BrokerUnavailable:
+        logger.warning("publish: could not record the answer for an idempotent request")
+    return status, answer, None
+
+
+async def _release(store, key: str) -> None:
+    try:
+        await store.release(key)
+    except BrokerUnavailable:
+        pass  # the reservation expires by itself
+
+
+async def _publish(services, publish: PublishRequest) -> tuple[int, dict[str, Any]]:
+    """(status, body). Refused (503) only when nothing was published; a failure
+    after part of a sequence was published is an answer, so it is recorded."""
+    sequence = publish.events is not None
+    queue = services.settings.queue_if_offline_default if publish.queue_if_offline is None else publish.queue_if_offline
+    outcome = Outcome()
+    try:
+        await publish_sequence(services.sse, publish.target, publish.sequence(), queue, outcome)
+    except QueueFull as full:
+        return 429, _partial("QUEUE_FULL", f"the client is not connected and {full}", outcome)
+    except BrokerUnavailable:
+        message = "the shared broker (Redis) is unreachable; nothing was confirmed delivered, retry shortly"
+        if not outcome.event_ids:
+            raise Refused(503, "UNAVAILABLE", message) from None
+        return 503, _partial("UNAVAILABLE", message, outcome)
+    return 200, outcome.answer(sequence)
+
+
+def _partial(error_type: str, message: str, outcome: Outcome) -> dict[str, Any]:
+    return {"error": {"type": error_type, "message": message, "eventIds": list(outcome.event_ids)}}

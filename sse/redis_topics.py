@@ -1,0 +1,133 @@
+"""Topics in Redis: publish, join, presence and leave, as Lua scripts.
+
+A topic is addressed like a client (see sse/redis.py): every instance with a
+local connection listening to topic `<t>` subscribes to channel
+`cp:topic:<t>`; `cp:topic-presence:<t>` (ZSET member -> expiry ms, refreshed
+every heartbeat like a client's presence, but never counted in the client
+totals) says how many connections listen cluster-wide; `cp:topic-history:<t>`
+keeps delivered events for Last-Event-ID replay, with the same HISTORY_SIZE
+and HISTORY_TTL_SECONDS as a client's history. Ids come from the broker's one
+sequence (`next_id` in sse/redis_scripts.py).
+
+Publishing to a topic nobody listens to (no live presence, no subscribed
+instance) sends and keeps nothing and answers delivered 0: topics have no
+store-and-forward queue. When presence is live but no instance received the
+PUBLISH (an instance just died, its connections are reconnecting with
+Last-Event-ID), the event is kept in history so they replay it; the answer
+then says delivered 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from sse.broker import Delivery
+from sse.events import Event
+from sse.redis_scripts import LUA_HELPERS, RedisKeys, guarded
+
+# KEYS: topic presence, topic history, ids. ARGV: channel, name, data,
+# history_size, history_ttl_ms. Returns {outcome, id, delivered};
+# outcome: delivered | kept | nobody.
+PUBLISH_TOPIC = LUA_HELPERS + """
+local now = now_ms()
+local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+if connections == 0 and redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] == 0 then
+  return {'nobody', '', 0}
+end
+local id = next_id(KEYS[3], now)
+local receivers = redis.call('PUBLISH', ARGV[1], frame(id, ARGV[2], ARGV[3]))
+keep(KEYS[2], id, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+if receivers == 0 then return {'kept', id, 0} end
+return {'delivered', id, math.max(connections, receivers)}
+"""
+
+# KEYS: topic presence, topic history. ARGV: presence_ttl_ms, history_from
+# (inclusive id, '' for no history), history_ttl_ms, members...
+# Returns {head, {id, frame, ...}}.
+JOIN_TOPIC = LUA_HELPERS + """
+local now = now_ms()
+if #ARGV > 3 then
+  local expires = now + tonumber(ARGV[1])
+  for i = 4, #ARGV do redis.call('ZADD', KEYS[1], expires, ARGV[i]) end
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+local history = {}
+read_history(KEYS[2], ARGV[2], ARGV[3], now, history)
+return {head_of(KEYS[2]), history}
+"""
+
+# KEYS: the topic presences of one connection. ARGV: member.
+LEAVE_TOPICS = """
+for _, presence in ipairs(KEYS) do redis.call('ZREM', presence, ARGV[1]) end
+return 1
+"""
+
+# ARGV: prefix, presence_ttl_ms, then topic, member pairs.
+REFRESH_TOPICS = LUA_HELPERS + """
+local expires = now_ms() + tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+  local presence = ARGV[1] .. 'topic-presence:' .. ARGV[i]
+  redis.call('ZADD', presence, expires, ARGV[i + 1])
+  redis.call('PEXPIRE', presence, ARGV[2])
+end
+return 1
+"""
+
+REFRESH_BATCH = 500  # (topic, member) pairs per refresh script
+
+
+@dataclass(frozen=True)
+class TopicScripts:
+    publish: AsyncScript
+    join: AsyncScript
+    leave: AsyncScript
+    refresh: AsyncScript
+
+    @classmethod
+    def register(cls, redis: Redis) -> "TopicScripts":
+        return cls(
+            redis.register_script(PUBLISH_TOPIC),
+            redis.register_script(JOIN_TOPIC),
+            redis.register_script(LEAVE_TOPICS),
+            redis.register_script(REFRESH_TOPICS),
+        )
+
+
+class RedisTopics:
+    def __init__(self, redis: Redis, keys: RedisKeys, timeout_seconds: float, history_size: int, history_ttl_ms: int) -> None:
+        self._scripts = TopicScripts.register(redis)
+        self._keys = keys
+        self._timeout = timeout_seconds
+        self._history_size = history_size
+        self._history_ttl_ms = history_ttl_ms
+
+    async def publish(self, topic: str, event: Event) -> Delivery:
+        keys = [self._keys.topic_presence(topic), self._keys.topic_history(topic), self._keys.ids]
+        args = [self._keys.topic_channel(topic), event.name, event.encode_data(), self._history_size, self._history_ttl_ms]
+        outcome, event_id, delivered = await guarded(self._scripts.publish(keys=keys, args=args), self._timeout)
+        if outcome == b"nobody":
+            return Delivery(None, 0)
+        return Delivery(event_id.decode(), int(delivered))
+
+    def join_call(self, topic: str, members: list[str], presence_ttl_ms: int, history_from: str) -> dict:
+        """Arguments of JOIN_TOPIC (also run inside pipelines): register `members`
+        as listeners and read the topic's history from `history_from` on."""
+        keys = [self._keys.topic_presence(topic), self._keys.topic_history(topic)]
+        return {"keys": keys, "args": [presence_ttl_ms, history_from, self._history_ttl_ms, *members]}
+
+    @property
+    def join(self) -> AsyncScript:
+        return self._scripts.join
+
+    async def leave(self, topics: tuple[str, ...], member: str) -> None:
+        keys = [self._keys.topic_presence(topic) for topic in topics]
+        await guarded(self._scripts.leave(keys=keys, args=[member]), self._timeout)
+
+    async def refresh(self, pairs: list[str], presence_ttl_ms: int) -> None:
+        """Extend the expiry of (topic, member) pairs; raises BrokerUnavailable."""
+        for start in range(0, len(pairs), 2 * REFRESH_BATCH):
+            args = [self._keys.prefix, presence_ttl_ms, *pairs[start : start + 2 * REFRESH_BATCH]]
+            await guarded(self._scripts.refresh(args=args), self._timeout)

@@ -1,0 +1,72 @@
+"""The widget with topics and the site's own event names, in real headless Chromium."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import running_sites
+from tests.support.channel import function_body, signed_headers
+from tests.support.http import PUBLISH_KEY
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def sites():
+    with running_sites(publish_api_keys=PUBLISH_KEY, allow_broadcast=True) as sites:
+        yield sites
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def publish(sites, body: dict) -> dict:
+    response = httpx.post(f"{sites.push.url}/api/publish", json=body, headers={"X-API-Key": PUBLISH_KEY}, timeout=15)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_chunked_answer_on_a_topic_reaches_the_page_in_order_without_acks(page, sites):
+    acks: list[str] = []
+    page.on("request", lambda request: acks.append(request.url) if "/sse/ack" in request.url else None)
+    page.goto(sites.shop_page("visitor", topics="chat:room-7", events="chunk,complete"))
+    expect(page.locator("#status")).to_have_text("open", timeout=10_000)
+    events = [{"event": "chunk", "data": {"text": f"{n}번째 "}} for n in range(10)] + [{"event": "complete", "data": {}}]
+    answer = publish(sites, {"target": {"topic": "chat:room-7"}, "events": events})
+    assert answer["delivered"] == 1
+    wait_until(lambda: page.evaluate("log.named.length") == 11)
+    named = page.evaluate("log.named")
+    assert [item["eventId"] for item in named] == answer["eventIds"]
+    assert [item["name"] for item in named] == ["chunk"] * 10 + ["complete"]
+    assert "".join(item["data"].get("text", "") for item in named) == "".join(f"{n}번째 " for n in range(10))
+    to_client = publish(sites, {"target": {"clientId": "visitor"}, "event": "complete", "data": {"direct": True}})
+    wait_until(lambda: page.evaluate("log.named.length") == 12)
+    assert page.evaluate("log.named[11].eventId") == to_client["eventId"]
+    assert acks == []
+
+
+def test_notify_to_a_topic_shows_the_toast_and_is_not_acknowledged(page, sites):
+    acks: list[str] = []
+    page.on("request", lambda request: acks.append(request.url) if "/sse/ack" in request.url else None)
+    page.goto(sites.shop_page("visitor", topics="promo"))
+    expect(page.locator("#status")).to_have_text("open", timeout=10_000)
+    body = function_body("notify", {"topic": "promo", "message": "오늘만 20% 할인"})
+    answer = httpx.put(f"{sites.push.url}/functions", content=body, headers=signed_headers(body), timeout=15).json()
+    assert answer["result"]["delivered"] == 1
+    expect(page.locator(".channelpush-toast-message")).to_have_text("오늘만 20% 할인")
+    time.sleep(0.3)
+    assert acks == []
+
+
+def test_a_topic_the_token_does_not_allow_closes_the_widget(page, sites):
+    page.goto(sites.shop_page("visitor", topics="promo") + "&token=short")  # the initial token lacks the topic
+    expect(page.locator("#status")).to_have_text("closed", timeout=10_000)

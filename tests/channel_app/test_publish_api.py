@@ -1,0 +1,190 @@
+"""POST /api/publish against a real uvicorn, on the memory broker and on a real Redis.
+
+The site's own backend publishes to a client, a topic or everyone; sequences
+arrive in order, also across a reconnect with Last-Event-ID; an `id` makes a
+retry harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.support.apps import make_app
+from tests.support.http import PUBLISH_KEY, open_stream, publish
+from tests.support.server import run_server
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> dict:
+    if request.param == "memory":
+        return {}
+    return {"redis_url": request.getfixturevalue("redis_url"), "redis_timeout_seconds": 5}
+
+
+@pytest.fixture
+def server(backend):
+    with run_server(make_app(publish_api_keys=PUBLISH_KEY, heartbeat_seconds=0.5, **backend)) as running:
+        yield running
+
+
+async def read_until(reader, last_event: str, limit: int = 500) -> list:
+    received = []
+    while len(received) < limit:
+        event = await reader.next_event()
+        received.append(event)
+        if event.event == last_event:
+            return received
+    raise AssertionError(f"no {last_event!r} within {limit} events")
+
+
+async def test_event_to_a_connected_client_is_delivered_and_answered(server):
+    async with open_stream(server.url, "user-42") as (reader, _):
+        response = await publish(server.url, {"target": {"clientId": "user-42"}, "event": "order.shipped", "data": {"order": 7, "메모": "배송 시작"}})
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert (answer["delivered"], answer["queued"]) == (1, False)
+        event = await reader.next_event()
+        assert (event.id, event.event, event.data) == (answer["eventId"], "order.shipped", {"order": 7, "메모": "배송 시작"})
+
+
+async def test_event_to_an_offline_client_is_dropped_or_queued_as_asked(server):
+    dropped = (await publish(server.url, {"target": {"clientId": "away"}, "event": "ping"})).json()
+    assert dropped == {"delivered": 0, "queued": False, "eventId": None}
+    queued = (await publish(server.url, {"target": {"clientId": "away"}, "event": "later", "queueIfOffline": True})).json()
+    assert (queued["delivered"], queued["queued"]) == (0, True) and queued["eventId"]
+    async with open_stream(server.url, "away") as (reader, _):
+        event = await reader.next_event()
+        assert (event.id, event.event) == (queued["eventId"], "later")
+
+
+async def test_topic_event_reaches_its_subscribers_only(server):
+    async with open_stream(server.url, "alice", topics=("promo",)) as (alice, _), open_stream(server.url, "bob", topics=("promo", "orders")) as (bob, _):
+        async with open_stream(server.url, "carol", topics=("orders",)) as (carol, _):
+            answer = (await publish(server.url, {"target": {"topic": "promo"}, "event": "sale", "data": {"off": 20}})).json()
+            assert (answer["delivered"], answer["queued"]) == (2, False)
+            for reader in (alice, bob):
+                assert (await reader.next_event()).id == answer["eventId"]
+            marker = (await publish(server.url, {"target": {"topic": "orders"}, "event": "marker"})).json()
+            assert (await carol.next_event()).id == marker["eventId"]  # nothing of promo came before it
+    nobody = (await publish(server.url, {"target": {"topic": "promo"}, "event": "sale"})).json()
+    assert nobody == {"delivered": 0, "queued": False, "eventId": None}
+
+
+async def test_all_reaches_every_stream(server):
+    async with open_stream(server.url, "alice") as (alice, _), open_stream(server.url, "bob", topics=("promo",)) as (bob, _):
+        answer = (await publish(server.url, {"target": {"all": True}, "event": "maintenance", "data": {"at": "02:00"}})).json()
+        assert answer["delivered"] == 2
+        for reader in (alice, bob):
+            assert (await reader.next_event()).id == answer["eventId"]
+
+
+def chunks(count: int) -> list[dict]:
+    return [{"event": "chunk", "data": {"n": n, "text": f"part {n} "}} for n in range(count)] + [{"event": "complete", "data": {"n": count}}]
+
+
+async def test_sequence_of_chunks_then_complete_arrives_in_order(server):
+    async with open_stream(server.url, "reader") as (reader, _):
+        answer = (await publish(server.url, {"target": {"clientId": "reader"}, "events": chunks(20)})).json()
+        assert len(answer["eventIds"]) == 21 and answer["eventId"] == answer["eventIds"][-1]
+        received = await read_until(reader, "complete")
+    assert [event.id for event in received] == answer["eventIds"]
+    assert [event.data["n"] for event in received] == list(range(21))
+
+
+async def test_sequence_stays_in_order_across_a_reconnect_mid_sequence(server):
+    async with open_stream(server.url, "reader") as (reader, _):
+        sending = asyncio.create_task(publish(server.url, {"target": {"clientId": "reader"}, "events": chunks(20)}))
+        before = [await reader.next_event() for _ in range(5)]
+    answer = (await sending).json()
+    assert "error" not in answer, answer
+    async with open_stream(server.url, "reader", last_event_id=before[-1].id) as (resumed, _):
+        after = await read_until(resumed, "complete")
+    received = before + after
+    assert [event.id for event in received] == answer["eventIds"]
+    assert [event.data["n"] for event in received] == list(range(21))
+
+
+async def test_sequence_longer_than_the_queue_while_offline_says_what_was_published(backend):
+    """The rest of a begun sequence waits in the client's queue (QUEUE_SIZE); past it the
+    answer is QUEUE_FULL with the ids published, and exactly those arrive."""
+    with run_server(make_app(publish_api_keys=PUBLISH_KEY, queue_size=5, **backend)) as server:
+        first = (await publish(server.url, {"target": {"clientId": "away"}, "event": "start", "queueIfOffline": True})).json()
+        response = await publish(server.url, {"target": {"clientId": "away"}, "events": chunks(10), "queueIfOffline": True})
+        assert (response.status_code, response.json()["error"]["type"]) == (429, "QUEUE_FULL")
+        published = response.json()["error"]["eventIds"]
+        assert len(published) == 4
+        async with open_stream(server.url, "away") as (reader, _):
+            assert [(await reader.next_event()).id for _ in range(5)] == [first["eventId"], *published]
+
+
+async def test_reconnect_replays_client_stream_and_topics_exactly_once_in_order(server):
+    topics = ("promo", "orders")
+    targets = [{"clientId": "alice"}, {"topic": "promo"}, {"topic": "elsewhere"}, {"topic": "orders"}]
+    async with open_stream(server.url, "watcher", topics=("elsewhere",)):
+        async with open_stream(server.url, "alice", topics=topics) as (first, _):
+            sent = []
+            for n in range(8):
+                target = targets[n % 4]
+                sent.append((target, (await publish(server.url, {"target": target, "event": "step", "data": {"n": n}})).json()["eventId"]))
+            mine = [event_id for target, event_id in sent if target.get("topic") != "elsewhere"]
+            seen = [(await first.next_event()).id for _ in range(3)]
+            assert seen == mine[:3]
+        for n in range(8, 14):
+            target = targets[n % 4]
+            sent.append((target, (await publish(server.url, {"target": target, "event": "step", "data": {"n": n}})).json()["eventId"]))
+        mine = [event_id for target, event_id in sent if target.get("topic") != "elsewhere" and event_id]
+        async with open_stream(server.url, "alice", last_event_id=seen[-1], topics=topics) as (resumed, _):
+            marker = (await publish(server.url, {"target": {"clientId": "alice"}, "event": "marker"})).json()["eventId"]
+            replayed = [event.id for event in await read_until(resumed, "marker")]
+    assert replayed == mine[3:] + [marker]
+
+
+async def test_same_id_publishes_once_and_answers_the_same(server):
+    body = {"target": {"clientId": "alice"}, "event": "charge", "data": {"amount": 5}, "id": "charge-123"}
+    async with open_stream(server.url, "alice") as (reader, _):
+        first = await publish(server.url, body)
+        again = await publish(server.url, body)
+        assert first.status_code == again.status_code == 200
+        assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+        conflict = await publish(server.url, {**body, "data": {"amount": 6}})
+        assert (conflict.status_code, conflict.json()["error"]["type"]) == (409, "IDEMPOTENCY_CONFLICT")
+        marker = (await publish(server.url, {"target": {"clientId": "alice"}, "event": "marker"})).json()
+        assert [(await reader.next_event()).id for _ in range(2)] == [first.json()["eventId"], marker["eventId"]]
+
+
+async def test_publish_is_counted_in_metrics(server):
+    await publish(server.url, {"target": {"topic": "promo"}, "event": "sale"})
+    await publish(server.url, {"target": {"topic": "promo"}}, key="wrong-key-0123456789abcdef")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        text = (await http.get("/metrics")).text
+    assert 'channel_push_publish_api_calls_total{outcome="ok",target="topic"} 1.0' in text
+    assert 'channel_push_publish_api_calls_total{outcome="UNAUTHORIZED",target="none"} 1.0' in text
+    assert "promo" not in text
+
+
+@pytest.mark.redis
+async def test_redis_down_is_503_unavailable_and_nothing_is_remembered(redis_server, redis_url):
+    app = make_app(publish_api_keys=PUBLISH_KEY, redis_url=redis_url, redis_timeout_seconds=0.5)
+    with run_server(app) as server:
+        body = {"target": {"topic": "promo"}, "event": "sale", "id": "sale-1"}
+        async with open_stream(server.url, "alice", topics=("promo",)) as (reader, _):
+            redis_server.stop()
+            try:
+                for request in (body, {**body, "id": None}):
+                    response = await publish(server.url, {k: v for k, v in request.items() if v is not None})
+                    assert (response.status_code, response.json()["error"]["type"]) == (503, "UNAVAILABLE")
+            finally:
+                redis_server.start()
+            async with httpx.AsyncClient(base_url=server.url) as http:
+                for _ in range(100):
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                    await asyncio.sleep(0.1)
+            answer = (await publish(server.url, body)).json()
+            assert answer["delivered"] == 1, answer  # the id was not remembered from the failed attempt
+            assert (await reader.next_event(timeout=10)).id == answer["eventId"]
