@@ -1,9 +1,11 @@
-"""Shared fixtures: anyio backend and a real redis-server subprocess.
+"""Shared fixtures: anyio backend, a real redis-server subprocess, broker backends.
 
 ``redis_server`` (session): a ``RedisServer`` with ``.url``, ``.port``,
 ``stop()`` and ``start()`` (restarts on the same port, so clients that were
 created before can reconnect). ``redis_url`` (function): makes sure the
-server is up, flushes it, and yields its URL.
+server is up, flushes it, and yields its URL. ``backend`` (function,
+parametrized): the settings for the in-memory broker, then for a real Redis;
+a test that takes it runs once against each.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +122,10 @@ def redis_url(redis_server: RedisServer) -> str:
     redis_server.start()  # an earlier test may have stopped it and failed before restarting
     redis_server.flushall()
     return redis_server.url
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    if request.param == "memory":
+        return {}
+    return {"redis_url": request.getfixturevalue("redis_url"), "redis_timeout_seconds": 5}

@@ -15,6 +15,7 @@ from tests.browser.conftest import push_app
 from tests.support.apps import make_app
 from tests.support.channel import function_body, signed_headers
 from tests.support.server import free_port, run_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -25,14 +26,6 @@ KOREAN_MESSAGE = "결제 페이지로 이동할 준비가 되었습니다. 감�
 def open_shop(page, sites, client_id: str, **query: str) -> None:
     page.goto(sites.shop_page(client_id, **query))
     expect(page.locator("#status")).to_have_text("open", timeout=10_000)
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def in_server_loop(server, coroutine):

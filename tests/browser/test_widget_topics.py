@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import running_sites
 from tests.support.channel import function_body, signed_headers
 from tests.support.http import PUBLISH_KEY
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -19,14 +20,6 @@ pytestmark = pytest.mark.browser
 def sites():
     with running_sites(publish_api_keys=PUBLISH_KEY, allow_broadcast=True) as sites:
         yield sites
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def publish(sites, body: dict) -> dict:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from typing import AsyncIterator
 
 import anyio
 import httpx
@@ -14,6 +12,7 @@ import pytest
 from channel_app.inputs import RedirectInput, SendEventInput
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
+from tests.support.http import open_stream
 from tests.support.server import RunningServer, run_server
 from tests.support.sse_client import SseReader
 
@@ -24,16 +23,6 @@ pytestmark = pytest.mark.anyio
 def server():
     with run_server(make_app(cors_allowed_origins=["https://shop.example.com"])) as running:
         yield running
-
-
-@contextlib.asynccontextmanager
-async def open_stream(server: RunningServer, client_id: str) -> AsyncIterator[SseReader]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-        params = {"clientId": client_id, "token": client_token(client_id)}
-        async with http.stream("GET", "/sse/connect", params=params) as response:
-            reader = SseReader(response)
-            assert (await reader.next_event()).event == "connected"
-            yield reader
 
 
 async def call(server: RunningServer, method: str, input: dict) -> dict:
@@ -68,7 +57,7 @@ async def call_and_ack(server, stream: SseReader, method: str, input: dict, outc
 
 async def test_redirect_with_wait_for_ack_answers_acknowledged_true(server):
     token = client_token("visitor")
-    async with open_stream(server, "visitor") as stream:
+    async with open_stream(server.url, "visitor") as (stream, _):
         input = {"clientId": "visitor", "url": "https://shop.example.com/checkout", "waitForAck": 3000}
         result = await call_and_ack(server, stream, "redirectClient", input, "done", token)
     assert result["acknowledged"] is True
@@ -78,7 +67,7 @@ async def test_redirect_with_wait_for_ack_answers_acknowledged_true(server):
 
 async def test_send_event_with_wait_for_ack_reports_a_refusal_as_not_acknowledged(server):
     token = client_token("visitor")
-    async with open_stream(server, "visitor") as stream:
+    async with open_stream(server.url, "visitor") as (stream, _):
         input = {"clientId": "visitor", "action": "openCart", "payload": {}, "waitForAck": 3000}
         result = await call_and_ack(server, stream, "sendEvent", input, "declined", token)
     assert result["acknowledged"] is False
@@ -86,7 +75,7 @@ async def test_send_event_with_wait_for_ack_reports_a_refusal_as_not_acknowledge
 
 
 async def test_wait_for_ack_without_ack_answers_acknowledged_false_after_the_deadline(server):
-    async with open_stream(server, "visitor") as stream:
+    async with open_stream(server.url, "visitor") as (stream, _):
         started = time.monotonic()
         input = {"clientId": "visitor", "url": "https://shop.example.com/", "waitForAck": 300}
         result = await call_and_ack(server, stream, "redirectClient", input, None, "")
@@ -98,14 +87,14 @@ async def test_wait_for_ack_without_ack_answers_acknowledged_false_after_the_dea
 
 
 async def test_call_without_wait_for_ack_answers_at_once_without_ack_fields(server):
-    async with open_stream(server, "visitor"):
+    async with open_stream(server.url, "visitor"):
         result = (await call(server, "redirectClient", {"clientId": "visitor", "url": "https://shop.example.com/"}))["result"]
     assert "acknowledged" not in result
 
 
 @pytest.mark.parametrize("value", [-1, "soon", True, 1.5])
 async def test_invalid_wait_for_ack_is_invalid_params(server, value):
-    async with open_stream(server, "visitor"):
+    async with open_stream(server.url, "visitor"):
         answer = await call(server, "redirectClient", {"clientId": "visitor", "url": "https://shop.example.com/", "waitForAck": value})
     assert answer["error"]["type"] == "INVALID_PARAMS"
     assert "waitForAck" in answer["error"]["message"]
@@ -140,7 +129,7 @@ async def test_ack_with_bad_token_is_401(server):
 
 async def test_ack_for_another_clients_event_is_403_and_does_not_count(server):
     attacker = client_token("attacker")
-    async with open_stream(server, "victim") as stream:
+    async with open_stream(server.url, "victim") as (stream, _):
         answer: dict = {}
 
         async def make_call() -> None:

@@ -11,6 +11,7 @@ import pytest
 from security.tokens import mint_client_token
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
+from tests.support.http import connected_stream
 from tests.support.server import run_server
 from tests.support.sse_client import SseReader
 
@@ -112,9 +113,7 @@ async def test_stream_headers_first_event_retry_and_heartbeat(server):
 async def test_disconnect_unregisters_and_status_drops_to_zero(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         params = {"clientId": "visitor", "token": client_token("visitor")}
-        async with http.stream("GET", "/sse/connect", params=params) as response:
-            reader = SseReader(response)  # kept referenced: a collected reader closes its stream
-            await reader.next_event()
+        async with connected_stream(http, params) as reader:
             assert (await status(server))["connections"] == 1
     with anyio.fail_after(5):
         while (current := await status(server))["connections"] != 0:
@@ -128,11 +127,7 @@ async def test_connection_beyond_per_client_cap_gets_429(server):
     token = client_token("visitor")
     async with httpx.AsyncClient(base_url=server.url) as http:
         params = {"clientId": "visitor", "token": token}
-        async with http.stream("GET", "/sse/connect", params=params) as first, http.stream("GET", "/sse/connect", params=params) as second:
-            first_reader = SseReader(first)
-            await first_reader.next_event()
-            second_reader = SseReader(second)
-            await second_reader.next_event()
+        async with connected_stream(http, params) as first_reader, connected_stream(http, params) as second_reader:
             third = await http.get("/sse/connect", params=params)
             assert third.status_code == 429
             assert third.headers["retry-after"]
@@ -142,21 +137,15 @@ async def test_connection_beyond_per_client_cap_gets_429(server):
 async def test_reconnect_with_last_event_id_replays_missed_events_in_order(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         params = {"clientId": "visitor", "token": client_token("visitor")}
-        async with http.stream("GET", "/sse/connect", params=params) as response:
-            reader = SseReader(response)
-            await reader.next_event()
+        async with connected_stream(http, params) as reader:
             await notify(server, "visitor", "one")
             seen = await reader.next_event()
             # Keep a second tab open so the events below are delivered, then resume the first.
-            async with http.stream("GET", "/sse/connect", params=params) as other:
-                other_reader = SseReader(other)
-                await other_reader.next_event()
+            async with connected_stream(http, params) as other_reader:
                 await notify(server, "visitor", "two")
                 await notify(server, "visitor", "three")
         resumed_params = {**params, "lastEventId": seen.id}
-        async with http.stream("GET", "/sse/connect", params=resumed_params) as response:
-            reader = SseReader(response)
-            await reader.next_event()
+        async with connected_stream(http, resumed_params) as reader:
             missed = [(await reader.next_event()).data["message"] for _ in range(2)]
     assert missed == ["two", "three"]
 
@@ -175,9 +164,7 @@ async def test_stream_ends_with_retry_hint_when_token_expires(server):
 async def test_drain_ends_every_stream_with_retry_hint(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         params = {"clientId": "visitor", "token": client_token("visitor")}
-        async with http.stream("GET", "/sse/connect", params=params) as response:
-            reader = SseReader(response)
-            await reader.next_event()
+        async with connected_stream(http, params) as reader:
             server.call_in_server_loop(server.app.state.lifecycle.begin_drain)
             await reader.until_end(timeout=3)
             assert len(reader.retries) == 2

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import AsyncIterator
-
 import httpx
 import pytest
 
-from tests.support.apps import client_token, make_app
+from tests.support.apps import make_app
 from tests.support.channel import function_body, signed_headers
+from tests.support.http import open_stream
 from tests.support.server import RunningServer, run_server
-from tests.support.sse_client import SseReader
 
 pytestmark = pytest.mark.anyio
 
@@ -22,18 +19,6 @@ def server():
         yield running
 
 
-@contextlib.asynccontextmanager
-async def open_stream(server: RunningServer, client_id: str) -> AsyncIterator[SseReader]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-        params = {"clientId": client_id, "token": client_token(client_id)}
-        async with http.stream("GET", "/sse/connect", params=params) as response:
-            assert response.status_code == 200
-            reader = SseReader(response)
-            connected = await reader.next_event()
-            assert connected.event == "connected"
-            yield reader
-
-
 async def call(server: RunningServer, method: str, input: dict, path: str = "/functions", **context) -> httpx.Response:
     body = function_body(method, input, **context)
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
@@ -41,7 +26,7 @@ async def call(server: RunningServer, method: str, input: dict, path: str = "/fu
 
 
 async def test_signed_redirect_reaches_connected_client_as_sse_event(server):
-    async with open_stream(server, "visitor-1") as stream:
+    async with open_stream(server.url, "visitor-1") as (stream, _):
         response = await call(server, "redirectClient", {"clientId": "visitor-1", "url": "https://shop.example.com/checkout?step=1"})
         assert response.status_code == 200
         result = response.json()["result"]
@@ -58,13 +43,13 @@ async def test_signed_redirect_reaches_connected_client_as_sse_event(server):
 
 
 async def test_versioned_function_path_is_served(server):
-    async with open_stream(server, "visitor-v"):
+    async with open_stream(server.url, "visitor-v"):
         response = await call(server, "getClientStatus", {"clientId": "visitor-v"}, path="/functions/v1")
     assert response.json()["result"]["connected"] is True
 
 
 async def test_two_tabs_of_one_client_both_receive(server):
-    async with open_stream(server, "visitor-2") as tab1, open_stream(server, "visitor-2") as tab2:
+    async with open_stream(server.url, "visitor-2") as (tab1, _), open_stream(server.url, "visitor-2") as (tab2, _):
         response = await call(server, "notify", {"clientId": "visitor-2", "message": "안녕하세요", "title": "알림"})
         assert response.json()["result"]["delivered"] == 2
         for tab in (tab1, tab2):
@@ -75,7 +60,7 @@ async def test_two_tabs_of_one_client_both_receive(server):
 
 
 async def test_send_event_delivers_custom_action_and_payload(server):
-    async with open_stream(server, "visitor-3") as stream:
+    async with open_stream(server.url, "visitor-3") as (stream, _):
         payload = {"sku": "A-1", "qty": 2, "note": "줄바꿈\n포함"}
         response = await call(server, "sendEvent", {"clientId": "visitor-3", "action": "addToCart", "payload": payload})
         assert "result" in response.json()
@@ -92,7 +77,7 @@ async def test_client_not_connected_is_a_function_error(server):
 
 
 async def test_redirect_to_unlisted_host_is_refused_and_not_sent(server):
-    async with open_stream(server, "visitor-4") as stream:
+    async with open_stream(server.url, "visitor-4") as (stream, _):
         response = await call(server, "redirectClient", {"clientId": "visitor-4", "url": "https://evil.example.net/"})
         assert response.status_code == 200
         assert response.json()["error"]["type"] == "URL_NOT_ALLOWED"
@@ -120,7 +105,7 @@ async def test_function_level_failures_answer_200_with_error_object(server, meth
 
 
 async def test_missing_client_id_targets_the_chat_users_member_id(server):
-    async with open_stream(server, "member-77") as stream:
+    async with open_stream(server.url, "member-77") as (stream, _):
         response = await call(server, "notify", {"message": "hello"}, user={"id": "u1", "memberId": "member-77"})
         assert response.json()["result"]["clientId"] == "member-77"
         assert (await stream.next_event()).data["message"] == "hello"
@@ -128,7 +113,7 @@ async def test_missing_client_id_targets_the_chat_users_member_id(server):
 
 async def test_broadcast_reaches_every_client_when_enabled():
     with run_server(make_app(allow_broadcast=True)) as server:
-        async with open_stream(server, "a") as a, open_stream(server, "b") as b:
+        async with open_stream(server.url, "a") as (a, _), open_stream(server.url, "b") as (b, _):
             response = await call(server, "broadcast", {"message": "sale"})
             assert response.json()["result"]["delivered"] == 2
             assert (await a.next_event()).data["message"] == "sale"
@@ -136,14 +121,14 @@ async def test_broadcast_reaches_every_client_when_enabled():
 
 
 async def test_get_client_status_counts_connections(server):
-    async with open_stream(server, "visitor-5"), open_stream(server, "visitor-5"):
+    async with open_stream(server.url, "visitor-5"), open_stream(server.url, "visitor-5"):
         response = await call(server, "getClientStatus", {"clientId": "visitor-5"})
     result = response.json()["result"]
     assert (result["connected"], result["connections"]) == (True, 2)
 
 
 async def test_send_event_payload_given_as_json_text_arrives_as_an_object(server):
-    async with open_stream(server, "visitor-6") as stream:
+    async with open_stream(server.url, "visitor-6") as (stream, _):
         await call(server, "sendEvent", {"clientId": "visitor-6", "action": "applyCoupon", "payload": '{"couponCode": "WELCOME10"}'})
         event = await stream.next_event()
     assert event.data["payload"] == {"couponCode": "WELCOME10"}

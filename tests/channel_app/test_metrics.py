@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
+from tests.support.http import connected_stream
 from tests.support.scrape import Scrape, scrape
 from tests.support.server import run_server
 from tests.support.sse_client import SseReader
@@ -31,9 +32,7 @@ async def test_connects_events_and_calls_are_counted_by_type_method_and_outcome(
     with run_server(make_app()) as server:
         async with httpx.AsyncClient(base_url=server.url) as http:
             params = {"clientId": "visitor", "token": client_token("visitor")}
-            async with http.stream("GET", "/sse/connect", params=params) as response:
-                reader = SseReader(response)
-                await reader.next_event()
+            async with connected_stream(http, params) as reader:
                 live = await scrape(server.url)
                 assert (await call(http, "notify", {"clientId": "visitor", "message": "hi"}))["result"]
                 await reader.next_event()
@@ -72,9 +71,7 @@ async def test_refused_connects_are_counted_by_reason():
             await http.get("/sse/connect", params={"clientId": "visitor", "token": "garbage"})
             await http.get("/sse/connect", params={"clientId": "victim", "token": client_token("attacker")})
             params = {"clientId": "visitor", "token": client_token("visitor")}
-            async with http.stream("GET", "/sse/connect", params=params) as response:
-                reader = SseReader(response)  # kept referenced: a collected reader closes its stream
-                await reader.next_event()
+            async with connected_stream(http, params) as reader:
                 assert (await http.get("/sse/connect", params=params)).status_code == 429
         metrics = await scrape(server.url)
     assert metrics.value("channel_push_connects_refused_total", reason="invalid_token") == 1
@@ -103,9 +100,7 @@ async def test_drain_is_counted_as_shutdown():
     with run_server(make_app()) as server:
         async with httpx.AsyncClient(base_url=server.url) as http:
             params = {"clientId": "visitor", "token": client_token("visitor")}
-            async with http.stream("GET", "/sse/connect", params=params) as response:
-                reader = SseReader(response)
-                await reader.next_event()
+            async with connected_stream(http, params) as reader:
                 server.call_in_server_loop(server.app.state.lifecycle.begin_drain)
                 await reader.until_end(timeout=3)
             await until(lambda: _connections_open(server.url, 0))
@@ -118,9 +113,8 @@ async def test_connects_over_the_rate_limit_are_counted():
     with run_server(make_app(rate_limit_connect_per_client="1/minute")) as server:
         async with httpx.AsyncClient(base_url=server.url) as http:
             params = {"clientId": "visitor", "token": client_token("visitor")}
-            async with http.stream("GET", "/sse/connect", params=params) as response:
-                reader = SseReader(response)
-                await reader.next_event()
+            async with connected_stream(http, params):
+                pass
             assert (await http.get("/sse/connect", params=params)).status_code == 429
         metrics = await scrape(server.url)
     assert metrics.value("channel_push_rate_limited_total", scope="connect_client") == 1

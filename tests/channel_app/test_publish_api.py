@@ -19,13 +19,6 @@ from tests.support.server import run_server
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest) -> dict:
-    if request.param == "memory":
-        return {}
-    return {"redis_url": request.getfixturevalue("redis_url"), "redis_timeout_seconds": 5}
-
-
 @pytest.fixture
 def server(backend):
     with run_server(make_app(publish_api_keys=PUBLISH_KEY, heartbeat_seconds=0.5, **backend)) as running:

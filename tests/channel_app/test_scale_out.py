@@ -12,13 +12,13 @@ import json
 import socket
 import time
 
-import anyio
 import httpx
 import pytest
 
 from tests.support.apps import client_token
 from tests.support.http import call_function, get_json, open_stream
 from tests.support.instances import running_instances
+from tests.support.waiting import eventually as poll_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -34,11 +34,8 @@ async def notify(base_url: str, client_id: str, message: str, **extra) -> dict:
 
 
 async def eventually(check, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await anyio.sleep(0.1)
-    return result
+    """Instances are subprocesses: give them longer, and poll their HTTP endpoints less often."""
+    return await poll_until(check, timeout, interval=0.1)
 
 
 async def test_client_on_b_receives_a_call_made_on_a_and_a_counts_it(cluster):

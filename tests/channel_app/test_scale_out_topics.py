@@ -8,9 +8,6 @@ client stream and topics alike.
 
 from __future__ import annotations
 
-import time
-
-import anyio
 import httpx
 import pytest
 
@@ -18,14 +15,6 @@ from tests.support.http import PUBLISH_KEY, get_json, open_stream, publish
 from tests.support.instances import running_instances
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis, pytest.mark.timeout(120)]
-
-
-async def eventually(check, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await anyio.sleep(0.1)
-    return result
 
 
 async def test_topic_event_reaches_subscribers_on_both_instances_and_no_one_else(redis_url, tmp_path):

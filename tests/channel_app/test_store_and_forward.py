@@ -20,13 +20,6 @@ from tests.support.server import run_server
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest) -> dict:
-    if request.param == "memory":
-        return {}
-    return {"redis_url": request.getfixturevalue("redis_url")}
-
-
 @pytest.fixture
 def server(backend):
     with run_server(make_app(rate_limits_enabled=False, **backend)) as running:

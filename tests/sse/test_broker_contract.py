@@ -10,35 +10,23 @@ dropped without holding up the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from contextlib import AsyncExitStack
-from typing import Any
 
 import pytest
 
 from sse.broker import QueueFull
-from sse.events import Event, parse_event_id
-from tests.support.brokers import nothing_arrives, next_frame, parse_frame, running_broker
+from sse.events import parse_event_id
+from tests.support.brokers import (
+    assert_resumes_meet_live_events,
+    next_frame,
+    note,
+    nothing_arrives,
+    parse_frame,
+    running_broker,
+)
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "memory":
-        return {}
-    return {"redis_url": request.getfixturevalue("redis_url"), "redis_timeout_seconds": 5}
-
-
-@pytest.fixture
-async def broker(backend):
-    async with running_broker(**backend) as running:
-        yield running
-
-
-def note(text: str) -> Event:
-    return Event("notification", {"message": text})
 
 
 async def test_event_reaches_every_connection_of_its_client_and_no_other(broker):
@@ -171,29 +159,7 @@ async def test_broadcast_reaches_every_connection(broker):
 async def test_replay_and_live_events_meet_without_gap_or_repeat(broker):
     """Resume again and again while events keep flowing: each event once, in order."""
     async with broker.subscribe("alice", None):
-        published: list[str] = []
-
-        async def publish_steadily() -> None:
-            for n in range(1000):
-                published.append((await broker.publish("alice", note(str(n)))).event_id)
-                await asyncio.sleep(0)
-
-        publisher = asyncio.create_task(publish_steadily())
-        try:
-            for _ in range(8):
-                while len(published) < 3:
-                    await asyncio.sleep(0.001)
-                resume_from = published[-2]
-                async with broker.subscribe("alice", resume_from) as resumed:
-                    received = [parse_frame(frame).id for frame in resumed.replay]
-                    while len(received) < 20:
-                        received.append((await next_frame(resumed.connection)).id)
-                start = published.index(resume_from) + 1
-                assert received[:20] == published[start : start + 20]
-        finally:
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
+        await assert_resumes_meet_live_events(broker, lambda n: broker.publish("alice", note(str(n))), count=1000)
 
 
 async def test_slow_connection_is_dropped_and_others_keep_receiving(backend):

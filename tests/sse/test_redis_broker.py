@@ -11,36 +11,13 @@ import asyncio
 import time
 
 import pytest
-from redis.asyncio import Redis
 
 from sse.broker import BrokerUnavailable
-from sse.events import Event
 from sse.redis_scripts import BrokerScripts, RedisKeys
-from tests.support.brokers import next_frame, nothing_arrives, parse_frame, running_broker
+from tests.support.brokers import next_frame, no_subscriber, note, nothing_arrives, parse_frame, running_broker
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
-
-
-def note(text: str) -> Event:
-    return Event("notification", {"message": text})
-
-
-@pytest.fixture
-async def admin(redis_url):
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-async def eventually(check, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
 
 
 async def test_client_on_one_instance_receives_a_publish_made_on_another(redis_url):
@@ -174,9 +151,5 @@ async def test_tabs_closing_and_opening_at_once_leave_exactly_the_needed_subscri
             delivery = await a.publish("alice", note("still subscribed"))
             assert delivery.delivered == 1
             assert (await next_frame(steady.connection)).id == delivery.event_id
-        await eventually(lambda: _no_subscriber(admin, channel))
+        await eventually(lambda: no_subscriber(admin, channel))
         assert (await a.publish("alice", note("nobody"))).event_id is None
-
-
-async def _no_subscriber(admin, channel: str) -> bool:
-    return (await admin.pubsub_numsub(channel)) == [(channel.encode(), 0)]

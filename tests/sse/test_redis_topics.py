@@ -8,32 +8,13 @@ import asyncio
 import time
 
 import pytest
-from redis.asyncio import Redis
 
-from sse.events import Event, parse_event_id
+from sse.events import parse_event_id
 from sse.redis_scripts import RedisKeys
-from tests.support.brokers import next_frame, nothing_arrives, parse_frame, running_broker
+from tests.support.brokers import next_frame, no_subscriber, note, nothing_arrives, parse_frame, running_broker
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
-
-
-def note(text: str) -> Event:
-    return Event("notification", {"message": text})
-
-
-@pytest.fixture
-async def admin(redis_url):
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-async def eventually(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not (result := await check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-    return result
 
 
 async def test_topic_event_reaches_subscribers_on_every_instance_and_counts_them_all(redis_url):
@@ -62,7 +43,7 @@ async def test_topic_channel_is_subscribed_while_a_local_listener_remains(redis_
             delivery = await a.publish_topic("promo", note("still subscribed"))
             assert delivery.delivered == 1
             assert (await next_frame(steady.connection)).id == delivery.event_id
-        await eventually(lambda: _no_subscriber(admin, channel))
+        await eventually(lambda: no_subscriber(admin, channel))
         assert (await a.publish_topic("promo", note("nobody"))).event_id is None
         assert await admin.exists(RedisKeys().topic_presence("promo")) == 0
 
@@ -117,7 +98,3 @@ async def test_topic_listeners_of_a_dead_instance_replay_what_was_kept_for_them(
 
 async def _both_listening(*brokers) -> bool:
     return all([await broker.is_healthy() for broker in brokers])
-
-
-async def _no_subscriber(admin, channel: str) -> bool:
-    return (await admin.pubsub_numsub(channel)) == [(channel.encode(), 0)]

@@ -8,32 +8,13 @@ merged in publish order.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import pytest
 
-from sse.events import Event, parse_event_id
-from tests.support.brokers import next_frame, nothing_arrives, parse_frame, running_broker
+from sse.broker import Delivery
+from sse.events import parse_event_id
+from tests.support.brokers import assert_resumes_meet_live_events, next_frame, note, nothing_arrives, parse_frame
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def backend(request: pytest.FixtureRequest) -> dict:
-    if request.param == "memory":
-        return {}
-    return {"redis_url": request.getfixturevalue("redis_url"), "redis_timeout_seconds": 5}
-
-
-@pytest.fixture
-async def broker(backend):
-    async with running_broker(**backend) as running:
-        yield running
-
-
-def note(text: str) -> Event:
-    return Event("notification", {"message": text})
 
 
 async def test_topic_event_reaches_every_subscriber_and_no_one_else(broker):
@@ -122,34 +103,14 @@ async def test_queued_client_events_and_topic_history_replay_merged_by_id(broker
 async def test_replay_and_live_events_meet_across_streams_without_gap_or_repeat(broker):
     """Resume again and again while client and topic events keep flowing: each once, in order."""
     topics = ("promo", "orders")
+
+    async def publish_next(n: int) -> Delivery:
+        if n % 3 == 0:
+            return await broker.publish("alice", note(str(n)))
+        return await broker.publish_topic(topics[n % 2], note(str(n)))
+
     async with broker.subscribe("alice", None, topics):
-        published: list[str] = []
-
-        async def publish_steadily() -> None:
-            for n in range(3000):
-                if n % 3 == 0:
-                    delivery = await broker.publish("alice", note(str(n)))
-                else:
-                    delivery = await broker.publish_topic(topics[n % 2], note(str(n)))
-                published.append(delivery.event_id)
-                await asyncio.sleep(0)
-
-        publisher = asyncio.create_task(publish_steadily())
-        try:
-            for _ in range(8):
-                while len(published) < 3:
-                    await asyncio.sleep(0.001)
-                resume_from = published[-2]
-                async with broker.subscribe("alice", resume_from, topics) as resumed:
-                    received = [parse_frame(frame).id for frame in resumed.replay]
-                    while len(received) < 20:
-                        received.append((await next_frame(resumed.connection)).id)
-                start = published.index(resume_from) + 1
-                assert received[:20] == published[start : start + 20]
-        finally:
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
+        await assert_resumes_meet_live_events(broker, publish_next, count=3000, topics=topics)
 
 
 async def test_topic_listener_leaving_stops_delivery(broker):

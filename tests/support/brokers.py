@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
-from sse.broker import Broker, make_broker
+from redis.asyncio import Redis
+
+from sse.broker import Broker, Delivery, make_broker
+from sse.events import Event
 from sse.registry import Connection
 from tests.support.apps import make_settings
 
@@ -23,6 +27,10 @@ class Frame:
 def parse_frame(frame: bytes) -> Frame:
     fields = dict(line.split(": ", 1) for line in frame.decode().strip("\n").split("\n"))
     return Frame(fields["id"], fields["event"], json.loads(fields["data"]))
+
+
+def note(text: str) -> Event:
+    return Event("notification", {"message": text})
 
 
 @asynccontextmanager
@@ -51,3 +59,37 @@ async def nothing_arrives(connection: Connection, within: float = 0.3) -> bool:
     except TimeoutError:
         return True
     raise AssertionError(f"unexpected frame {frame}")
+
+
+async def no_subscriber(admin: Redis, channel: str) -> bool:
+    return (await admin.pubsub_numsub(channel)) == [(channel.encode(), 0)]
+
+
+async def assert_resumes_meet_live_events(
+    broker: Broker, publish_next: Callable[[int], Awaitable[Delivery]], count: int, topics: tuple[str, ...] = ()
+) -> None:
+    """Resume again and again while `publish_next(n)` keeps publishing (n = 0 .. count-1):
+    each resumed stream gets every event after its Last-Event-ID once, in order."""
+    published: list[str] = []
+
+    async def publish_steadily() -> None:
+        for n in range(count):
+            published.append((await publish_next(n)).event_id)
+            await asyncio.sleep(0)
+
+    publisher = asyncio.create_task(publish_steadily())
+    try:
+        for _ in range(8):
+            while len(published) < 3:
+                await asyncio.sleep(0.001)
+            resume_from = published[-2]
+            async with broker.subscribe("alice", resume_from, topics) as resumed:
+                received = [parse_frame(frame).id for frame in resumed.replay]
+                while len(received) < 20:
+                    received.append((await next_frame(resumed.connection)).id)
+            start = published.index(resume_from) + 1
+            assert received[:20] == published[start : start + 20]
+    finally:
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher

@@ -40,6 +40,18 @@ async def open_stream(
             yield reader, connected
 
 
+@contextlib.asynccontextmanager
+async def connected_stream(http: httpx.AsyncClient, params: dict[str, str]) -> AsyncIterator[SseReader]:
+    """GET /sse/connect with `params` on an open client, already past its `connected` event.
+
+    Bind the reader (`as reader`) for as long as the stream should stay open: a
+    collected reader closes its stream."""
+    async with http.stream("GET", "/sse/connect", params=params) as response:
+        reader = SseReader(response)
+        await reader.next_event()
+        yield reader
+
+
 PUBLISH_KEY = "publish-key-for-tests-0123456789"
 
 
