@@ -20,10 +20,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from channel_app.body import BodyTooLarge, read_limited_body
+from channel_app.fields import ClientId
 from channel_app.client_auth import MAX_TOKEN_CHARS, ClientAuthFailed, authenticate_client, presented_token
 from channel_app.inputs import describe_validation_error
 from channel_app.responses import error_response
-from sse.names import check_client_id, is_event_id
+from sse.names import is_event_id
 
 MAX_ACK_BODY_BYTES = 16 * 1024
 
@@ -31,15 +32,10 @@ MAX_ACK_BODY_BYTES = 16 * 1024
 class AckInput(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    client_id: str = Field(alias="clientId")
+    client_id: ClientId = Field(alias="clientId")
     event_id: str = Field(alias="eventId")
     outcome: Literal["done", "refused", "declined", "failed"] = "done"
     token: str | None = Field(None, max_length=MAX_TOKEN_CHARS)
-
-    @field_validator("client_id")
-    @classmethod
-    def _valid_client_id(cls, value: str) -> str:
-        return check_client_id(value)
 
     @field_validator("event_id")
     @classmethod

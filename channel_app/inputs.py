@@ -11,7 +11,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
-from sse.names import InvalidName, check_client_id, check_event_name, check_topic
+from channel_app.fields import EventName, OptionalClientId, OptionalTopicName
+from sse.names import InvalidName
 
 
 class _Input(BaseModel):
@@ -19,12 +20,7 @@ class _Input(BaseModel):
 
 
 class ClientTarget(_Input):
-    client_id: str | None = Field(None, alias="clientId")
-
-    @field_validator("client_id")
-    @classmethod
-    def _valid_client_id(cls, value: str | None) -> str | None:
-        return None if value in (None, "") else check_client_id(value)
+    client_id: OptionalClientId = Field(None, alias="clientId")
 
 
 MAX_WAIT_FOR_ACK_MS = 5000
@@ -60,12 +56,7 @@ class TopicOption(_Input):
     """`topic` in place of `clientId`: every stream subscribed to it (broadcast
     rules apply: ALLOW_BROADCAST). Not with clientId, queueIfOffline or waitForAck."""
 
-    topic: str | None = None
-
-    @field_validator("topic")
-    @classmethod
-    def _valid_topic(cls, value: str | None) -> str | None:
-        return None if value in (None, "") else check_topic(value)
+    topic: OptionalTopicName = None
 
     @model_validator(mode="after")
     def _topic_alone(self) -> "TopicOption":
@@ -91,13 +82,8 @@ class NotifyInput(QueueableTarget, TopicOption):
 
 
 class SendEventInput(QueueableTarget, AckWait, TopicOption):
-    action: str
+    action: EventName
     payload: Any = None
-
-    @field_validator("action")
-    @classmethod
-    def _valid_action(cls, value: str) -> str:
-        return check_event_name(value)
 
     @field_validator("payload")
     @classmethod

@@ -14,11 +14,11 @@ fields are refused, so a typo is an error rather than silently ignored.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from sse.names import check_client_id, check_event_name, check_topic
+from channel_app.fields import ClientId, EventName, TopicName
 
 MAX_SEQUENCE_EVENTS = 100
 RESERVED_EVENTS = frozenset({"connected"})
@@ -30,19 +30,9 @@ class _Strict(BaseModel):
 
 
 class Target(_Strict):
-    client_id: str | None = Field(None, alias="clientId")
-    topic: str | None = None
+    client_id: ClientId | None = Field(None, alias="clientId")
+    topic: TopicName | None = None
     all: Literal[True] | None = None
-
-    @field_validator("client_id")
-    @classmethod
-    def _valid_client(cls, value: str | None) -> str | None:
-        return None if value is None else check_client_id(value)
-
-    @field_validator("topic")
-    @classmethod
-    def _valid_topic(cls, value: str | None) -> str | None:
-        return None if value is None else check_topic(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Target":
@@ -55,35 +45,27 @@ class Target(_Strict):
         return "client" if self.client_id is not None else ("topic" if self.topic is not None else "all")
 
 
-def _event_name(value: str) -> str:
-    check_event_name(value)
+def _not_reserved(value: str) -> str:
     if value in RESERVED_EVENTS:
         raise ValueError(f"event name {value!r} is reserved for the stream itself")
     return value
 
 
-class EventSpec(_Strict):
-    event: str
-    data: Any = Field(default_factory=dict)
+PublishableEventName = Annotated[EventName, AfterValidator(_not_reserved)]
 
-    @field_validator("event")
-    @classmethod
-    def _valid_event(cls, value: str) -> str:
-        return _event_name(value)
+
+class EventSpec(_Strict):
+    event: PublishableEventName
+    data: Any = Field(default_factory=dict)
 
 
 class PublishRequest(_Strict):
     target: Target
-    event: str | None = None
+    event: PublishableEventName | None = None
     data: Any = None
     events: list[EventSpec] | None = Field(None, min_length=1, max_length=MAX_SEQUENCE_EVENTS)
     id: str | None = None
     queue_if_offline: StrictBool | None = Field(None, alias="queueIfOffline")
-
-    @field_validator("event")
-    @classmethod
-    def _valid_event(cls, value: str | None) -> str | None:
-        return None if value is None else _event_name(value)
 
     @field_validator("id")
     @classmethod

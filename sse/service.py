@@ -28,27 +28,18 @@ class SseService:
     async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
         """Delivery details; with `queue_if_offline` an unconnected client's event
         waits for its next connection (`queued`). Raises QueueFull, BrokerUnavailable."""
-        delivery = await self._broker.publish(client_id, event, queue_if_offline)
-        if self._observer is not None:
-            self._observer.published(event.name, delivery)
-        return delivery
+        return self._observed(event, await self._broker.publish(client_id, event, queue_if_offline))
 
     async def send_to_client(self, client_id: str, event: Event) -> int:
         """Connections reached, cluster-wide; 0 when the client is not connected."""
         return (await self.publish(client_id, event)).delivered
 
     async def publish_to_all(self, event: Event) -> Delivery:
-        delivery = await self._broker.broadcast(event)
-        if self._observer is not None:
-            self._observer.published(event.name, delivery)
-        return delivery
+        return self._observed(event, await self._broker.broadcast(event))
 
     async def publish_topic(self, topic: str, event: Event) -> Delivery:
         """Every connection subscribed to `topic`, cluster-wide; Delivery(None, 0) when none."""
-        delivery = await self._broker.publish_topic(topic, event)
-        if self._observer is not None:
-            self._observer.published(event.name, delivery)
-        return delivery
+        return self._observed(event, await self._broker.publish_topic(topic, event))
 
     async def send_to_topic(self, topic: str, event: Event) -> int:
         return (await self.publish_topic(topic, event)).delivered
@@ -61,3 +52,8 @@ class SseService:
 
     async def connection_count(self, client_id: str) -> int:
         return await self._broker.connection_count(client_id)
+
+    def _observed(self, event: Event, delivery: Delivery) -> Delivery:
+        if self._observer is not None:
+            self._observer.published(event.name, delivery)
+        return delivery

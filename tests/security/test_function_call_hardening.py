@@ -140,3 +140,16 @@ async def test_hostile_signed_bodies_never_cause_a_500(make_client, body):
     response = await http.put("/functions", content=body, headers=signed_headers(body))
     assert response.status_code in (200, 400, 413)
     assert "error" in response.json()
+
+
+async def test_per_channel_redirect_list_from_settings_replaces_the_default(make_client, monkeypatch):
+    from config.settings import Settings
+
+    monkeypatch.setenv("REDIRECT_ALLOWED_HOSTS_BY_CHANNEL", '{"channel-1": ["store.example.net"]}')
+    assert Settings(_env_file=None).redirect_allowed_hosts_by_channel == {"channel-1": ["store.example.net"]}
+    http = await make_client(redirect_allowed_hosts_by_channel={"channel-1": ["store.example.net"]})
+    answers = {}
+    for url in ("https://store.example.net/", "https://shop.example.com/"):
+        body = function_body("redirectClient", {"clientId": "away", "url": url})
+        answers[url] = (await http.put("/functions", content=body, headers=signed_headers(body))).json()["error"]["type"]
+    assert answers == {"https://store.example.net/": "CLIENT_NOT_CONNECTED", "https://shop.example.com/": "URL_NOT_ALLOWED"}
