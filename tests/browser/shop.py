@@ -56,14 +56,15 @@ LANDING_PAGE = """<!doctype html>
 def shop_app(push_url: str) -> Starlette:
     async def shop(request: Request) -> HTMLResponse:
         """`?clientId=`, and `?token=expired` to start with a stale token or `?token=short` with a
-        3-second one; otherwise the widget asks getToken for its first token. `?topics=a,b`
+        10-second one (the widget renews it 2 s before expiry, slack enough for a loaded CI
+        machine); otherwise the widget asks getToken for its first token. `?topics=a,b`
         subscribes to topics (the tokens allow them), `?events=chunk,complete` logs those
         named events in `log.named`."""
         client_id = request.query_params.get("clientId", "visitor")
         topics = [topic for topic in request.query_params.get("topics", "").split(",") if topic]
         named_events = [name for name in request.query_params.get("events", "").split(",") if name]
         initial = request.query_params.get("token")
-        token = {"expired": client_token(client_id, 60, now=0), "short": client_token(client_id, 3)}.get(initial or "")
+        token = {"expired": client_token(client_id, 60, now=0), "short": client_token(client_id, 10)}.get(initial or "")
         values = {
             "push": push_url, "client_id": json.dumps(client_id), "token": json.dumps(token),
             "topics": json.dumps(topics), "topics_query": json.dumps(",".join(topics)), "named_events": json.dumps(named_events),
