@@ -29,7 +29,9 @@ from jwt import exceptions as jwt_errors
 from jwt.types import Options
 
 from security.jwks import JwksKeyCache, JwksUnavailable, UnknownKeyId
-from security.keys import HMAC_MIN_SECRET_BYTES, PUBLIC_KEY_ALGORITHMS, load_public_key, require_strong_secret
+from security.keys import (
+    HMAC_MIN_SECRET_BYTES, PUBLIC_KEY_ALGORITHMS, load_public_key, require_strong_secret, secret_bound_decoder,
+)
 
 MAX_TOKEN_CHARS = 8 * 1024
 MAX_SUBJECT_CHARS = 256
@@ -109,26 +111,33 @@ class ClientTokenVerifier:
         self._algorithms = _configured_algorithms(config)
         self._jwks: JwksKeyCache | None = None
         self._static_key: Any = config.hs256_secret
-        if config.public_key_pem is not None:
+        self._decoder = jwt.PyJWT()
+        if config.hs256_secret is not None:
+            self._decoder = secret_bound_decoder(config.hs256_secret, self._algorithms)
+        elif config.public_key_pem is not None:
             self._static_key, self._algorithms = load_public_key(config.public_key_pem, self._algorithms)
         elif config.jwks_url is not None:
             self._jwks = JwksKeyCache(config.jwks_url, self._algorithms, http)
 
     async def verify(self, token: str) -> ClientClaims:
+        _require_plausible_size(token)
+        if self._jwks is None:
+            # jwt.decode refuses any alg outside self._algorithms itself, and
+            # parses the header once instead of twice.
+            return _claims_from(self._verified_payload(token, self._static_key))
         header = _unverified_header(token)
         if header.get("alg") not in self._algorithms:
             raise TokenRejected("disallowed_algorithm", "token algorithm is not accepted")
-        key = await self._signing_key(header)
+        key = await self._jwks_key(self._jwks, header)
         return _claims_from(self._verified_payload(token, key))
 
-    async def _signing_key(self, header: Mapping[str, Any]) -> Any:
-        if self._jwks is None:
-            return self._static_key
+    @staticmethod
+    async def _jwks_key(jwks: JwksKeyCache, header: Mapping[str, Any]) -> Any:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise TokenRejected("missing_kid", "token header names no key id")
         try:
-            return await self._jwks.signing_key(kid)
+            return await jwks.signing_key(kid)
         except UnknownKeyId:
             raise TokenRejected("unknown_key", "token is signed with an unknown key") from None
         except JwksUnavailable:
@@ -142,7 +151,7 @@ class ClientTokenVerifier:
             "enforce_minimum_key_length": True,
         }
         try:
-            return jwt.decode(
+            return self._decoder.decode(
                 token, key, algorithms=list(self._algorithms), options=options,
                 audience=config.audience, issuer=config.issuer, leeway=config.leeway_seconds,
             )
@@ -189,11 +198,14 @@ def _configured_algorithms(config: TokenVerifierConfig) -> tuple[str, ...]:
     return ("HS256",) if config.hs256_secret is not None else ("RS256", "ES256")
 
 
-def _unverified_header(token: str) -> dict[str, Any]:
+def _require_plausible_size(token: str) -> None:
     if isinstance(token, str) and len(token) > MAX_TOKEN_CHARS:
         raise TokenRejected("too_long", f"token exceeds {MAX_TOKEN_CHARS} bytes")
     if not isinstance(token, str) or not token.isascii():
         raise TokenRejected("malformed", "token is not a well-formed JWT")
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
     try:
         return jwt.get_unverified_header(token)
     except jwt_errors.PyJWTError:
