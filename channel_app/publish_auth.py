@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from security.tokens import TokenRejected
-
-BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+from channel_app.responses import BEARER_CHALLENGE
 
 
 @dataclass(frozen=True)
