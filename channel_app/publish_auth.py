@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from security.tokens import TokenRejected
 from channel_app.responses import BEARER_CHALLENGE
+from security.tokens import TokenRejected
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channel_app.metrics import Metrics
 from channel_app.ops_auth import ops_refusal
+from channel_app.responses import STREAM_HEADERS
 from channel_app.status import status_summary
 from sse.events import encode_retry, utc_timestamp
-from channel_app.responses import STREAM_HEADERS
 
 MIN_RATE_WINDOW_SECONDS = 0.05
 
