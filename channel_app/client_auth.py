@@ -11,12 +11,11 @@ import time
 
 from starlette.requests import Request
 
-from channel_app.responses import JSONBody, error_response
+from channel_app.responses import BEARER_CHALLENGE, JSONBody, error_response
 from security.tokens import ClientClaims, TokenRejected
 from sse.names import is_event_id
 
 MAX_TOKEN_CHARS = 8192
-BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 class ClientAuthFailed(Exception):

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from channel_app.body import BodyTooLarge, read_limited_body
 from channel_app.functions import answer_function_call
 from channel_app.inputs import describe_validation_error
-from channel_app.responses import JSONBody, error_response
+from channel_app.responses import JSONBody, NO_STORE, error_response
 from channel_app.static_assets import StaticAsset
 from config.settings import Settings
 from security.signature import decode_signing_key, sign
@@ -35,7 +35,6 @@ from sse.names import InvalidName, check_client_id
 
 DEMO_TOKEN_SECONDS = 600
 RECENT_CALLS = 20
-NO_STORE = {"Cache-Control": "no-store"}
 PAGES = {
     "demo": "channel-push demo",
     "landing": "Landing page: redirectClient brought you here",

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from channel_app.responses import BEARER_CHALLENGE
 from security.tokens import TokenRejected
-
-BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ from typing import Any, Mapping
 import orjson
 from starlette.responses import Response
 
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 class JSONBody(Response):
     media_type = "application/json"

@@ -20,10 +20,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channel_app.metrics import Metrics
 from channel_app.ops_auth import ops_refusal
+from channel_app.responses import STREAM_HEADERS
 from channel_app.status import status_summary
 from sse.events import encode_retry, utc_timestamp
 
-STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 MIN_RATE_WINDOW_SECONDS = 0.05
 
 

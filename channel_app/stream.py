@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channel_app.client_auth import ClientAuthFailed, authenticate_client, last_event_id, presented_token
 from channel_app.event_stream import EventStreamResponse, raw_headers
-from channel_app.responses import error_response
+from channel_app.responses import STREAM_HEADERS, error_response
 from channel_app.topic_request import authorize_topics, requested_topics
 from sse.broker import BrokerUnavailable, Subscription
 from sse.events import Event, encode_frame, encode_retry, utc_timestamp
@@ -27,7 +27,6 @@ from sse.registry import ConnectionRefused
 
 logger = logging.getLogger("channel_push.stream")
 
-STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 RAW_STREAM_HEADERS = raw_headers(STREAM_HEADERS)
 
 

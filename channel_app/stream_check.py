@@ -12,11 +12,9 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from channel_app.client_auth import ClientAuthFailed, authenticate_client, presented_token
-from channel_app.responses import JSONBody, error_response
+from channel_app.responses import JSONBody, NO_STORE, error_response
 from channel_app.topic_request import authorize_topics, requested_topics
 from sse.names import InvalidName, check_client_id
-
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def check_stream(request: Request) -> JSONBody:
