@@ -22,6 +22,7 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:
@@ -69,14 +70,19 @@ class Rate:
         amount = float(match["amount"]) if match["amount"] else 1.0
         return cls(int(match["count"]), amount * unit)
 
-    @property
+    # Cached: a rate is fixed, and these are read several times on every hit.
+    @cached_property
     def interval_us(self) -> int:
         """Time one hit occupies; rounded down so ``count`` hits never exceed the period."""
         return max(1, round(self.period_seconds * _MICROS) // self.count)
 
-    @property
+    @cached_property
     def burst_us(self) -> int:
         return self.interval_us * self.count
+
+    @cached_property
+    def bucket_prefix(self) -> str:
+        return f"{self.interval_us}:{self.count}:"
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class RateLimiter(Protocol):
 
 def bucket_id(key: str, rate: Rate) -> str:
     """Fixed-size digest of the key and the rate it is limited by."""
-    material = f"{rate.interval_us}:{rate.count}:{key}".encode("utf-8", "surrogatepass")
+    material = (rate.bucket_prefix + key).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(material, digest_size=16).hexdigest()
 
 
