@@ -346,10 +346,12 @@ async def test_over_long_token_is_rejected_before_decoding(monkeypatch) -> None:
     def must_not_decode(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("over-long token reached the JWT decoder")
 
+    verifier = hs256_verifier()
     monkeypatch.setattr(jwt, "get_unverified_header", must_not_decode)
     monkeypatch.setattr(jwt, "decode", must_not_decode)
+    monkeypatch.setattr(verifier._decoder, "decode", must_not_decode)  # the verifier's own decoder
 
-    assert (await rejection(hs256_verifier(), "a" * (8 * 1024 + 1))).reason == "too_long"
+    assert (await rejection(verifier, "a" * (8 * 1024 + 1))).reason == "too_long"
 
 
 async def test_validly_signed_but_bloated_token_is_rejected() -> None:
