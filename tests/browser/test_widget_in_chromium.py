@@ -153,15 +153,18 @@ def test_token_is_renewed_before_it_expires_and_the_stream_resumes_from_the_last
     connect_urls: list[str] = []
     page.on("request", lambda request: connect_urls.append(request.url) if "/sse/connect" in request.url else None)
     open_shop(page, sites, "visitor", token="short")
-    # level "error" keeps the toast up 15 s (info: 8 s), past the renewal, so the count below sees it.
-    first = sites.call("notify", {"clientId": "visitor", "message": "one", "level": "error"})["result"]["eventId"]
-    expect(page.locator(".channelpush-toast-message")).to_have_text("one")
-    wait_until(lambda: page.evaluate("log.tokensFetched") == 1, timeout=20)
-    wait_until(lambda: len(connect_urls) >= 2)
+    # Playwright's sync API hands over events only while one of its calls runs, so the renewal's
+    # request is awaited with expect_request rather than by polling connect_urls.
+    with page.expect_request(lambda request: "/sse/connect" in request.url and "lastEventId=" in request.url, timeout=20_000) as renewal:
+        # level "error" keeps the toast up 15 s (info: 8 s), past the renewal, so the count below sees it.
+        first = sites.call("notify", {"clientId": "visitor", "message": "one", "level": "error"})["result"]["eventId"]
+        expect(page.locator(".channelpush-toast-message")).to_have_text("one")
+    assert page.evaluate("log.tokensFetched") == 1
+    assert httpx.URL(renewal.value.url).params["lastEventId"] == first
     assert len(connect_urls) == 2  # renewed before expiry: no reconnect with the old token
-    assert httpx.URL(connect_urls[1]).params["lastEventId"] == first
     wait_until(lambda: sites.connections() == 1)  # the old stream closed once the new one opened
     assert page.evaluate("log.statuses") == ["connecting", "open"]  # no gap the page could see
+    assert len(connect_urls) == 2
     sites.call("notify", {"clientId": "visitor", "message": "two"})
     expect(page.locator(".channelpush-toast-message").last).to_have_text("two")
     assert page.locator(".channelpush-toast-message").all_inner_texts() == ["one", "two"]  # nothing acted on twice

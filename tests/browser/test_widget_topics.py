@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import httpx
 import pytest
@@ -56,7 +55,7 @@ def test_notify_to_a_topic_shows_the_toast_and_is_not_acknowledged(page, sites):
     answer = httpx.put(f"{sites.push.url}/functions", content=body, headers=signed_headers(body), timeout=15).json()
     assert answer["result"]["delivered"] == 1
     expect(page.locator(".channelpush-toast-message")).to_have_text("오늘만 20% 할인")
-    time.sleep(0.3)
+    page.wait_for_timeout(300)  # unlike time.sleep, this lets Playwright deliver request events
     assert acks == []
 
 
