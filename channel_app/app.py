@@ -10,15 +10,14 @@ from typing import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.routing import Mount, Route
 from sse_starlette.sse import AppStatus
 
 from channel_app.ack_endpoint import acknowledge_event
-from channel_app.cors import BrowserCORSMiddleware
+from channel_app.cors import BrowserCORSMiddleware, SimpleResponseCors
 from channel_app.demo import demo_routes
-from channel_app.fast_routes import PushApp, endpoint_app
+from channel_app.fast_routes import PushApp, guarded_route
 from channel_app.functions import handle_function_call
 from channel_app.heartbeat import heartbeat_forever
 from channel_app.lifecycle import Lifecycle
@@ -80,8 +79,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     widget = StaticAsset.load("widget.js", "text/javascript")
     cors = {"allowed_origins": settings.cors_allowed_origins}
-    stream_app = ServerErrorMiddleware(BrowserCORSMiddleware(endpoint_app(connect_stream), **cors), _unexpected_error)
-    functions_app = ServerErrorMiddleware(endpoint_app(handle_function_call), _unexpected_error)
+    stream_app = guarded_route(connect_stream, _unexpected_error, SimpleResponseCors(settings.cors_allowed_origins))
+    functions_app = guarded_route(handle_function_call, _unexpected_error)
     app = PushApp(
         fast_routes={
             ("GET", "/sse/connect"): stream_app,

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.support.apps import client_token, make_app
+from tests.support.asgi import asgi_client
 from tests.support.channel import function_body, signed_headers
 from tests.support.server import run_server
 
@@ -61,6 +62,25 @@ async def test_stream_route_sends_cors_headers_to_an_allowed_origin():
             async with http.stream("GET", "/sse/connect", params=params, headers=headers) as response:
                 assert response.status_code == 200
                 assert response.headers["access-control-allow-origin"] == "https://shop.example.com"
+
+
+def cors_headers(response: httpx.Response) -> dict[str, str]:
+    return {name: value for name, value in response.headers.items() if name.startswith("access-control-") or name == "vary"}
+
+
+@pytest.mark.parametrize("allowed", [["https://shop.example.com"], ["*"]])
+@pytest.mark.parametrize("origin", ["https://shop.example.com", "https://evil.example", None])
+async def test_stream_route_cors_headers_are_the_ones_the_cors_middleware_sends(allowed, origin):
+    # The stream route adds CORS headers itself (no middleware around each frame);
+    # /sse/check goes through Starlette's CORSMiddleware. Both answer 401 here.
+    headers = {"Origin": origin} if origin else {}
+    async with asgi_client(cors_allowed_origins=allowed) as http:
+        for _ in range(2):  # computed, then remembered
+            stream = await http.get("/sse/connect", params={"clientId": "visitor"}, headers=headers)
+            check = await http.get("/sse/check", params={"clientId": "visitor"}, headers=headers)
+            assert stream.status_code == check.status_code == 401
+            assert cors_headers(stream) == cors_headers(check)
+            assert "vary" in cors_headers(stream)
 
 
 async def test_head_with_a_valid_token_answers_headers_and_holds_no_connection(server):
