@@ -107,7 +107,9 @@ def targets(results: dict, params: dict) -> list[dict]:
         (f"hold >= {params['hold_max']:,} clients, no failures", ours("hold_max", "connected"), params["hold_max"], ">=",
          ours("hold_max", "failures") == 0),
         ("RSS per idle connection <= 20 KB", ours("hold_max", "kb_per_connection"), 20, "<=", True),
-        ("connect rate >= 2,000/s", ours("hold_max", "connect_per_s"), 2000, ">=", True),
+        # The Hold scenario opens --clients (10,000); the same rate for --hold-max is the stricter reading.
+        (f"connect rate >= 2,000/s ({params['clients']:,} clients)", ours("hold", "connect_per_s"), 2000, ">=", True),
+        (f"connect rate >= 2,000/s ({params['hold_max']:,} clients)", ours("hold_max", "connect_per_s"), 2000, ">=", True),
         ("unicast max >= 1.5x baseline",
          ratio(ours("unicast_max", "calls_per_s"), _figure(results, "baseline", "unicast_max", "calls_per_s")), 1.5, ">=", True),
         (f"p99 <= 20 ms at {params['rate']}/s", ours("unicast_fixed", "p99_ms"), 20, "<=", True),
