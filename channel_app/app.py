@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = resolve_secrets(settings or Settings()).settings
     policies = SecurityPolicies.from_settings(settings)
     lifecycle = Lifecycle()
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_event_names)
     # sse-starlette patches uvicorn's Server.handle_exit when imported and, on
     # the exit signal, cancels every EventSourceResponse on its own: racing our
     # drain (which sends the retry hint first) and, being process-wide, leaking

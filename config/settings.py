@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     ops_token: SecretStr | None = None
     shutdown_grace_seconds: float = Field(5.0, ge=0)
     status_stream_seconds: float = Field(2.0, gt=0)
+    metrics_event_names: CommaList = []  # publish API event names with their own metric label
 
     @field_validator(
         "allowed_channel_ids",
@@ -116,6 +117,7 @@ class Settings(BaseSettings):
         "cors_allowed_origins",
         "redirect_allowed_hosts",
         "redirect_http_hosts",
+        "metrics_event_names",
         mode="before",
     )
     @classmethod

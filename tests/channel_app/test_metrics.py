@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
-from tests.support.http import connected_stream
+from tests.support.http import PUBLISH_KEY, connected_stream, open_stream, publish
 from tests.support.scrape import Scrape, scrape
 from tests.support.server import run_server
 from tests.support.sse_client import SseReader
@@ -155,3 +155,20 @@ async def test_metrics_are_open_when_no_ops_token_is_set():
     with run_server(make_app()) as server:
         async with httpx.AsyncClient(base_url=server.url) as http:
             assert (await http.get("/metrics")).status_code == 200
+
+
+async def test_publish_api_event_names_are_labelled_only_when_listed():
+    """Threat: a backend naming events per order (`order-1`, `order-2`, ...) would add a
+    label series per name, growing memory and every scrape without bound."""
+    app = make_app(publish_api_keys=PUBLISH_KEY, metrics_event_names="order.shipped")
+    with run_server(app) as server:
+        async with open_stream(server.url, "user-42") as (reader, _):
+            for name in ("order-1", "order-2", "order.shipped"):
+                response = await publish(server.url, {"target": {"clientId": "user-42"}, "event": name})
+                assert response.json()["delivered"] == 1
+                assert (await reader.next_event()).event == name
+        metrics = await scrape(server.url)
+    assert metrics.value("channel_push_events_published_total", event="other") == 2
+    assert metrics.value("channel_push_events_delivered_total", event="other") == 2
+    assert metrics.value("channel_push_events_published_total", event="order.shipped") == 1
+    assert not metrics.has("channel_push_events_published_total", event="order-1")
