@@ -68,9 +68,9 @@ def redirect_policy(settings: Settings) -> RedirectPolicy:
     if not settings.is_production and not https_hosts and not http_hosts:
         # Development default: the service's own demo pages on this machine.
         http_hosts = ["localhost", "127.0.0.1", f"localhost:{settings.port}", f"127.0.0.1:{settings.port}"]
+    # A channel's own list replaces both default lists: https only, its hosts only.
     per_channel = {
-        channel_id: HostAllowList.parse(hosts, settings.redirect_http_hosts)
-        for channel_id, hosts in settings.redirect_allowed_hosts_by_channel.items()
+        channel_id: HostAllowList.parse(hosts) for channel_id, hosts in settings.redirect_allowed_hosts_by_channel.items()
     }
     return RedirectPolicy(HostAllowList.parse(https_hosts, http_hosts), per_channel)
 

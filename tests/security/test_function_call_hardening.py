@@ -147,9 +147,20 @@ async def test_per_channel_redirect_list_from_settings_replaces_the_default(make
 
     monkeypatch.setenv("REDIRECT_ALLOWED_HOSTS_BY_CHANNEL", '{"channel-1": ["store.example.net"]}')
     assert Settings(_env_file=None).redirect_allowed_hosts_by_channel == {"channel-1": ["store.example.net"]}
-    http = await make_client(redirect_allowed_hosts_by_channel={"channel-1": ["store.example.net"]})
+    http = await make_client(
+        redirect_allowed_hosts_by_channel={"channel-1": ["store.example.net"]},
+        redirect_http_hosts=["legacy.example.com"],
+    )
     answers = {}
-    for url in ("https://store.example.net/", "https://shop.example.com/"):
+    urls = ("https://store.example.net/", "https://shop.example.com/", "http://legacy.example.com/", "https://legacy.example.com/")
+    for url in urls:
         body = function_body("redirectClient", {"clientId": "away", "url": url})
         answers[url] = (await http.put("/functions", content=body, headers=signed_headers(body))).json()["error"]["type"]
-    assert answers == {"https://store.example.net/": "CLIENT_NOT_CONNECTED", "https://shop.example.com/": "URL_NOT_ALLOWED"}
+    # Threat: hosts listed only for plain http in the default list leaking into a channel
+    # whose own list was meant to confine it.
+    assert answers == {
+        "https://store.example.net/": "CLIENT_NOT_CONNECTED",
+        "https://shop.example.com/": "URL_NOT_ALLOWED",
+        "http://legacy.example.com/": "URL_NOT_ALLOWED",
+        "https://legacy.example.com/": "URL_NOT_ALLOWED",
+    }
