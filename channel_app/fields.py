@@ -9,10 +9,29 @@ from pydantic import AfterValidator, BeforeValidator
 
 from sse.names import check_client_id, check_event_name, check_topic
 
+# orjson parses 1024 levels of nesting but encodes at most 254: a payload we accept
+# must be one we can send on, so the limit is checked when the request is validated.
+MAX_PAYLOAD_DEPTH = 32
+
 
 def _blank_is_absent(value: Any) -> Any:
     """ALF sends optional command parameters as empty strings."""
     return None if value == "" else value
+
+
+def check_payload_depth(value: Any) -> Any:
+    """`value` unchanged if its objects and arrays nest at most MAX_PAYLOAD_DEPTH deep."""
+    containers = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while containers:
+        depth += 1
+        if depth > MAX_PAYLOAD_DEPTH:
+            raise ValueError(f"objects and arrays nested more than {MAX_PAYLOAD_DEPTH} levels deep")
+        children: list[Any] = []
+        for container in containers:
+            children.extend(container.values() if isinstance(container, dict) else container)
+        containers = [child for child in children if isinstance(child, (dict, list))]
+    return value
 
 
 ClientId = Annotated[str, AfterValidator(check_client_id)]
@@ -20,3 +39,4 @@ TopicName = Annotated[str, AfterValidator(check_topic)]
 EventName = Annotated[str, AfterValidator(check_event_name)]
 OptionalClientId = Annotated[ClientId | None, BeforeValidator(_blank_is_absent)]
 OptionalTopicName = Annotated[TopicName | None, BeforeValidator(_blank_is_absent)]
+EventPayload = Annotated[Any, AfterValidator(check_payload_depth)]

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
-from channel_app.fields import EventName, OptionalClientId, OptionalTopicName
+from channel_app.fields import EventName, OptionalClientId, OptionalTopicName, check_payload_depth
 from sse.names import InvalidName
 
 
@@ -92,10 +92,10 @@ class SendEventInput(QueueableTarget, AckWait, TopicOption):
         a JSON object or array is delivered as that object; other text stays text."""
         if isinstance(value, str) and value.lstrip().startswith(("{", "[")):
             try:
-                return orjson.loads(value)
+                value = orjson.loads(value)
             except orjson.JSONDecodeError:
                 return value
-        return value
+        return check_payload_depth(value)
 
 
 class BroadcastInput(_Input):

@@ -138,7 +138,9 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
         return earlier.status, earlier.answer or {}, {"Idempotent-Replayed": "true"}
     try:
         status, answer = await _publish(services, publish)
-    except Refused:
+    except Exception:
+        # Refused, or an unexpected failure answered with a 500: either way no answer
+        # was recorded, so the id is freed for a retry rather than held IN_PROGRESS.
         await _release(store, key)
         raise
     try:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from channel_app.fields import ClientId, EventName, TopicName
+from channel_app.fields import ClientId, EventName, EventPayload, TopicName
 
 MAX_SEQUENCE_EVENTS = 100
 RESERVED_EVENTS = frozenset({"connected"})
@@ -56,13 +56,13 @@ PublishableEventName = Annotated[EventName, AfterValidator(_not_reserved)]
 
 class EventSpec(_Strict):
     event: PublishableEventName
-    data: Any = Field(default_factory=dict)
+    data: EventPayload = Field(default_factory=dict)
 
 
 class PublishRequest(_Strict):
     target: Target
     event: PublishableEventName | None = None
-    data: Any = None
+    data: EventPayload = None
     events: list[EventSpec] | None = Field(None, min_length=1, max_length=MAX_SEQUENCE_EVENTS)
     id: str | None = None
     queue_if_offline: StrictBool | None = Field(None, alias="queueIfOffline")

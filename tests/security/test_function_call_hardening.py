@@ -139,7 +139,19 @@ async def test_hostile_signed_bodies_never_cause_a_500(make_client, body):
     http = await make_client(max_body_bytes=20000)
     response = await http.put("/functions", content=body, headers=signed_headers(body))
     assert response.status_code in (200, 400, 413)
-    assert "error" in response.json()
+    assert response.json()["error"]["type"] != "INTERNAL_ERROR"
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["json", "json-text"])
+async def test_a_payload_nested_deeper_than_we_can_send_is_invalid_params(make_client, as_text):
+    """A payload JSON parses but the event encoder refuses: found at delivery it was
+    an INTERNAL_ERROR and a stack trace in the log."""
+    http = await make_client()
+    payload = "[" * 300 + "]" * 300
+    body = function_body("sendEvent", {"clientId": "x", "action": "a", "payload": payload if as_text else json.loads(payload)})
+    error = (await http.put("/functions", content=body, headers=signed_headers(body))).json()["error"]
+    assert error["type"] == "INVALID_PARAMS"
+    assert "nested more than 32 levels" in error["message"]
 
 
 async def test_per_channel_redirect_list_from_settings_replaces_the_default(make_client, monkeypatch):

@@ -11,7 +11,7 @@ from security.api_keys import ApiKeys
 from security.tokens import mint_client_token
 from tests.support.apps import client_token, make_app
 from tests.support.channel import CLIENT_JWT_SECRET
-from tests.support.http import PUBLISH_KEY, publish
+from tests.support.http import PUBLISH_KEY, open_stream, publish
 from tests.support.server import run_server
 
 pytestmark = pytest.mark.anyio
@@ -100,6 +100,57 @@ async def test_invalid_requests_are_400_with_a_reason(server, body, reason):
     response = await publish(server.url, body)
     assert error_of(response) == (400, "INVALID_REQUEST"), reason
     assert response.json()["error"]["message"]
+
+
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+async def test_a_payload_nested_deeper_than_we_can_send_is_400_and_nothing_is_published(server):
+    """A 600-byte payload nested 300 deep: JSON parses it, but it cannot be encoded
+    for the browser; found at publish time it was a 500, half a sequence already sent
+    and the request id held IN_PROGRESS."""
+    async with open_stream(server.url, "deep-visitor") as (reader, _):
+        body = {
+            "target": {"clientId": "deep-visitor"},
+            "events": [{"event": "first", "data": {}}, {"event": "deep", "data": nested(300)}],
+            "id": "deep-1",
+        }
+        response = await publish(server.url, body)
+        assert error_of(response) == (400, "INVALID_REQUEST")
+        assert "nested more than 32 levels" in response.json()["error"]["message"]
+        fixed = {**body, "events": [{"event": "first", "data": {}}, {"event": "deep", "data": nested(32)}]}
+        assert (await publish(server.url, fixed)).json()["delivered"] == 1
+        assert [(await reader.next_event()).event for _ in range(2)] == ["first", "deep"]
+
+
+async def test_an_unexpected_failure_frees_the_request_id_for_a_retry(monkeypatch):
+    """A backend locked out of retrying (409 IN_PROGRESS until the id expires)
+    because one attempt failed in a way nobody foresaw."""
+    app = make_app(publish_api_keys=PUBLISH_KEY)
+    with run_server(app) as running:
+        sse = app.state.services.sse
+        real = sse.publish_topic
+        monkeypatch.setattr(sse, "publish_topic", _raises_once(real))
+        body = {**BODY, "id": "retry-me"}
+        assert error_of(await publish(running.url, body)) == (500, "INTERNAL_ERROR")
+        retried = await publish(running.url, body)
+        assert retried.status_code == 200, retried.text
+
+
+def _raises_once(real):
+    calls = []
+
+    async def publish_topic(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("unforeseen")
+        return await real(*args, **kwargs)
+
+    return publish_topic
 
 
 async def test_malformed_json_is_400(server):
