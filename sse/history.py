@@ -48,12 +48,17 @@ class MemoryHistory:
     def append(self, stream_key: str, event: Event) -> tuple[str, bytes]:
         """Assign the next id, encode the frame once, and keep it for replay."""
         event_id, frame = self.assign(stream_key, event)
+        self.keep(stream_key, frame)
+        return event_id, frame
+
+    def keep(self, stream_key: str, frame: bytes) -> None:
+        """Keep for replay the frame just assigned on this stream (call it with no
+        await since `assign`, so that frame is still the stream's newest)."""
         stream = self._streams[stream_key]
         if self._size and stream_key != BROADCAST_STREAM:
             stream.entries.append((stream.last_id, stream.touched_at, frame))
             if len(stream.entries) > self._size:
                 stream.entries.popleft()
-        return event_id, frame
 
     def assign(self, stream_key: str, event: Event) -> tuple[str, bytes]:
         """Assign the next id and encode the frame, without keeping it (queued events)."""

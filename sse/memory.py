@@ -37,16 +37,21 @@ class MemoryBroker:
         return None
 
     async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
+        """Kept in history only when some connection took it. A client whose every
+        connection refused it (closing, or dropped as too slow) counts as offline,
+        so a reconnect's replay never brings back an event answered as undelivered."""
         attempted = self.registry.connection_count(client_id)
-        if attempted:
-            event_id, frame = self._history.append(client_id, event)
-            delivered = self.registry.deliver(client_id, frame)
-            return Delivery(event_id, delivered, attempted - delivered)
-        if not queue_if_offline:
+        if not attempted and not queue_if_offline:
             return Delivery(None, 0)
         event_id, frame = self._history.assign(client_id, event)
+        delivered = self.registry.deliver(client_id, frame) if attempted else 0
+        if delivered:
+            self._history.keep(client_id, frame)
+            return Delivery(event_id, delivered, attempted - delivered)
+        if not queue_if_offline:
+            return Delivery(None, 0, attempted)
         self._queue.put(client_id, event_id, frame)
-        return Delivery(event_id, 0, queued=True)
+        return Delivery(event_id, 0, attempted, queued=True)
 
     async def broadcast(self, event: Event) -> Delivery:
         attempted = self.registry.connection_total
