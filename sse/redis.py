@@ -179,10 +179,14 @@ class RedisBroker:
     async def subscribe(
         self, client_id: str, last_event_id: str | None, topics: tuple[str, ...] = ()
     ) -> AsyncIterator[Subscription]:
-        registered = self.registry.open(
-            client_id, on_first=self._listen_to, on_last=self._stop_listening, topics=topics, on_last_topic=self._stop_listening_topic
-        )
+        registered = self.registry.open(client_id, on_last=self._stop_listening, topics=topics, on_last_topic=self._stop_listening_topic)
         async with registered as connection:
+            # Every connection waits for the client's channel to be confirmed, not only
+            # the client's first here: a second tab arriving while the first one's
+            # SUBSCRIBE is in flight would otherwise JOIN, and be counted as reachable,
+            # before this instance can receive its events (or stay open with no
+            # subscription at all when that SUBSCRIBE fails). Confirmed: returns at once.
+            await self._listener.add(self._keys.channel(client_id))
             member = self._presence.member(connection.id)
             try:
                 for topic in topics:
@@ -248,9 +252,6 @@ class RedisBroker:
         ]
         args = [client_id, self._presence.ttl_ms, self._history_from(after), self._history_ttl_ms, *members]
         return {"keys": keys, "args": args}
-
-    async def _listen_to(self, client_id: str) -> None:
-        await self._listener.add(self._keys.channel(client_id))
 
     async def _stop_listening(self, client_id: str) -> None:
         channel = self._keys.channel(client_id)

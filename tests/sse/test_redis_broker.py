@@ -153,3 +153,41 @@ async def test_tabs_closing_and_opening_at_once_leave_exactly_the_needed_subscri
             assert (await next_frame(steady.connection)).id == delivery.event_id
         await eventually(lambda: no_subscriber(admin, channel))
         assert (await a.publish("alice", note("nobody"))).event_id is None
+
+
+async def test_a_second_connection_opens_only_once_the_clients_subscription_is_confirmed(redis_url, monkeypatch):
+    """A second tab arriving while the first tab's SUBSCRIBE is in flight used to
+    JOIN at once: an event published in that window was answered as queued, went
+    to the first tab only, and the second, already open, never got it."""
+    async with running_broker(redis_url=redis_url) as broker:
+        listener = broker._listener
+        confirm = asyncio.Event()
+        subscribe = listener.add
+
+        async def slow_subscribe(channel: str) -> None:
+            await confirm.wait()
+            await subscribe(channel)
+
+        monkeypatch.setattr(listener, "add", slow_subscribe)
+        opened, release = [], asyncio.Event()
+
+        async def tab() -> None:
+            async with broker.subscribe("carol", None) as subscription:
+                opened.append(subscription)
+                await release.wait()
+
+        tabs = [asyncio.create_task(tab()) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        assert opened == [], "a tab opened before the client's channel was confirmed"
+        confirm.set()
+
+        async def both_open() -> bool:
+            return len(opened) == 2
+
+        await eventually(both_open)
+        delivery = await broker.publish("carol", note("hello"))
+        assert (delivery.delivered, delivery.queued) == (2, False)
+        for subscription in opened:
+            assert (await next_frame(subscription.connection)).id == delivery.event_id
+        release.set()
+        await asyncio.gather(*tabs)
