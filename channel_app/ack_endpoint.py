@@ -16,10 +16,10 @@ from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
-from channel_app.body import BodyTooLarge, read_limited_body
+from channel_app.body import UnreadableBody, read_limited_body
 from channel_app.fields import ClientId
 from channel_app.client_auth import MAX_TOKEN_CHARS, ClientAuthFailed, authenticate_client, presented_token
 from channel_app.inputs import describe_validation_error
@@ -48,18 +48,16 @@ class AckInput(BaseModel):
 async def acknowledge_event(request: Request) -> Response:
     services = request.app.state.services
     try:
-        body = await read_limited_body(request, MAX_ACK_BODY_BYTES)
+        body = await read_limited_body(request, MAX_ACK_BODY_BYTES, services.settings.body_timeout_seconds)
         ack = AckInput.model_validate(orjson.loads(body))
-    except BodyTooLarge:
-        return error_response(413, "PAYLOAD_TOO_LARGE", f"an ack body is at most {MAX_ACK_BODY_BYTES} bytes")
-    except ClientDisconnect:
-        return error_response(400, "BAD_REQUEST", "the request body was not received")
+    except UnreadableBody as unread:
+        return error_response(unread.status, unread.error_type, unread.message)
     except orjson.JSONDecodeError:
         return error_response(400, "INVALID_JSON", "the request body is not valid JSON")
     except ValidationError as error:
         return error_response(400, "INVALID_REQUEST", describe_validation_error(error))
-    token = ack.token or presented_token(request, services.settings.client_token_cookie)
     try:
+        token = ack.token or presented_token(request, services.settings.client_token_cookie, services.settings.cors_allowed_origins)
         await authenticate_client(services, ack.client_id, token)
     except ClientAuthFailed as failed:
         return failed.response

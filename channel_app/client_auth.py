@@ -3,11 +3,20 @@
 `authenticate_client` is shared by every browser route (stream, check, ack), so
 they answer the same statuses for the same problems: 401 for a missing, bad or
 expired token, 403 for a token issued to another clientId.
+
+A token in a cookie is ambient: the browser attaches it to requests any site
+makes (with `SameSite=None`, which a widget on another site needs). So a cookie
+counts only on a request with no `Origin` (same-origin navigation, servers) or
+one from this service's own origin or `CORS_ALLOWED_ORIGINS`; otherwise a hostile
+page could post acknowledgements, or open streams that take the visitor's
+connection slots, in the visitor's name. A token in the header or query string
+was put there by the page itself and needs no such check.
 """
 
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
@@ -21,17 +30,32 @@ MAX_TOKEN_CHARS = 8192
 class ClientAuthFailed(Exception):
     def __init__(self, reason: str, response: JSONBody) -> None:
         super().__init__(reason)
-        self.reason = reason  # for metrics: missing_token, invalid_token, forbidden
+        self.reason = reason  # for metrics: missing_token, invalid_token, forbidden, foreign_origin
         self.response = response
 
 
-def presented_token(request: Request, cookie_name: str) -> str | None:
-    """Bearer header first, then the `token` query parameter, then the cookie."""
+def presented_token(request: Request, cookie_name: str, trusted_origins: list[str]) -> str | None:
+    """Bearer header first, then the `token` query parameter, then the cookie (only
+    from a trusted origin: see the module docstring)."""
     authorization = request.headers.get("authorization", "")
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return request.query_params.get("token") or request.cookies.get(cookie_name) or None
+    query_token = request.query_params.get("token")
+    if query_token:
+        return query_token
+    cookie_token = request.cookies.get(cookie_name)
+    if cookie_token and not _cookie_origin_trusted(request, trusted_origins):
+        message = "a cookie token is accepted only from this service's own origin or CORS_ALLOWED_ORIGINS"
+        raise ClientAuthFailed("foreign_origin", error_response(403, "FORBIDDEN_ORIGIN", message))
+    return cookie_token or None
+
+
+def _cookie_origin_trusted(request: Request, trusted_origins: list[str]) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return origin in trusted_origins or urlsplit(origin).netloc == request.headers.get("host")
 
 
 async def authenticate_client(services, client_id: str, token: str | None) -> ClientClaims:

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from channel_app.body import BodyTooLarge, read_limited_body
+from channel_app.body import UnreadableBody, read_limited_body
 from channel_app.functions import answer_function_call
 from channel_app.inputs import describe_validation_error
 from channel_app.responses import JSONBody, NO_STORE, error_response
@@ -80,10 +80,10 @@ def demo_routes(settings: Settings, widget: StaticAsset) -> list[Route]:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return error_response(415, "UNSUPPORTED_MEDIA_TYPE", "send the call as application/json")
         try:
-            body = await read_limited_body(request, settings.max_body_bytes)
+            body = await read_limited_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
             wanted = DevCall.model_validate(orjson.loads(body))
-        except BodyTooLarge:
-            return error_response(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {settings.max_body_bytes} bytes")
+        except UnreadableBody as unread:
+            return error_response(unread.status, unread.error_type, unread.message)
         except orjson.JSONDecodeError:
             return error_response(400, "INVALID_JSON", "the request body is not valid JSON")
         except ValidationError as error:

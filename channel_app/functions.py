@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
-from channel_app.body import BodyTooLarge, read_limited_body
+from channel_app.body import UnreadableBody, read_limited_body
 from channel_app.errors import FunctionError
 from channel_app.inputs import describe_validation_error
 from channel_app.methods import METHODS, MethodDeps
@@ -39,11 +39,9 @@ Answer = tuple[FunctionCall | None, int, dict[str, Any]]
 
 async def _answer(request: Request, services) -> Answer:
     try:
-        body = await read_limited_body(request, services.settings.max_body_bytes)
-    except BodyTooLarge:
-        return _refused(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {services.settings.max_body_bytes} bytes")
-    except ClientDisconnect:
-        return _refused(400, "BAD_REQUEST", "the request body was not received")
+        body = await read_limited_body(request, services.settings.max_body_bytes, services.settings.body_timeout_seconds)
+    except UnreadableBody as unread:
+        return _refused(unread.status, unread.error_type, unread.message)
     return await _answer_body(services, body, request.headers.get("x-signature"))
 
 

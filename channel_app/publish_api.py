@@ -32,9 +32,9 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
-from channel_app.body import BodyTooLarge, read_limited_body
+from channel_app.body import UnreadableBody, read_limited_body
 from channel_app.idempotency import body_digest, record_key
 from channel_app.inputs import describe_validation_error
 from channel_app.publish_auth import PublishAuthFailed, authenticate_publisher, publish_enabled
@@ -63,7 +63,7 @@ async def publish_endpoint(request: Request) -> JSONBody:
             raise Refused(404, "NOT_FOUND", "the publish API is not enabled (PUBLISH_API_KEYS / PUBLISH_JWT_SCOPE)")
         publisher = (await authenticate_publisher(services, request)).name
         await _within_limit(services, "publish_key", publisher, "too many publish requests")
-        body = await _body(request, services.settings.max_body_bytes)
+        body = await _body(request, services.settings)
         publish = _parse(body)
         target = publish.target.kind
         _check_redirects(services, publish)
@@ -90,13 +90,11 @@ async def _within_limit(services, scope: str, key: str, message: str) -> None:
         raise Refused(429, "RATE_LIMITED", f"{message}; retry in {retry:.1f}s", headers, retryAfterSeconds=retry)
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def _body(request: Request, settings) -> bytes:
     try:
-        return await read_limited_body(request, limit)
-    except BodyTooLarge:
-        raise Refused(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {limit} bytes") from None
-    except ClientDisconnect:
-        raise Refused(400, "BAD_REQUEST", "the request body was not received") from None
+        return await read_limited_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
+    except UnreadableBody as unread:
+        raise Refused(unread.status, unread.error_type, unread.message) from None
 
 
 def _parse(body: bytes) -> PublishRequest:

@@ -40,7 +40,7 @@ async def connect_stream(request: Request) -> ASGIApp:
     try:
         client_id = check_client_id(request.query_params.get("clientId", ""))
         topics = requested_topics(request, services.settings.max_topics_per_connection)
-        token = presented_token(request, services.settings.client_token_cookie)
+        token = presented_token(request, services.settings.client_token_cookie, services.settings.cors_allowed_origins)
         claims = await authenticate_client(services, client_id, token)
         authorize_topics(claims, topics)
     except InvalidName as invalid:

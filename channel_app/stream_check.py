@@ -23,7 +23,7 @@ async def check_stream(request: Request) -> JSONBody:
     try:
         client_id = check_client_id(request.query_params.get("clientId", ""))
         topics = requested_topics(request, settings.max_topics_per_connection)
-        claims = await authenticate_client(services, client_id, presented_token(request, settings.client_token_cookie))
+        claims = await authenticate_client(services, client_id, presented_token(request, settings.client_token_cookie, settings.cors_allowed_origins))
         authorize_topics(claims, topics)
     except InvalidName as invalid:
         return error_response(400, "INVALID_CLIENT_ID", str(invalid))

@@ -98,6 +98,7 @@ class Settings(BaseSettings):
 
     # Function calls (and the publish API)
     max_body_bytes: int = Field(65536, ge=256)
+    body_timeout_seconds: float = Field(10.0, gt=0, le=300)  # for the whole request body to arrive
     allow_broadcast: bool = False
 
     # Topics and the publish API for the site's own backend

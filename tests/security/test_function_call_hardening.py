@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import time
 
 import pytest
 
+from tests.support.apps import make_app
 from tests.support.asgi import asgi_client
 from tests.support.channel import SIGNING_KEY_HEX, function_body, signed_headers
+from tests.support.http import PUBLISH_KEY
+from tests.support.server import run_server
 
 pytestmark = pytest.mark.anyio
 
@@ -176,3 +181,19 @@ async def test_per_channel_redirect_list_from_settings_replaces_the_default(make
         "http://legacy.example.com/": "URL_NOT_ALLOWED",
         "https://legacy.example.com/": "URL_NOT_ALLOWED",
     }
+
+
+@pytest.mark.parametrize("path", ["/functions", "/api/publish"])
+def test_a_body_trickled_too_slowly_is_408_not_held_open(path):
+    """Slowloris: a caller that declares a body and sends it a byte at a time (or
+    never) would hold the request open indefinitely; uvicorn has no body timeout."""
+    app = make_app(body_timeout_seconds=0.5, publish_api_keys=PUBLISH_KEY)
+    with run_server(app) as server, socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=5) as sock:
+        method = "PUT" if path == "/functions" else "POST"
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {PUBLISH_KEY}\r\nContent-Length: 100\r\n\r\n{{".encode())
+        started = time.monotonic()
+        answer = sock.recv(4096).decode()
+        assert time.monotonic() - started < 4
+    status_line, _, rest = answer.partition("\r\n")
+    assert status_line == "HTTP/1.1 408 Request Timeout"
+    assert json.loads(rest.split("\r\n\r\n", 1)[1])["error"]["type"] == "REQUEST_TIMEOUT"

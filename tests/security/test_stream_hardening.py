@@ -207,3 +207,47 @@ async def test_wildcard_cors_never_allows_credentials():
         response = await http.get("/sse/status", headers={"Origin": "https://any.example"})
     assert response.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in response.headers
+
+
+FOREIGN_ORIGIN = "https://evil.example"
+
+
+async def _with_cookie(http: httpx.AsyncClient, method: str, path: str, origin: str | None, **kwargs) -> httpx.Response:
+    headers = {"Cookie": f"channel_push_token={client_token('visitor')}"}
+    if origin is not None:
+        headers["Origin"] = origin
+    return await http.request(method, path, headers=headers, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("GET", "/sse/connect", {"params": {"clientId": "visitor"}}),
+        ("GET", "/sse/check", {"params": {"clientId": "visitor"}}),
+        ("POST", "/sse/ack", {"content": json.dumps({"clientId": "visitor", "eventId": "1-0"})}),
+    ],
+)
+async def test_a_cookie_token_sent_by_a_foreign_page_is_refused(method, path, kwargs):
+    """Cross-site request forgery: a cookie with SameSite=None rides along on requests
+    any page makes, so a hostile page could post acknowledgements or open streams
+    (taking the visitor's connection slots) in the visitor's name."""
+    async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
+        refused = await _with_cookie(http, method, path, FOREIGN_ORIGIN, **kwargs)
+        assert (refused.status_code, refused.json()["error"]["type"]) == (403, "FORBIDDEN_ORIGIN")
+        sandboxed = await _with_cookie(http, method, path, "null", **kwargs)
+        assert sandboxed.status_code == 403
+
+
+@pytest.mark.parametrize("origin", [ALLOWED_ORIGIN, "http://test", None], ids=["listed", "own", "none"])
+async def test_a_cookie_token_counts_from_a_listed_origin_our_own_or_without_origin(origin):
+    async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
+        check = await _with_cookie(http, "GET", "/sse/check", origin, params={"clientId": "visitor"})
+        ack = await _with_cookie(http, "POST", "/sse/ack", origin, content=json.dumps({"clientId": "visitor", "eventId": "1-0"}))
+    assert (check.status_code, ack.status_code) == (200, 204)
+
+
+async def test_a_token_the_page_put_in_the_url_is_not_ambient_and_works_from_any_origin():
+    async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
+        params = {"clientId": "visitor", "token": client_token("visitor")}
+        response = await http.get("/sse/check", params=params, headers={"Origin": FOREIGN_ORIGIN})
+    assert response.status_code == 200
