@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
-CREDENTIAL_PARAMS = re.compile(
-    r"(?i)((?:^|[?&;])(?:token|access_token|id_token|jwt|signature|secret|api_key|key)=)[^&;#\s\"]*"
-)
+CREDENTIAL_NAMES = frozenset({"token", "access_token", "id_token", "jwt", "signature", "secret", "api_key", "key"})
+QUERY_PARAM = re.compile(r"((?:^|[?&;])([^=&;#?\s\"]+)=)[^&;#\s\"]*")
 
 
 def redact_query(text: str) -> str:
-    return CREDENTIAL_PARAMS.sub(r"\1[redacted]", text)
+    return QUERY_PARAM.sub(_redacted_if_credential, text)
+
+
+def _redacted_if_credential(param: re.Match[str]) -> str:
+    # Names are compared decoded: the server reads `%74oken` as `token`.
+    if unquote_plus(param.group(2)).lower() in CREDENTIAL_NAMES:
+        return param.group(1) + "[redacted]"
+    return param.group(0)
 
 
 class RedactCredentials(logging.Filter):

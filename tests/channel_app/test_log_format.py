@@ -6,6 +6,8 @@ import json
 import logging
 import sys
 
+import pytest
+
 from channel_app.logs import JsonFormatter, TextFormatter, WithoutQuery
 from security.redaction import RedactCredentials
 from tests.support.apps import make_settings
@@ -56,3 +58,20 @@ def test_log_format_defaults_to_json_in_production_and_text_in_development():
     assert make_settings(app_env="production").effective_log_format == "json"
     assert make_settings(app_env="development").effective_log_format == "text"
     assert make_settings(app_env="production", log_format="text").effective_log_format == "text"
+
+
+@pytest.mark.parametrize(
+    ("logged", "expected"),
+    [
+        ("/sse/connect?clientId=a&token=abc.def", "/sse/connect?clientId=a&token=[redacted]"),
+        ("/sse/connect?clientId=a&%74oken=abc.def", "/sse/connect?clientId=a&%74oken=[redacted]"),
+        ("/x?API_KEY=k1;signature=s1#frag", "/x?API_KEY=[redacted];signature=[redacted]#frag"),
+        ("/x?tokens=kept&clientId=kept", "/x?tokens=kept&clientId=kept"),
+    ],
+)
+def test_credentials_are_redacted_by_name_however_the_name_is_encoded(logged, expected):
+    """The second guard behind dropping query strings: a token whose parameter name
+    is percent-encoded is still read as `token` by the server, so it is a credential."""
+    access = record('%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5000", "GET", logged, "1.1", 200), name="uvicorn.access")
+    RedactCredentials().filter(access)
+    assert access.args[2] == expected
