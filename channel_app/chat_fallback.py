@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import anyio
+
 from channel_app.errors import FunctionError
-from channel_app.native.client import NativeApiError
+from channel_app.native.client import NativeApiClient, NativeApiError
 from channel_app.native.messages import write_user_chat_message
 from channel_app.native.tokens import TokenManager
-from channel_app.native.client import NativeApiClient
 from channel_app.protocol import FunctionCall
 
 LINK_TEXT = {"ko": "요청하신 페이지입니다.", "ja": "ご依頼のページです。"}
@@ -43,6 +44,9 @@ def notice_message(message: str, title: str | None) -> ChatMessage:
 class ChatFallback:
     client: NativeApiClient
     tokens: TokenManager
+    # The whole fallback (token renewal and the post, retries included) answers within
+    # this; each Channel request has its own timeout, but a call waits for all of them.
+    deadline_seconds: float
 
     async def post(self, call: FunctionCall, message: ChatMessage) -> bool:
         """True when posted; False when the call did not come from a user chat."""
@@ -50,13 +54,20 @@ class ChatFallback:
         if chat is None or chat.type != "userChat" or not chat.id or not call.channel_id:
             return False
         try:
-            await write_user_chat_message(
-                self.client, self.tokens, call.channel_id, chat.id, message.text, message.link, message.link_label
-            )
+            with anyio.fail_after(self.deadline_seconds):
+                await write_user_chat_message(
+                    self.client, self.tokens, call.channel_id, chat.id, message.text, message.link, message.link_label
+                )
         except NativeApiError as failure:
-            raise FunctionError(
-                "CHAT_FALLBACK_FAILED",
-                f"The visitor is not connected and posting to the chat failed ({failure.kind})",
-                {"kind": failure.kind, "status": failure.status},
-            ) from None
+            raise _failed(failure.kind, failure.status) from None
+        except TimeoutError:
+            raise _failed("unavailable", None) from None
         return True
+
+
+def _failed(kind: str, status: int | None) -> FunctionError:
+    return FunctionError(
+        "CHAT_FALLBACK_FAILED",
+        f"The visitor is not connected and posting to the chat failed ({kind})",
+        {"kind": kind, "status": status},
+    )

@@ -7,9 +7,9 @@ import sys
 
 import httpx
 
-from channel_app.native.client import NativeApiClient, NativeApiError
+from channel_app.native.client import NativeApiError
 from channel_app.native.commands import command_definitions, format_commands, register_commands
-from channel_app.native.tokens import TokenManager
+from channel_app.services import channel_api
 from config.settings import Settings
 
 
@@ -34,6 +34,7 @@ def register(settings: Settings, scope: str) -> int:
 
 async def _register(settings: Settings, scope: str) -> None:
     async with httpx.AsyncClient() as http:
-        client = NativeApiClient(http, base_url=settings.channel_api_base_url, timeout_seconds=settings.channel_api_timeout_seconds)
-        tokens = TokenManager(client, settings.channel_app_secret.get_secret_value())
-        await register_commands(client, tokens, settings.channel_app_id, scope=scope)
+        native = channel_api(settings, http)  # the service's own client: same timeouts and retries
+        if native is None:
+            raise NativeApiError("unauthorized", "CHANNEL_APP_SECRET is not set")
+        await register_commands(*native, settings.channel_app_id, scope=scope)

@@ -91,7 +91,8 @@ async def running_services(
     acks = make_acks(settings, broker)
     async with httpx.AsyncClient(timeout=settings.channel_api_timeout_seconds) as http:
         native = channel_api(settings, http)
-        chat = ChatFallback(*native) if native and settings.chat_fallback_enabled else None
+        fallback_deadline = 2 * settings.channel_api_timeout_seconds
+        chat = ChatFallback(*native, fallback_deadline) if native and settings.chat_fallback_enabled else None
         await broker.start()
         try:
             yield Services(

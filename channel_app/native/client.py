@@ -14,7 +14,6 @@ Channel's answers.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Mapping
@@ -90,27 +89,29 @@ class NativeApiClient:
         return self._url
 
     async def call(
-        self, method: str, params: dict[str, Any], access_token: str | None = None
+        self, method: str, params: dict[str, Any], access_token: str | None = None, max_retries: int | None = None
     ) -> dict[str, Any]:
         """Call native function ``method`` and return its ``result`` object.
 
         Channel wraps answers as ``{"result": {...}}``; the inner object is
         returned. A body without ``result`` (and without ``error``) is
-        returned as it is.
+        returned as it is. ``max_retries`` overrides the client's own (token
+        calls pass 0: each request Channel receives counts against its limit).
         """
         headers = {"accept": "application/json"}
         if access_token:
             headers[ACCESS_TOKEN_HEADER] = access_token
         body = {"method": method, "params": params}
         secrets = _secrets_in(params, access_token)
-        attempts = self._max_retries + 1
+        retries = self._max_retries if max_retries is None else max_retries
+        attempts = retries + 1
         failure = NativeApiError("unavailable", f"{method}: not attempted")
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 delay = self._delay(attempt - 1)
                 logger.warning(
                     "native call failed (%s); retry %d/%d in %.2fs",
-                    failure.message, attempt - 1, self._max_retries, delay,
+                    failure.message, attempt - 1, retries, delay,
                 )
                 await anyio.sleep(delay)
             try:
@@ -121,7 +122,7 @@ class NativeApiClient:
             except (TimeoutError, httpx.TimeoutException):
                 failure = NativeApiError("unavailable", f"{method}: timed out after {self._timeout}s")
                 continue
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # transport failures, and bodies that fail to decode
                 failure = NativeApiError("unavailable", f"{method}: {type(exc).__name__}")
                 continue
             if response.status_code >= 500:
@@ -147,7 +148,7 @@ def _result(method: str, response: httpx.Response, secrets: list[str]) -> dict[s
         raise NativeApiError("protocol", f"{method}: unexpected HTTP {status}", status)
     try:
         payload = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser
         raise NativeApiError("protocol", f"{method}: answer is not JSON", status) from None
     if not isinstance(payload, dict):
         raise NativeApiError("protocol", f"{method}: answer is not a JSON object", status)
@@ -168,7 +169,7 @@ def _describe(response: httpx.Response) -> str:
     """A short, human description of a failed answer."""
     try:
         text = _error_text(response.json())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser
         text = None
     return f"HTTP {response.status_code}" + (f": {text}" if text else "")
 

@@ -14,6 +14,7 @@ cached token is served and renewal is retried after a short cooldown.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -141,7 +142,7 @@ class TokenManager:
         if cached is not None and cached.refresh:
             self._spend()
             try:
-                answer = await self._client.call("refreshToken", {"refreshToken": cached.refresh})
+                answer = await self._client.call("refreshToken", {"refreshToken": cached.refresh}, max_retries=0)
                 return self._parse(answer, "refreshToken", cached.refresh)
             except NativeApiError as exc:
                 if exc.kind == "rate_limited":
@@ -153,7 +154,7 @@ class TokenManager:
         params: dict[str, Any] = {"secret": self._secret}
         if channel_id is not None:
             params["channelId"] = channel_id
-        answer = await self._client.call("issueToken", params)
+        answer = await self._client.call("issueToken", params, max_retries=0)
         return self._parse(answer, "issueToken", None)
 
     def _spend(self) -> None:
@@ -182,7 +183,7 @@ class TokenManager:
             lifetime = float(expires_in)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             lifetime = 0.0
-        if isinstance(expires_in, bool) or not lifetime > 0:
+        if isinstance(expires_in, bool) or not 0 < lifetime < math.inf:
             raise NativeApiError("protocol", f"{method}: expiresIn is not a positive number")
         now = self._clock()
         # A short-lived token is renewed at half its life rather than never used.

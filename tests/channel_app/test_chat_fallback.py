@@ -104,3 +104,4 @@ async def test_calls_outside_a_user_chat_do_not_fall_back(channel):
         answer = (await http.put("/functions", content=body, headers=signed_headers(body))).json()
     assert answer["error"]["type"] == "CLIENT_NOT_CONNECTED"
     assert channel.calls == []
+

@@ -130,6 +130,32 @@ async def test_non_json_answer_is_protocol_error(client: NativeApiClient, channe
     assert len(channel.calls) == 1
 
 
+@pytest.mark.parametrize("status", [200, 502])
+async def test_json_nested_past_the_parser_is_a_protocol_or_unavailable_error_not_a_crash(
+    client: NativeApiClient, channel: FakeChannel, status: int
+) -> None:
+    """An odd answer must end as a NativeApiError (the chat fallback's documented
+    CHAT_FALLBACK_FAILED), never escape as RecursionError."""
+    channel.on("getUser", *[httpx.Response(status, content=b"[" * 100_000 + b"]" * 100_000)] * 3)
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("getUser", {}, access_token="t")
+
+    assert caught.value.kind == ("protocol" if status == 200 else "unavailable")
+
+
+async def test_a_body_that_fails_to_decode_is_unavailable_not_a_crash(client: NativeApiClient, channel: FakeChannel) -> None:
+    def broken_gzip(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=httpx.ByteStream(b"not gzip at all"), headers={"Content-Encoding": "gzip"})
+
+    channel.on("getUser", broken_gzip)
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("getUser", {}, access_token="t")
+
+    assert caught.value.kind == "unavailable"
+
+
 async def test_error_field_in_200_answer_is_protocol_error(client: NativeApiClient, channel: FakeChannel) -> None:
     channel.on("getUser", httpx.Response(200, json={"error": {"type": "INVALID_PARAMS", "message": "bad id"}}))
 

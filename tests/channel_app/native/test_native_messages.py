@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import time
+
+import anyio
 import httpx
 import pytest
+from tests.support.channel import function_body
 from tests.support.fake_channel import APP_SECRET, FakeChannel, ok, token_reply
 
+from channel_app.chat_fallback import ChatFallback, notice_message
+from channel_app.errors import FunctionError
 from channel_app.native.client import NativeApiClient, NativeApiError
 from channel_app.native.messages import write_user_chat_message
 from channel_app.native.tokens import TokenManager
+from channel_app.protocol import FunctionCall
 
 pytestmark = pytest.mark.anyio
 
@@ -152,3 +160,24 @@ async def test_empty_text_is_refused(client: NativeApiClient, tokens: TokenManag
         await write_user_chat_message(client, tokens, "ch-1", "uc-1", "   ")
 
     assert channel.calls == []
+
+
+async def test_the_chat_fallback_as_a_whole_answers_by_its_deadline(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+) -> None:
+    """Each request has its own timeout (1 s here, with two retries), but a function
+    call waiting for all of them could hang for many seconds; the fallback is bounded."""
+
+    async def hangs(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(5)
+        return httpx.Response(503)
+
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", hangs)
+    fallback = ChatFallback(client, tokens, deadline_seconds=0.3)
+    call = FunctionCall.model_validate(json.loads(function_body("notify", {"clientId": "away", "message": "hi"})))
+    started = time.monotonic()
+    with pytest.raises(FunctionError) as caught:
+        await fallback.post(call, notice_message("hi", None))
+    assert time.monotonic() - started < 0.9  # one request alone may take 1 s, three 3 s
+    assert (caught.value.error_type, caught.value.data["kind"]) == ("CHAT_FALLBACK_FAILED", "unavailable")

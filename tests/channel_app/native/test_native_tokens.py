@@ -90,13 +90,16 @@ async def test_failed_renewal_serves_the_unexpired_token_then_retries_after_cool
     tokens: TokenManager, channel: FakeChannel, clock: FakeClock
 ) -> None:
     down = httpx.Response(503)
-    channel.on("issueToken", token_reply("old"), down, down, down, token_reply("new"))
-    channel.on("refreshToken", down, down, down, token_reply("new"))
+    channel.on("issueToken", token_reply("old"), down, token_reply("new"))
+    channel.on("refreshToken", down, token_reply("new"))
     await tokens.access_token(None)
     clock.advance(1600)  # inside the refresh margin, not expired
 
     assert await tokens.access_token(None) == "old"
     calls_after_failure = len(channel.calls)
+    # Token requests are not retried by the client: each one counts against Channel's
+    # 10 per 30 minutes, so the failed renewal cost one refresh and one issue.
+    assert calls_after_failure == 3
     assert await tokens.access_token(None) == "old"  # cooldown: no new attempt
     assert len(channel.calls) == calls_after_failure
 
