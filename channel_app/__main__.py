@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from config.secrets import MissingSecret, resolve_secrets
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from config.secrets import SecretRefused, resolve_secrets
 from config.settings import Settings
 
 
@@ -47,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {key: value for key in ("host", "port", "reuse_port") if (value := getattr(args, key, None)) is not None}
     try:
         resolved = resolve_secrets(Settings(**overrides))
-    except MissingSecret as missing:
-        print(f"channel-push: refusing to start: {missing}", file=sys.stderr)
+    except (SecretRefused, ValidationError, SettingsError) as refused:
+        print(f"channel-push: refusing to start: {configuration_problem(refused)}", file=sys.stderr)
         return 2
     if args.command == "register-commands":
         from channel_app.cli_commands import register
@@ -66,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidConfiguration as invalid:
         print(f"channel-push: refusing to start: {invalid}", file=sys.stderr)
         return 2
+
+
+def configuration_problem(error: Exception) -> str:
+    """One line naming the setting, whatever kind of error it was."""
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        setting = "_".join(str(part) for part in first["loc"]).upper() or "settings"
+        return f"{setting}: {first['msg']} (and {error.error_count() - 1} more)" if error.error_count() > 1 else f"{setting}: {first['msg']}"
+    return str(error).splitlines()[0]
 
 
 if __name__ == "__main__":

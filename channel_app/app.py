@@ -44,7 +44,7 @@ HTTP_ERROR_TYPES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app. Missing secrets and invalid security settings fail here
-    (MissingSecret, InvalidConfiguration), before anything listens."""
+    (SecretRefused, InvalidConfiguration), before anything listens."""
     settings = resolve_secrets(settings or Settings()).settings
     policies = SecurityPolicies.from_settings(settings)
     lifecycle = Lifecycle()

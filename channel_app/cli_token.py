@@ -17,5 +17,10 @@ def print_token(settings: Settings, client_id: str, ttl: str, topics: list[str],
     except ValueError as invalid:
         print(f"channel-push: --ttl: {invalid}", file=sys.stderr)
         return 2
-    print(mint_client_token(settings.client_jwt_secret.get_secret_value(), client_id, seconds, topics=topics, scope=scope))
+    try:
+        token = mint_client_token(settings.client_jwt_secret.get_secret_value(), client_id, seconds, topics=topics, scope=scope)
+    except ValueError as invalid:
+        print(f"channel-push: {invalid}", file=sys.stderr)
+        return 2
+    print(token)
     return 0

@@ -131,7 +131,7 @@ class Settings(BaseSettings):
         return [item.strip() for item in text.split(",") if item.strip()]
 
     @field_validator(
-        "redis_url", "channel_app_id", "channel_app_secret", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
+        "redis_url", "channel_app_id", "channel_app_secret", "channel_signing_key", "channel_signing_key_previous", "client_jwt_secret", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
         "log_format", "ops_token", "publish_api_keys", "publish_jwt_scope",
         mode="before",
     )

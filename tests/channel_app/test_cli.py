@@ -6,6 +6,7 @@ import httpx
 import jwt
 import pytest
 
+from config.secrets import development_secret
 from tests.support.channel import CLIENT_JWT_SECRET, SIGNING_KEY_HEX
 from tests.support.processes import run_cli, service_env, start_service, stop_service
 from tests.support.server import free_port
@@ -32,6 +33,55 @@ def test_invalid_signing_key_refuses_to_start_naming_the_setting():
     assert result.returncode == 2
     assert "CHANNEL_SIGNING_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+PUBLIC_SIGNING_KEY = development_secret("channel_signing_key")
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "reason"),
+    [
+        ({"CHANNEL_SIGNING_KEY": PUBLIC_SIGNING_KEY}, "CHANNEL_SIGNING_KEY", "public development value"),
+        ({"CLIENT_JWT_SECRET": development_secret("client_jwt_secret")}, "CLIENT_JWT_SECRET", "public development value"),
+        ({"CHANNEL_SIGNING_KEY_PREVIOUS": PUBLIC_SIGNING_KEY}, "CHANNEL_SIGNING_KEY_PREVIOUS", "public development value"),
+        ({"CHANNEL_SIGNING_KEY": "00"}, "CHANNEL_SIGNING_KEY", "too short"),
+        ({"CLIENT_JWT_SECRET": "short-secret"}, "CLIENT_JWT_SECRET", "too short"),
+        ({"CLIENT_JWT_SECRET": " " * 40}, "CLIENT_JWT_SECRET", "must be set"),
+    ],
+)
+def test_production_refuses_public_development_or_weak_secrets(env, variable, reason):
+    """Forged calls and client tokens: the development values are printed on every
+    development banner, and a one-byte key is guessed at once."""
+    settings = {"APP_ENV": "production", "CHANNEL_SIGNING_KEY": SIGNING_KEY_HEX, "CLIENT_JWT_SECRET": CLIENT_JWT_SECRET, **env}
+    result = run_cli("serve", "--port", "0", env=service_env(**settings))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert variable in result.stderr and reason in result.stderr
+
+
+def test_blank_secrets_count_as_unset_in_development():
+    env = service_env(CHANNEL_SIGNING_KEY="", CHANNEL_SIGNING_KEY_PREVIOUS=" ", CLIENT_JWT_SECRET="")
+    result = run_cli("token", "--client-id", "visitor-1", env=env)
+    assert result.returncode == 0
+    assert jwt.decode(result.stdout.strip(), development_secret("client_jwt_secret"), algorithms=["HS256"])["sub"] == "visitor-1"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (("serve",), {"APP_ENV": "staging"}, "APP_ENV"),
+        (("serve",), {"PORT": "abc"}, "PORT"),
+        (("serve",), {"CHANNEL_API_TIMEOUT_SECONDS": "0"}, "CHANNEL_API_TIMEOUT_SECONDS"),
+        (("serve",), {"REDIRECT_ALLOWED_HOSTS_BY_CHANNEL": "{bad"}, "redirect_allowed_hosts_by_channel"),
+        (("token", "--client-id", ""), {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "client_id"),
+        (("token", "--client-id", "x", "--ttl", "0"), {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "positive"),
+    ],
+)
+def test_bad_configuration_or_arguments_get_one_line_not_a_traceback(args, env, named):
+    result = run_cli(*args, env=service_env(**env))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert named in result.stderr.strip().splitlines()[-1]
 
 
 def test_token_command_mints_a_token_for_the_configured_secret():
