@@ -63,6 +63,9 @@
   }
 
   function httpUrlOrNull(raw) {
+    if (typeof raw !== "string") {
+      return null; // new URL(undefined) would resolve "undefined" as a relative path
+    }
     try {
       var parsed = new URL(String(raw), global.location.href);
       return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
@@ -118,6 +121,7 @@
     this._timer = null;
     this._renewTimer = null;
     this._previous = null;
+    this._pendingToken = null;
     this._stopped = false;
     this._seen = [];
     this._seenSet = {};
@@ -174,22 +178,33 @@
     }
   };
 
+  // One getToken call at a time: a renewal and an acknowledgement waiting for a token share it.
   Connection.prototype._freshToken = function () {
     var self = this;
     if (self._token) {
       return Promise.resolve(self._token);
     }
-    return Promise.resolve()
-      .then(function () {
-        return self._options.getToken();
-      })
-      .then(function (token) {
-        if (typeof token !== "string" || !token) {
-          throw new Error("getToken did not return a token");
-        }
-        self._token = token;
-        return token;
-      });
+    if (!self._pendingToken) {
+      self._pendingToken = Promise.resolve()
+        .then(function () {
+          return self._options.getToken();
+        })
+        .then(
+          function (token) {
+            self._pendingToken = null;
+            if (typeof token !== "string" || !token) {
+              throw new Error("getToken did not return a token");
+            }
+            self._token = token;
+            return token;
+          },
+          function (error) {
+            self._pendingToken = null;
+            throw error;
+          }
+        );
+    }
+    return self._pendingToken;
   };
 
   Connection.prototype._open = function () {
@@ -210,19 +225,31 @@
           query += "&lastEventId=" + encodeURIComponent(self.lastEventId);
         }
         var source = new EventSource(self._base + "/sse/connect?" + query);
+        // A stream is open once the server's `connected` event arrives, not when the
+        // response starts: an instance that cannot reach Redis answers 200 with only a
+        // retry hint, and counting that as open would reconnect forever without backoff.
+        var connectedSinceError = false;
         self._source = source;
-        source.onopen = function () {
+        source.onerror = function () {
+          var wasConnected = connectedSinceError;
+          connectedSinceError = false;
+          if (self._previous && source === self._source) {
+            // The renewal's new stream failed (e.g. the tab cap): keep the stream that
+            // works; when its token expires, the usual 401 path gets a fresh one.
+            source.close();
+            self._source = self._previous;
+            self._previous = null;
+            return;
+          }
+          self._onError(source, wasConnected);
+        };
+        source.addEventListener("connected", function (event) {
+          connectedSinceError = true;
+          self._remember(event);
           self._closePrevious();
           self._attempt = 0;
           self._setStatus(STATES.open);
           self._scheduleRenewal(source, token);
-        };
-        source.onerror = function () {
-          self._closePrevious();
-          self._onError(source);
-        };
-        source.addEventListener("connected", function (event) {
-          self._remember(event);
         });
         source.addEventListener("redirect", function (event) {
           self._dispatch(event, self._redirect);
@@ -280,7 +307,7 @@
     }
   };
 
-  Connection.prototype._onError = function (source) {
+  Connection.prototype._onError = function (source, wasConnected) {
     var self = this;
     if (source === self._previous) {
       return; // being replaced; the new stream resumes from the last event id
@@ -289,10 +316,11 @@
       source.close(); // a stream that was replaced: never let the browser reconnect it
       return;
     }
-    if (source.readyState !== EventSource.CLOSED) {
+    if (source.readyState !== EventSource.CLOSED && wasConnected) {
       self._setStatus(STATES.retrying, { reason: "network" }); // the browser reconnects by itself
       return;
     }
+    // Refused, or ended before it ever said `connected`: ask why, and back off.
     source.close();
     self._source = null;
     self._diagnose().then(function (answer) {
@@ -445,6 +473,13 @@
   Connection.prototype._acknowledge = function (eventId, outcome, mayRefresh) {
     var self = this;
     if (!self._token) {
+      // Between tokens (a renewal in flight): send once the new one arrives, rather than
+      // let waitForAck report a timeout for an event the page did act on.
+      if (typeof self._options.getToken === "function") {
+        self._freshToken().then(function () {
+          self._acknowledge(eventId, outcome, mayRefresh);
+        }, noop);
+      }
       return;
     }
     var body = JSON.stringify({ clientId: self.clientId, eventId: eventId, outcome: outcome, token: self._token });

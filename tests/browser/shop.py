@@ -3,6 +3,7 @@ and a landing page. It runs on its own port, so the widget works cross-origin as
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.applications import Starlette
@@ -32,7 +33,7 @@ SHOP_PAGE = """<!doctype html>
     token: %(token)s,
     getToken: function () {
       log.tokensFetched += 1;
-      return fetch("/token?clientId=" + encodeURIComponent(%(client_id)s) + "&topics=" + %(topics_query)s).then(function (r) { return r.text(); });
+      return fetch("/token?clientId=" + encodeURIComponent(%(client_id)s) + "&topics=" + %(topics_query)s + "&delay=" + %(token_delay)s).then(function (r) { return r.text(); });
     },
     topics: %(topics)s,
     events: named,
@@ -59,7 +60,8 @@ def shop_app(push_url: str) -> Starlette:
         10-second one (the widget renews it 2 s before expiry, slack enough for a loaded CI
         machine); otherwise the widget asks getToken for its first token. `?topics=a,b`
         subscribes to topics (the tokens allow them), `?events=chunk,complete` logs those
-        named events in `log.named`."""
+        named events in `log.named`, `?tokenDelay=3` makes the site's token endpoint take
+        that many seconds."""
         client_id = request.query_params.get("clientId", "visitor")
         topics = [topic for topic in request.query_params.get("topics", "").split(",") if topic]
         named_events = [name for name in request.query_params.get("events", "").split(",") if name]
@@ -68,11 +70,13 @@ def shop_app(push_url: str) -> Starlette:
         values = {
             "push": push_url, "client_id": json.dumps(client_id), "token": json.dumps(token),
             "topics": json.dumps(topics), "topics_query": json.dumps(",".join(topics)), "named_events": json.dumps(named_events),
+            "token_delay": json.dumps(request.query_params.get("tokenDelay", "0")),
         }
         return HTMLResponse(SHOP_PAGE % values)
 
     async def token(request: Request) -> PlainTextResponse:
         # A real site mints this on its server for the logged-in user.
+        await asyncio.sleep(float(request.query_params.get("delay", "0")))
         topics = [topic for topic in request.query_params.get("topics", "").split(",") if topic]
         return PlainTextResponse(client_token(request.query_params["clientId"], topics=topics))
 

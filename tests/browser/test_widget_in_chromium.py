@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sse.events import Event
-from tests.browser.conftest import push_app
+from tests.browser.conftest import push_app, running_sites
 from tests.support.apps import make_app
 from tests.support.channel import function_body, signed_headers
 from tests.support.server import free_port, run_server
@@ -95,11 +95,13 @@ def test_refused_url_never_navigates(page, sites):
     assert page.url == shop_url
 
 
-def test_widget_refuses_a_non_http_redirect_even_if_one_reached_it(page, sites):
-    """Defence in depth: should a javascript: URL ever get past the server, the widget refuses it."""
+@pytest.mark.parametrize("data", [{"url": "javascript:document.title='pwned'"}, {}], ids=["javascript", "no-url"])
+def test_widget_refuses_a_non_http_redirect_even_if_one_reached_it(page, sites, data):
+    """Defence in depth: should a javascript: URL (or none at all, which once resolved to
+    a page called /undefined) ever get past the server, the widget refuses it."""
     open_shop(page, sites, "visitor")
     services = sites.push.app.state.services
-    event = Event("redirect", {"type": "redirect", "url": "javascript:document.title='pwned'"})
+    event = Event("redirect", {"type": "redirect", **data})
     delivery = in_server_loop(sites.push, services.sse.publish("visitor", event))
     assert in_server_loop(sites.push, services.acks.wait("visitor", delivery.event_id, 5)) == "refused"
     assert page.title() == "Test shop"
@@ -183,3 +185,43 @@ def test_demo_page_connects_and_its_buttons_fire_signed_calls(page, artifacts):
         page.wait_for_url(f"{server.url}/demo/landing?clientId=demo-visitor")
         expect(page.locator("h1")).to_have_text("Landing page: redirectClient brought you here")
         expect(page.locator("#calls")).to_contain_text('"acknowledged": true', timeout=10_000)
+
+
+def test_a_renewal_refused_by_the_tab_cap_keeps_the_working_stream(page):
+    """At the per-client cap, the renewal's second stream is refused (429): the stream
+    that works must carry on rather than be closed along with it."""
+    with running_sites(max_connections_per_client=1) as capped:
+        open_shop(page, capped, "visitor", token="short")
+        with page.expect_request(lambda request: "/sse/connect" in request.url, timeout=20_000):
+            pass  # the renewal's connect, refused
+        page.wait_for_timeout(300)
+        answer = capped.call("notify", {"clientId": "visitor", "message": "still here"})
+        assert answer["result"]["delivered"] == 1, answer
+        expect(page.locator(".channelpush-toast-message")).to_have_text("still here")
+        assert "retrying" not in page.evaluate("log.statuses")
+
+
+def test_an_acknowledgement_during_a_renewal_is_sent_once_the_new_token_arrives(page, sites):
+    """Between tokens the widget used to drop acknowledgements, so waitForAck reported a
+    timeout for an event the page had acted on."""
+    open_shop(page, sites, "visitor", token="short", tokenDelay="3")
+    wait_until(lambda: page.evaluate("log.tokensFetched") == 1, timeout=20)  # renewal begun, token pending
+    answer = sites.call("sendEvent", {"clientId": "visitor", "action": "openCart", "waitForAck": 5000})["result"]
+    assert (answer["acknowledged"], answer["ackOutcome"]) == (True, "done")
+    assert [event["action"] for event in page.evaluate("log.events")] == ["openCart"]
+
+
+def test_a_page_opened_while_redis_is_down_backs_off_and_never_claims_to_be_open(page, redis_sites, redis_server):
+    """An instance without Redis answers 200 with only a retry hint; counting that as
+    open made every page report `open` and reconnect at a fixed pace for the whole outage."""
+    redis_server.stop()
+    try:
+        page.goto(redis_sites.shop_page("visitor"))
+        page.wait_for_timeout(3000)
+        assert "open" not in page.evaluate("log.statuses")
+        assert page.evaluate("log.statuses").count("retrying") >= 1
+    finally:
+        redis_server.start()
+    expect(page.locator("#status")).to_have_text("open", timeout=20_000)
+    redis_sites.call("notify", {"clientId": "visitor", "message": "back"})
+    expect(page.locator(".channelpush-toast-message")).to_have_text("back")
