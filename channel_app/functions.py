@@ -27,6 +27,13 @@ from sse.broker import BrokerUnavailable
 
 logger = logging.getLogger("channel_push.functions")
 
+# A Redis call that timed out may still run once Redis catches up (the command was
+# sent), so this answer must not promise that nothing happened.
+BROKER_UNCONFIRMED = (
+    "the shared broker (Redis) did not confirm in time; the event may still be delivered "
+    "if Redis was only slow, so retry only where a repeat is harmless"
+)
+
 
 async def handle_function_call(request: Request) -> Response:
     services = request.app.state.services
@@ -95,7 +102,7 @@ async def dispatch(call: FunctionCall, deps: MethodDeps, allowed_channel_ids: li
         return error_body(error.error_type, error.message, error.data)
     except BrokerUnavailable:
         logger.warning("function %s: broker unavailable", call.method)
-        return error_body("UNAVAILABLE", "the shared broker (Redis) is unreachable; nothing was confirmed delivered, retry shortly")
+        return error_body("UNAVAILABLE", BROKER_UNCONFIRMED)
     except Exception:
         logger.exception("function %s failed", call.method)
         return error_body("INTERNAL_ERROR", "an internal error occurred; it has been logged")

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from channel_app.body import UnreadableBody, read_limited_body
+from channel_app.functions import BROKER_UNCONFIRMED
 from channel_app.idempotency import body_digest, record_key
 from channel_app.inputs import describe_validation_error
 from channel_app.publish_auth import PublishAuthFailed, authenticate_publisher, publish_enabled
@@ -166,7 +167,7 @@ async def _publish(services, publish: PublishRequest) -> tuple[int, dict[str, An
     except QueueFull as full:
         return 429, _partial("QUEUE_FULL", f"the client is not connected and {full}", outcome)
     except BrokerUnavailable:
-        message = "the shared broker (Redis) is unreachable; nothing was confirmed delivered, retry shortly"
+        message = BROKER_UNCONFIRMED + " (or with the same id)"
         if not outcome.event_ids:
             raise Refused(503, "UNAVAILABLE", message) from None
         return 503, _partial("UNAVAILABLE", message, outcome)
