@@ -10,8 +10,11 @@ surely a bug. A request whose id is still being answered is refused too
 
 `claim` reserves the id (or returns the stored record); `complete` stores the
 answer; `release` frees the id when nothing was published (e.g. Redis was
-unreachable), so a retry can go ahead. Memory store for one process, Redis
-store (`SET NX PX`) for several instances.
+unreachable), so a retry can go ahead. A reservation lasts PENDING_SECONDS,
+not the whole retention: should its release be lost too (Redis stalled, the
+process died mid-request), retries are refused as in progress for half a
+minute, not for minutes. Memory store for one process, Redis store
+(`SET NX PX`) for several instances.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from redis.asyncio import Redis
 from sse.redis_scripts import PREFIX, guarded
 
 MAX_MEMORY_RECORDS = 100_000
+PENDING_SECONDS = 30.0  # far longer than answering a publish takes
 
 
 @dataclass(frozen=True)
@@ -67,11 +71,13 @@ class MemoryIdempotency:
         existing = self._records.get(key)
         if existing is not None and existing[0] >= now:
             return existing[1]
-        self._records[key] = (now + self._ttl, Record(digest))
+        self._records[key] = (now + min(self._ttl, PENDING_SECONDS), Record(digest))
+        self._records.move_to_end(key)
         return None
 
     async def complete(self, key: str, digest: str, status: int, answer: dict[str, Any]) -> None:
         self._records[key] = (self._clock() + self._ttl, Record(digest, status, answer))
+        self._records.move_to_end(key)
 
     async def release(self, key: str) -> None:
         self._records.pop(key, None)
@@ -83,6 +89,7 @@ class RedisIdempotency:
     def __init__(self, redis: Redis, ttl_seconds: float, timeout_seconds: float) -> None:
         self._redis = redis
         self._ttl_ms = int(ttl_seconds * 1000)
+        self._pending_ms = int(min(ttl_seconds, PENDING_SECONDS) * 1000)
         self._timeout = timeout_seconds
 
     def _key(self, key: str) -> str:
@@ -91,7 +98,7 @@ class RedisIdempotency:
     async def claim(self, key: str, digest: str) -> Record | None:
         pending = orjson.dumps({"digest": digest})
         for _ in range(2):  # SET NX then GET (Redis 6.2 has no SET NX GET); again if it expired between
-            if await guarded(self._redis.set(self._key(key), pending, px=self._ttl_ms, nx=True), self._timeout):
+            if await guarded(self._redis.set(self._key(key), pending, px=self._pending_ms, nx=True), self._timeout):
                 return None
             stored = await guarded(self._redis.get(self._key(key)), self._timeout)
             if stored is not None:

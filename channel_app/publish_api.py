@@ -137,9 +137,9 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
         return earlier.status, earlier.answer or {}, {"Idempotent-Replayed": "true"}
     try:
         status, answer = await _publish(services, publish)
-    except Exception:
-        # Refused, or an unexpected failure answered with a 500: either way no answer
-        # was recorded, so the id is freed for a retry rather than held IN_PROGRESS.
+    except BaseException:
+        # Refused, an unexpected failure answered with a 500, or the request cancelled:
+        # no answer was recorded, so the id is freed for a retry rather than held IN_PROGRESS.
         await _release(store, key)
         raise
     try:
@@ -167,7 +167,7 @@ async def _publish(services, publish: PublishRequest) -> tuple[int, dict[str, An
     except QueueFull as full:
         return 429, _partial("QUEUE_FULL", f"the client is not connected and {full}", outcome)
     except BrokerUnavailable:
-        message = BROKER_UNCONFIRMED + " (or with the same id)"
+        message = BROKER_UNCONFIRMED
         if not outcome.event_ids:
             raise Refused(503, "UNAVAILABLE", message) from None
         return 503, _partial("UNAVAILABLE", message, outcome)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from sse.events import parse_event_id
 from sse.redis_scripts import RedisKeys
 from sse.registry import Connection, ConnectionRegistry
 from sse.replay import IdentifiedFrame, frame_event_id, merge_replay
@@ -66,21 +67,29 @@ class LocalFanout:
             self._joined_at.setdefault(channel, cursor)
 
     def replay_then_early_frames(self, connection: Connection, replay: list[IdentifiedFrame]) -> list[bytes]:
-        """The replay, then live frames that reached the connection while its JOIN was in
-        flight, minus those the replay holds (same bytes). Frames published before the
-        JOIN can also arrive after it (pub/sub and commands use different sockets), so the
-        replayed frames not seen yet are remembered and skipped in `deliver`."""
-        frames = [frame for _, frame in replay]
-        replayed = set(frames)
+        """The replay and the live frames that reached the connection while its JOIN was
+        in flight, minus those the replay holds (same bytes), in id order: a broadcast
+        (never replayed) that arrived meanwhile may be older than replayed events, and
+        written after them it would move the browser's Last-Event-ID back. Frames
+        published before the JOIN can also arrive after it (pub/sub and commands use
+        different sockets), so the replayed frames not seen yet are remembered and
+        skipped in `deliver`."""
+        ordered = list(replay)
+        replayed = {frame for _, frame in replay}
+        unmatched = set(replayed)
+        without_id: list[bytes] = []
         if connection.close_reason is None:
             for frame in connection.take_pending():
-                if frame in replayed:
-                    replayed.discard(frame)
-                else:
-                    frames.append(frame)
-        if replayed:
-            self._replayed[connection.id] = replayed
-        return frames
+                if frame in unmatched:
+                    unmatched.discard(frame)
+                elif (event_id := frame_event_id(frame)) is None:
+                    without_id.append(frame)  # a heartbeat
+                elif frame not in replayed:
+                    ordered.append((event_id, frame))
+        if unmatched:
+            self._replayed[connection.id] = unmatched
+        ordered.sort(key=lambda item: parse_event_id(item[0]))
+        return [frame for _, frame in ordered] + without_id
 
     def closed(self, connection: Connection) -> None:
         self._replayed.pop(connection.id, None)
