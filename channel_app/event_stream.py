@@ -16,7 +16,9 @@ own lifespan, so this response needs only:
 A write that blocks longer than SEND_TIMEOUT_SECONDS (the client stopped
 reading) is found by one process-wide sweep (`channel_app.stalls`), not by a
 timer around every write: the sweep closes the connection as a slow client
-and cancels the writer, and uvicorn closes the socket.
+and cancels the writer with STALLED_WRITE, and the writer aborts the socket
+(`channel_app.socket_abort`: a graceful close would wait forever for a peer
+that no longer reads).
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from typing import Callable, Iterable, Mapping
 
 from starlette.types import Message, Receive, Scope, Send
 
+from channel_app.socket_abort import abort_socket
 from sse.registry import CLIENT_CLOSED, Connection
+
+STALLED_WRITE = "stalled write"  # the stall sweep's cancel message
 
 BASE_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -68,12 +73,14 @@ class EventStreamResponse:
                     self._frame_written(latency)
                 chunk = await connection.next_frames()
             await self._write(send, {"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if connection.close_reason != "slow_client":
+        except asyncio.CancelledError as cancelled:
+            if STALLED_WRITE not in cancelled.args:
                 raise
-            # Cancelled by the stall sweep (channel_app.stalls): end quietly, and
-            # uvicorn closes the socket of the response we leave unfinished.
+            # Cancelled by the stall sweep, whatever the connection was closed for
+            # (slow client, or a drain that found it stuck): end quietly, socket dropped.
             asyncio.current_task().uncancel()
+            if abort_socket(scope):
+                await asyncio.sleep(0)  # uvicorn hears of the lost connection before we return
         finally:
             connection.writer = None
             watcher.cancel()

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channel_app.cors import SimpleResponseCors, request_origin
+from channel_app.socket_abort import remember_server_send
 
 Endpoint = Callable[[Request], Awaitable[ASGIApp]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[ASGIApp]]
@@ -47,6 +48,7 @@ class PushApp(Starlette):
             fast = self._fast_route(scope["method"], scope["path"])
             if fast is not None:
                 scope["app"] = self
+                remember_server_send(scope, send)
                 await fast(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 
+from channel_app.event_stream import STALLED_WRITE
 from sse.registry import ConnectionRegistry
 
 logger = logging.getLogger("channel_push.stalls")
@@ -25,7 +26,7 @@ def drop_stalled_writers(registry: ConnectionRegistry, send_timeout: float, now:
         started = connection.writing_since
         if started and now - started > send_timeout and connection.writer is not None:
             connection.close("slow_client")  # a write blocked too long: same as a full queue
-            connection.writer.cancel()
+            connection.writer.cancel(STALLED_WRITE)
             dropped += 1
     return dropped
 

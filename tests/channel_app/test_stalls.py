@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+from pathlib import Path
 
 import pytest
 
 from channel_app.stalls import drop_stalled_writers
+from sse.events import Event
 from sse.registry import ConnectionRegistry, RegistryLimits
+from tests.support.apps import client_token, make_app
+from tests.support.server import run_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -33,3 +39,46 @@ async def test_idle_streams_are_never_dropped_by_the_sweep():
         assert drop_stalled_writers(registry, send_timeout=5.0, now=1e9) == 0
         assert idle.close_reason is None
         idle.writer.cancel()
+
+
+def test_a_client_that_stopped_reading_loses_its_socket_not_just_its_registration():
+    """A hostile or broken client that never reads: dropping it from the registry is not
+    enough, since a graceful close waits for the peer to read what is queued. The socket
+    (a file descriptor and megabytes of kernel buffer each) stayed open until the client
+    left, outside every connection cap."""
+    app = make_app(send_timeout_seconds=1, max_connections_per_client=5)
+    with run_server(app) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        clients = [_stalled_stream(port, "slow") for _ in range(3)]
+        try:
+            wait_until(lambda: _server_sockets(port) == 3)
+            services = app.state.services
+            blob = Event("notification", {"blob": "x" * 1_000_000})
+            for _ in range(30):
+                asyncio.run_coroutine_threadsafe(services.sse.publish("slow", blob), server.loop).result(timeout=10)
+            wait_until(lambda: services.broker.registry.connection_total == 0, timeout=10)
+            wait_until(lambda: _server_sockets(port) == 0, timeout=5)
+        finally:
+            for client in clients:
+                client.close()
+
+
+def _stalled_stream(port: int, client_id: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    request = f"GET /sse/connect?clientId={client_id}&token={client_token(client_id)} HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.sendall(request.encode())
+    assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+    return sock  # and never read again
+
+
+def _server_sockets(port: int) -> int:
+    """Sockets whose local end is the server's port, other than the listener and TIME_WAIT."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, state = int(fields[1].rsplit(":", 1)[1], 16), fields[3]
+            if local_port == port and state not in ("0A", "06"):
+                count += 1
+    return count
