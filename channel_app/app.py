@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             loops = [
                 asyncio.create_task(heartbeat_forever(services.broker, settings.heartbeat_seconds)),
                 asyncio.create_task(
-                    sweep_stalled_writers_forever(services.broker.registry, settings.send_timeout_seconds)
+                    sweep_stalled_writers_forever(services.broker.registry, settings.send_timeout_seconds, lifecycle)
                 ),
             ]
             try:

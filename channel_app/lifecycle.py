@@ -35,9 +35,15 @@ class Lifecycle:
             callback()
 
     async def sleep_unless_draining(self, seconds: float) -> bool:
-        """Wait `seconds`, or less when a drain begins; True while not draining."""
-        try:
-            await asyncio.wait_for(self._drained.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
+        """Wait `seconds`, or less when a drain begins; True while not draining.
+
+        asyncio.wait, not wait_for: on Python 3.11 wait_for drops a cancellation that
+        arrives as the drain sets the event, and the lifespan's `await` of a loop it
+        just cancelled would then wait forever (seen when the port was taken)."""
+        if not self.draining:
+            drained = asyncio.ensure_future(self._drained.wait())
+            try:
+                await asyncio.wait({drained}, timeout=seconds)
+            finally:
+                drained.cancel()
         return not self.draining

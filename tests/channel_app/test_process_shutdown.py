@@ -11,6 +11,7 @@ from our drain.
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from contextlib import AsyncExitStack
 
@@ -116,3 +117,33 @@ def test_serve_exits_with_status_3_when_it_cannot_start(tmp_path):
         port = taken.getsockname()[1]
         finished = run_cli("serve", "--port", str(port), env=service_env(**PRODUCTION_ENV))
     assert finished.returncode == 3
+
+
+async def test_a_client_that_stopped_reading_does_not_hold_the_exit_to_the_grace_limit(tmp_path):
+    """One visitor whose browser froze (reads nothing, its socket buffers full) cannot
+    take its retry hint; the drain resets it within a second instead of waiting out
+    SHUTDOWN_GRACE_SECONDS and having uvicorn cancel it with a traceback."""
+    grace = 6.0
+    settings = {"SHUTDOWN_GRACE_SECONDS": str(grace), "MAX_BODY_BYTES": "2000000"}
+    with production_service(tmp_path, **settings) as service:
+        port = int(service.url.rsplit(":", 1)[1])
+        stalled = socket.create_connection(("127.0.0.1", port))
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.sendall(f"GET /sse/connect?clientId=frozen&token={client_token('frozen')} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert stalled.recv(1024).startswith(b"HTTP/1.1 200")
+        try:
+            async with httpx.AsyncClient(base_url=service.url, timeout=10) as http:
+                for _ in range(8):  # megabytes more than the socket buffers hold
+                    body = function_body("sendEvent", {"clientId": "frozen", "action": "fill", "payload": {"blob": "x" * 1_500_000}})
+                    answer = (await http.put("/functions", content=body, headers=signed_headers(body))).json()
+                    assert answer["result"]["delivered"] == 1, answer
+            signalled_at = time.monotonic()
+            service.process.send_signal(signal.SIGTERM)
+            exit_code = await anyio.to_thread.run_sync(lambda: service.process.wait(timeout=grace + 5))
+            exited_after = time.monotonic() - signalled_at
+        finally:
+            stalled.close()
+        log = service.log_text()
+    assert exit_code == 0
+    assert exited_after < grace / 2, exited_after
+    assert "Exception in ASGI application" not in log
