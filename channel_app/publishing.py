@@ -53,7 +53,7 @@ async def publish_sequence(
         if target.client_id is not None:
             delivery = await sse.publish(target.client_id, event, queue_if_offline or bool(outcome.event_ids))
         elif target.topic is not None:
-            delivery = await sse.publish_topic(target.topic, event)
+            delivery = await sse.publish_topic(target.topic, _marked_with_topic(event, target.topic))
         else:
             delivery = await sse.publish_to_all(event)
         outcome.delivered = delivery.delivered
@@ -62,3 +62,12 @@ async def publish_sequence(
             break
         outcome.event_ids.append(delivery.event_id)
     return outcome
+
+
+def _marked_with_topic(event: Event, topic: str) -> Event:
+    """Object data gains `topic` (unless it has one), as topic sends from function calls
+    carry it: the widget acts on a topic event without acknowledging it, since no call
+    waits for it, and a large topic would otherwise answer every event with an ack each."""
+    if isinstance(event.data, dict) and "topic" not in event.data:
+        return Event(event.name, {**event.data, "topic": topic})
+    return event

@@ -62,3 +62,17 @@ def test_notify_to_a_topic_shows_the_toast_and_is_not_acknowledged(page, sites):
 def test_a_topic_the_token_does_not_allow_closes_the_widget(page, sites):
     page.goto(sites.shop_page("visitor", topics="promo") + "&token=short")  # the initial token lacks the topic
     expect(page.locator("#status")).to_have_text("closed", timeout=10_000)
+
+
+def test_an_event_published_to_a_topic_by_the_backend_is_shown_and_not_acknowledged(page, sites):
+    """The publish API's topic events carry `topic` too, so a big topic's subscribers do
+    not each answer every announcement with an acknowledgement."""
+    acks: list[str] = []
+    page.on("request", lambda request: acks.append(request.url) if "/sse/ack" in request.url else None)
+    page.goto(sites.shop_page("visitor", topics="promo"))
+    expect(page.locator("#status")).to_have_text("open", timeout=10_000)
+    answer = publish(sites, {"target": {"topic": "promo"}, "event": "notification", "data": {"message": "sale today"}})
+    assert answer["delivered"] == 1, answer
+    expect(page.locator(".channelpush-toast-message")).to_have_text("sale today")
+    page.wait_for_timeout(500)
+    assert acks == []

@@ -26,7 +26,7 @@ async def test_topic_event_reaches_subscribers_on_both_instances_and_no_one_else
                     assert (answer["delivered"], answer["queued"]) == (2, False), answer
                     for reader in (on_a, on_b):
                         event = await reader.next_event()
-                        assert (event.id, event.event, event.data) == (answer["eventId"], "sale", {"via": via.name})
+                        assert (event.id, event.event, event.data) == (answer["eventId"], "sale", {"via": via.name, "topic": "promo"})
                 for reader, target in ((carol, {"topic": "orders"}), (dave, {"clientId": "dave"})):
                     marker = (await publish(a.url, {"target": target, "event": "marker"})).json()
                     assert (await reader.next_event()).id == marker["eventId"]  # no promo event came first
