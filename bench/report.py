@@ -112,8 +112,12 @@ def targets(results: dict, params: dict) -> list[dict]:
         (f"connect rate >= 2,000/s ({params['hold_max']:,} clients)", ours("hold_max", "connect_per_s"), 2000, ">=", True),
         ("unicast max >= 1.5x baseline",
          ratio(ours("unicast_max", "calls_per_s"), _figure(results, "baseline", "unicast_max", "calls_per_s")), 1.5, ">=", True),
-        (f"p99 <= 20 ms at {params['rate']}/s", ours("unicast_fixed", "p99_ms"), 20, "<=", True),
-        ("zero loss (unicast)", (ours("unicast_fixed", "lost") or 0) + (ours("unicast_max", "lost") or 0), 0, "<=", True),
+        # Only where the rate was reached: below it, calls queue and p99 says little.
+        (f"p99 <= 20 ms at {params['rate']}/s", ours("unicast_fixed", "p99_ms"), 20, "<=",
+         (ours("unicast_fixed", "achieved_per_s") or 0) >= 0.98 * params["rate"]),
+        # A call refused (error answer) is as lost as an event that never arrived.
+        ("zero loss (unicast)", _sum(ours(scenario, key) for scenario in ("unicast_fixed", "unicast_max") for key in ("lost", "call_errors")),
+         0, "<=", True),
         ("broadcast >= 50,000 deliveries/s", ours("broadcast", "deliveries_per_s"), 50000, ">=", ours("broadcast", "missing") == 0),
     ]
     verdicts = []
@@ -124,6 +128,16 @@ def targets(results: dict, params: dict) -> list[dict]:
             met = bool((value >= goal if op == ">=" else value <= goal) and extra)
         verdicts.append({"target": name, "value": value, "goal": goal, "met": met})
     return verdicts
+
+
+def _sum(values) -> float:
+    """Sum of the figures; NaN when one was not measured, so the target says so."""
+    total = 0.0
+    for value in values:
+        if value is None:
+            return math.nan
+        total += value
+    return total
 
 
 def targets_text(verdicts: list[dict]) -> str:

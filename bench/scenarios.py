@@ -150,7 +150,11 @@ async def unicast_max(bench: Bench, duration: float) -> dict:
 
 
 async def unicast_fixed(bench: Bench, rate: float, duration: float) -> dict:
-    """Open loop: call i is due at start + i/rate whether or not earlier calls were answered."""
+    """Open loop: call i is due at start + i/rate whether or not earlier calls were answered.
+
+    Latency runs from when a call was due, not from when it could be sent: a server
+    slower than the rate makes calls wait for a free caller connection, and timing
+    them from the late send would hide that wait (coordinated omission)."""
     client_ids = bench.client_ids()
     planned = [(seq, bench.calls.redirect(random.choice(client_ids), seq)) for seq in
                itertools.islice(bench.sequence, int(rate * duration))]
@@ -160,12 +164,12 @@ async def unicast_fixed(bench: Bench, rate: float, duration: float) -> dict:
     answer_times: list[float] = []
     errors = 0
 
-    def answered(connection: CallConnection, seq: int, sent_at: float, future: asyncio.Future) -> None:
+    def answered(connection: CallConnection, seq: int, due: float, sent_at: float, future: asyncio.Future) -> None:
         nonlocal errors
         idle.append(connection)
         freed.set()
         if not future.exception() and accepted(*future.result()):
-            sent[seq] = sent_at
+            sent[seq] = due
             answer_times.append(time.perf_counter() - sent_at)
         else:
             errors += 1
@@ -183,7 +187,7 @@ async def unicast_fixed(bench: Bench, rate: float, duration: float) -> dict:
         max_lag = max(max_lag, time.perf_counter() - due)
         connection = idle.popleft()
         future = connection.call(request)
-        future.add_done_callback(lambda f, c=connection, s=seq, t=connection.sent_at: answered(c, s, t, f))
+        future.add_done_callback(lambda f, c=connection, s=seq, d=due, t=connection.sent_at: answered(c, s, d, t, f))
     while len(idle) < len(bench.callers):
         freed.clear()
         await freed.wait()
