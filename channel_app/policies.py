@@ -67,7 +67,9 @@ def redirect_policy(settings: Settings) -> RedirectPolicy:
     https_hosts, http_hosts = settings.redirect_allowed_hosts, settings.redirect_http_hosts
     if not settings.is_production and not https_hosts and not http_hosts:
         # Development default: the service's own demo pages on this machine.
-        http_hosts = ["localhost", "127.0.0.1", f"localhost:{settings.port}", f"127.0.0.1:{settings.port}"]
+        # PORT=0 (any free port) has no port to name yet: the default-port entries must do.
+        on_port = [f"localhost:{settings.port}", f"127.0.0.1:{settings.port}"] if settings.port else []
+        http_hosts = ["localhost", "127.0.0.1", *on_port]
     # A channel's own list replaces both default lists: https only, its hosts only.
     per_channel = {
         channel_id: HostAllowList.parse(hosts) for channel_id, hosts in settings.redirect_allowed_hosts_by_channel.items()

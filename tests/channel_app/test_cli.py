@@ -6,7 +6,9 @@ import httpx
 import jwt
 import pytest
 
+from channel_app.app import create_app
 from config.secrets import development_secret
+from tests.support.apps import make_settings
 from tests.support.channel import CLIENT_JWT_SECRET, SIGNING_KEY_HEX
 from tests.support.processes import run_cli, service_env, start_service, stop_service
 from tests.support.server import free_port
@@ -171,3 +173,8 @@ def test_register_commands_sends_our_definitions_with_an_app_token(monkeypatch, 
     assert registered.token == "app-token"
     assert registered.params == {"appId": "app-42", "commands": command_definitions("desk")}
     assert "app-42" in capsys.readouterr().out
+
+
+def test_development_on_any_free_port_starts_rather_than_refusing_its_own_allow_list():
+    """--port 0 used to build the development redirect entry `localhost:0` and refuse it."""
+    create_app(make_settings(app_env="development", port=0, redirect_allowed_hosts=[], redirect_http_hosts=[]))
