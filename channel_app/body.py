@@ -23,19 +23,22 @@ async def read_limited_body(request: Request, limit: int, timeout_seconds: float
     The whole body must arrive within `timeout_seconds` (BODY_TIMEOUT_SECONDS):
     uvicorn has no body timeout of its own, so a client trickling bytes would
     otherwise hold the request open for as long as it likes."""
-    too_large = UnreadableBody(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {limit} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     received = bytearray()
     try:
         async with asyncio.timeout(timeout_seconds):
             async for chunk in request.stream():
                 received += chunk
                 if len(received) > limit:
-                    raise too_large
+                    raise _too_large(limit)
     except TimeoutError:
         raise UnreadableBody(408, "REQUEST_TIMEOUT", f"the request body did not arrive within {timeout_seconds:g}s") from None
     except ClientDisconnect:
         raise UnreadableBody(400, "BAD_REQUEST", "the request body was not received") from None
     return bytes(received)
+
+
+def _too_large(limit: int) -> UnreadableBody:
+    return UnreadableBody(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {limit} bytes")
