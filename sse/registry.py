@@ -225,20 +225,17 @@ class ConnectionRegistry:
     async def open(
         self,
         client_id: str,
-        on_first: Callable[[str], object] | None = None,
         on_last: Callable[[str], object] | None = None,
         topics: tuple[str, ...] = (),
         on_last_topic: Callable[[str], object] | None = None,
     ) -> AsyncIterator[Connection]:
-        """Register a connection; `on_first`/`on_last` fire when a client gains its
-        first or loses its last local connection (the Redis broker subscribes there),
-        `on_last_topic` when a topic loses its last local listener."""
+        """Register a connection; `on_last` fires when a client loses its last local
+        connection (the Redis broker unsubscribes there), `on_last_topic` when a topic
+        loses its last local listener."""
         connection = self._register(client_id, topics)
         if self._observer is not None:
             self._observer.connection_opened(connection)
         try:
-            if on_first is not None and self.connection_count(client_id) == 1:
-                await _maybe_await(on_first(client_id))
             yield connection
         finally:
             connection.cancel_timers()
