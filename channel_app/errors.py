@@ -1,8 +1,16 @@
-"""Function-level failures: answered with HTTP 200 and an `error` object."""
+"""Function-level failures (answered with HTTP 200 and an `error` object), and the
+wording shared by the function and publish endpoints for an unconfirmed publish."""
 
 from __future__ import annotations
 
 from typing import Any
+
+# A Redis call that timed out may still run once Redis catches up (the command was
+# sent), so this answer must not promise that nothing happened.
+BROKER_UNCONFIRMED = (
+    "the shared broker (Redis) did not confirm in time; the event may still be delivered "
+    "if Redis was only slow, so retry only where a repeat is harmless"
+)
 
 
 class FunctionError(Exception):

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from channel_app.body import UnreadableBody, read_limited_body
-from channel_app.errors import FunctionError
+from channel_app.errors import BROKER_UNCONFIRMED, FunctionError
 from channel_app.inputs import describe_validation_error
 from channel_app.methods import METHODS, MethodDeps
 from channel_app.observers import record_call
@@ -26,13 +26,6 @@ from channel_app.responses import JSONBody
 from sse.broker import BrokerUnavailable
 
 logger = logging.getLogger("channel_push.functions")
-
-# A Redis call that timed out may still run once Redis catches up (the command was
-# sent), so this answer must not promise that nothing happened.
-BROKER_UNCONFIRMED = (
-    "the shared broker (Redis) did not confirm in time; the event may still be delivered "
-    "if Redis was only slow, so retry only where a repeat is harmless"
-)
 
 
 async def handle_function_call(request: Request) -> Response:

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from channel_app.body import UnreadableBody, read_limited_body
-from channel_app.functions import BROKER_UNCONFIRMED
+from channel_app.errors import BROKER_UNCONFIRMED
 from channel_app.idempotency import body_digest, record_key
 from channel_app.inputs import describe_validation_error
 from channel_app.publish_auth import PublishAuthFailed, authenticate_publisher, publish_enabled

@@ -67,7 +67,7 @@
       return null; // new URL(undefined) would resolve "undefined" as a relative path
     }
     try {
-      var parsed = new URL(String(raw), global.location.href);
+      var parsed = new URL(raw, global.location.href);
       return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
     } catch (invalid) {
       return null;
@@ -189,20 +189,16 @@
         .then(function () {
           return self._options.getToken();
         })
-        .then(
-          function (token) {
-            self._pendingToken = null;
-            if (typeof token !== "string" || !token) {
-              throw new Error("getToken did not return a token");
-            }
-            self._token = token;
-            return token;
-          },
-          function (error) {
-            self._pendingToken = null;
-            throw error;
+        .then(function (token) {
+          if (typeof token !== "string" || !token) {
+            throw new Error("getToken did not return a token");
           }
-        );
+          self._token = token;
+          return token;
+        })
+        .finally(function () {
+          self._pendingToken = null;
+        });
     }
     return self._pendingToken;
   };
