@@ -9,7 +9,9 @@ with the deque queue in sse.registry) took RSS per idle connection from 45 to
 encoded, heartbeats come from one shared loop and shutdown is driven by our
 own lifespan, so this response needs only:
 
-- the request's own task, which writes whatever is queued in one write;
+- the request's own task, which writes whatever is queued in one write (a
+  frame published while it waits idle is written at once by the publisher,
+  `channel_app.immediate_writes`);
 - one small task that waits for the client to disconnect and then closes the
   connection, which ends the writer.
 
@@ -29,6 +31,8 @@ from typing import Callable, Iterable, Mapping
 
 from starlette.types import Message, Receive, Scope, Send
 
+from channel_app.immediate_writes import immediate_writer
+from channel_app.metrics import Tally
 from channel_app.socket_abort import abort_socket
 from sse.registry import CLIENT_CLOSED, Connection
 
@@ -53,11 +57,13 @@ class EventStreamResponse:
         opening: Iterable[bytes],
         headers: list[tuple[bytes, bytes]],
         frame_written: Callable[[float], None],
+        written_at_publish: Tally,
     ) -> None:
         self._connection = connection
         self._opening = b"".join(opening)
         self._headers = headers
         self._frame_written = frame_written  # metrics: seconds from publish to write, sampled
+        self._written_at_publish = written_at_publish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         connection = self._connection
@@ -65,6 +71,7 @@ class EventStreamResponse:
         watcher = asyncio.get_running_loop().create_task(_close_on_disconnect(receive, connection))
         try:
             await self._write(send, {"type": "http.response.start", "status": 200, "headers": self._headers})
+            connection.write_now = immediate_writer(scope, self._written_at_publish)
             chunk: bytes | None = self._opening
             self._opening = b""
             while chunk is not None:
@@ -83,6 +90,7 @@ class EventStreamResponse:
                 await asyncio.sleep(0)  # uvicorn hears of the lost connection before we return
         finally:
             connection.writer = None
+            connection.write_now = None
             watcher.cancel()
 
     async def _write(self, send: Send, message: Message) -> None:

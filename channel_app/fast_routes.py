@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channel_app.cors import SimpleResponseCors, request_origin
-from channel_app.socket_abort import remember_server_send
+from channel_app.server_connection import remember_server_send
 
 Endpoint = Callable[[Request], Awaitable[ASGIApp]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[ASGIApp]]

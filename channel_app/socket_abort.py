@@ -5,9 +5,9 @@ gracefully, and the kernel keeps the socket and its unsent bytes until the
 peer reads them. A client that stopped reading never does, so a stream
 dropped as a slow client would keep its file descriptor and send buffer (and
 escape MAX_CONNECTIONS, since it is no longer registered) until the client
-goes away. uvicorn's `send` is a bound method of its request cycle, which holds
-the connection's transport; `abort_socket` finds it there and resets it. Under
-another server it finds nothing and the graceful close is all there is.
+goes away. `abort_socket` finds the transport in uvicorn's request cycle
+(`channel_app.server_connection`) and resets it. Under another server it
+finds nothing and the graceful close is all there is.
 """
 
 from __future__ import annotations
@@ -16,20 +16,16 @@ import contextlib
 import socket
 import struct
 
-from starlette.types import Scope, Send
+from starlette.types import Scope
 
-SERVER_SEND = "channel_push.server_send"  # scope key: the server's own `send`, set by PushApp
+from channel_app.server_connection import request_cycle
+
 LINGER_OFF_RESET = struct.pack("ii", 1, 0)  # struct linger {l_onoff=1, l_linger=0}
-
-
-def remember_server_send(scope: Scope, send: Send) -> None:
-    scope[SERVER_SEND] = send
 
 
 def abort_socket(scope: Scope) -> bool:
     """Reset the connection behind this request; False when the server offers no way."""
-    cycle = getattr(scope.get(SERVER_SEND), "__self__", None)
-    transport = getattr(cycle, "transport", None)
+    transport = getattr(request_cycle(scope), "transport", None)
     abort = getattr(transport, "abort", None)
     if not callable(abort):
         return False

@@ -96,8 +96,10 @@ class ClientStream:
                 active.connection.close_at(self._deadline, self._deadline_reason, retry)
                 # Heartbeats come from one shared loop, not a task per stream.
                 opening = [retry + self._connected_frame(active), *active.replay]
-                frame_written = self._services.metrics.frame_written
-                response = EventStreamResponse(active.connection, opening, RAW_STREAM_HEADERS, frame_written)
+                metrics = self._services.metrics
+                response = EventStreamResponse(
+                    active.connection, opening, RAW_STREAM_HEADERS, metrics.frame_written, metrics.written_at_publish
+                )
                 await response(scope, receive, send)
         except BrokerUnavailable:
             # A 503 would make the browser give up for good; an empty stream with a

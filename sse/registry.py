@@ -18,7 +18,12 @@ everything queued in one chunk, so a burst goes out in one write.
 even when the task serving it is cancelled. An optional `ConnectionObserver`
 hears of every open and close (with its reason); metrics and logs hang there.
 
-Publish-to-write latency is sampled without touching the queue's item type:
+While the writer waits idle (nothing queued, no write in flight), `offer`
+writes the frame at once through the connection's `write_now`, when the
+stream set one (channel_app.immediate_writes): no wake-up, no queue. Frames
+keep their order, since the writer has nothing of its own left to write.
+
+Publish-to-write latency of queued frames is sampled without touching the queue's item type:
 each connection times at most one queued frame at a time (its *probe*), and
 the writer reports the delay when it has written exactly that frame object.
 An idle stream therefore times every event; a busy one samples.
@@ -51,7 +56,7 @@ class ConnectionRefused(Exception):
 
 class Connection:
     __slots__ = (
-        "id", "client_id", "topics", "opened_at", "close_reason", "writing_since", "writer",
+        "id", "client_id", "topics", "opened_at", "close_reason", "writing_since", "writer", "write_now",
         "_frames", "_limit", "_waiter", "_expiry", "_probe", "_probe_at",
     )
 
@@ -65,6 +70,8 @@ class Connection:
         # (monotonic), so one process-wide sweep finds writes that block too long.
         self.writing_since = 0.0
         self.writer: asyncio.Task | None = None
+        # (frame, timed) -> whether it was written; set by the stream once its headers are out.
+        self.write_now: Callable[[bytes, bool], bool] | None = None
         self._frames: deque[bytes] = deque()
         self._limit = queue_size
         self._waiter: asyncio.Future[None] | None = None
@@ -83,10 +90,13 @@ class Connection:
         of the publish-to-write sample."""
         if self.close_reason is not None:
             return False
-        if len(self._frames) >= self._limit:
+        frames = self._frames
+        if not frames and self._waiter is not None and self.write_now is not None and self.write_now(frame, timed):
+            return True
+        if len(frames) >= self._limit:
             self.close("slow_client")
             return False
-        self._frames.append(frame)
+        frames.append(frame)
         if timed and self._probe is None:
             self._probe = frame
             self._probe_at = time.monotonic()

@@ -55,7 +55,9 @@ async def test_connects_events_and_calls_are_counted_by_type_method_and_outcome(
     assert metrics.value("channel_push_function_calls_total", method="none", outcome="UNAUTHORIZED") == 1
     assert metrics.value("channel_push_function_calls_total", method="unknown", outcome="METHOD_NOT_FOUND") == 1
     assert metrics.value("channel_push_function_duration_seconds_count", method="notify") == 2
-    assert metrics.value("channel_push_publish_to_write_seconds_count") == 1
+    # The stream was idle, so its one event was written at publish time, never queued.
+    assert metrics.value("channel_push_frames_written_at_publish_total") == 1
+    assert metrics.value("channel_push_publish_to_write_seconds_count") == 0
     assert metrics.value("channel_push_broker_up", backend="memory") == 1
     assert metrics.value("channel_push_draining") == 0
     assert metrics.has("process_resident_memory_bytes")

@@ -81,3 +81,77 @@ async def test_frames_taken_for_a_replay_leave_the_queue_empty_and_untimed():
         assert connection.written(timed) is None
         connection.offer(b"id: 1-1\n\n")
         assert connection.written(await connection.next_frames()) is not None
+
+
+class WriteRecorder:
+    """Stands in for the stream's immediate writer (channel_app.immediate_writes)."""
+
+    def __init__(self, accepts: bool = True) -> None:
+        self.accepts = accepts
+        self.written: list[tuple[bytes, bool]] = []
+
+    def __call__(self, frame: bytes, timed: bool) -> bool:
+        if self.accepts:
+            self.written.append((frame, timed))
+        return self.accepts
+
+
+async def test_frame_offered_while_the_writer_waits_idle_is_written_at_once_without_waking_it():
+    async with registry().open("visitor") as connection:
+        connection.write_now = recorder = WriteRecorder()
+        async with anyio.create_task_group() as tasks:
+            received = []
+
+            async def take() -> None:
+                received.append(await connection.next_frames())
+
+            tasks.start_soon(take)
+            await anyio.sleep(0.01)
+            assert connection.offer(b"a\n\n") and connection.offer(b": heartbeat\n\n", timed=False)
+            await anyio.sleep(0.01)
+            assert recorder.written == [(b"a\n\n", True), (b": heartbeat\n\n", False)]
+            assert connection.pending == 0 and received == []
+            connection.close("shutdown")
+        assert received == [None]
+
+
+async def test_frame_offered_while_the_writer_is_busy_takes_the_queue_to_keep_the_order():
+    async with registry().open("visitor") as connection:
+        connection.write_now = recorder = WriteRecorder()
+        # No writer waiting: it is inside a write (or has not started), so nothing may overtake it.
+        assert connection.offer(b"a\n\n")
+        assert recorder.written == [] and connection.pending == 1
+        assert await connection.next_frames() == b"a\n\n"
+
+
+async def test_frame_offered_behind_a_queued_one_is_queued_too_even_with_the_writer_waiting():
+    async with registry().open("visitor") as connection:
+        connection.write_now = recorder = WriteRecorder(accepts=False)
+        async with anyio.create_task_group() as tasks:
+            received = []
+
+            async def take() -> None:
+                received.append(await connection.next_frames())
+
+            tasks.start_soon(take)
+            await anyio.sleep(0.01)
+            connection.offer(b"a\n\n")  # refused: queued, and the writer is woken but has not run yet
+            recorder.accepts = True
+            connection.offer(b"b\n\n")
+        assert recorder.written == []
+        assert received == [b"a\n\nb\n\n"]
+
+
+async def test_frame_the_immediate_writer_refuses_takes_the_queue_and_wakes_the_writer():
+    async with registry().open("visitor") as connection:
+        connection.write_now = WriteRecorder(accepts=False)  # e.g. uvicorn paused writing
+        async with anyio.create_task_group() as tasks:
+            received = []
+
+            async def take() -> None:
+                received.append(await connection.next_frames())
+
+            tasks.start_soon(take)
+            await anyio.sleep(0.01)
+            assert connection.offer(b"a\n\n")
+        assert received == [b"a\n\n"]

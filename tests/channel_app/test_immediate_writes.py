@@ -1,0 +1,60 @@
+"""Frames written to an idle stream at publish time (channel_app.immediate_writes), against a real uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from channel_app.immediate_writes import immediate_writer
+from channel_app.metrics import Tally
+from channel_app.server_connection import SERVER_SEND
+from sse.events import Event
+from tests.support.apps import make_app
+from tests.support.http import open_stream
+from tests.support.server import run_server
+
+pytestmark = pytest.mark.anyio
+
+
+async def in_server_loop(server, coroutine):
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, server.loop))
+
+
+async def publish_all(services, client_id: str, events: list[Event]) -> None:
+    # One coroutine, no await between deliveries that could let the writer run.
+    for event in events:
+        await services.sse.publish(client_id, event)
+
+
+async def test_events_for_an_idle_stream_are_written_by_the_publisher_and_arrive_whole_in_order():
+    app = make_app()
+    with run_server(app) as server:
+        services = app.state.services
+        async with open_stream(server.url, "visitor") as (reader, _):
+            events = [Event("notification", {"message": f"m{n}"}) for n in range(200)]
+            await in_server_loop(server, publish_all(services, "visitor", events))
+            received = [await reader.next_event() for _ in events]
+    assert [event.data["message"] for event in received] == [f"m{n}" for n in range(200)]
+    assert services.metrics.written_at_publish.count == 200
+
+
+async def test_once_uvicorn_pauses_writing_frames_take_the_queue_and_keep_their_order():
+    app = make_app(connection_queue_size=1000)
+    blob = "x" * 4_000_000  # more than both sockets buffer: uvicorn pauses writing behind it
+    with run_server(app) as server:
+        services = app.state.services
+        async with open_stream(server.url, "visitor") as (reader, _):
+            events = [Event("notification", {"message": f"m{n}", "blob": blob if n % 10 == 0 else ""}) for n in range(40)]
+            await in_server_loop(server, publish_all(services, "visitor", events))
+            received = [await reader.next_event() for _ in events]
+    assert [event.data["message"] for event in received] == [f"m{n}" for n in range(40)]
+    assert 0 < services.metrics.written_at_publish.count < 40
+
+
+def test_there_is_no_immediate_writer_without_uvicorns_request_cycle():
+    async def plain_send(message) -> None:
+        return None
+
+    assert immediate_writer({}, Tally()) is None
+    assert immediate_writer({SERVER_SEND: plain_send}, Tally()) is None
