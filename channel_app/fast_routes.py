@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channel_app.cors import SimpleResponseCors, request_origin
-from channel_app.server_connection import remember_server_send
+from channel_app.server_connection import forget_server_send, remember_server_send
 
 Endpoint = Callable[[Request], Awaitable[ASGIApp]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[ASGIApp]]
@@ -49,7 +49,10 @@ class PushApp(Starlette):
             if fast is not None:
                 scope["app"] = self
                 remember_server_send(scope, send)
-                await fast(scope, receive, send)
+                try:
+                    await fast(scope, receive, send)
+                finally:
+                    forget_server_send(scope)
                 return
         await super().__call__(scope, receive, send)
 
