@@ -39,11 +39,27 @@ def serve(resolved: ResolvedSettings) -> int:
     if resolved.generated:
         print_development_banner(resolved)
     app = create_app(settings)
-    config = uvicorn.Config(
+    server = DrainingServer(uvicorn_config(app, settings), app.state.lifecycle)
+    settle_garbage_collector()
+    # uvicorn re-raises the exit signal once it has shut down, which would end
+    # the process with "killed by SIGTERM" after a clean drain. Routing the
+    # signals to the server beforehand makes that re-raise land here (a no-op
+    # by then) and also covers a signal that arrives before uvicorn starts.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, server.handle_exit)
+    server.run(sockets=[shared_port_socket(settings.host, settings.port)] if settings.reuse_port else None)
+    return 0 if server.started else STARTUP_FAILED
+
+
+def uvicorn_config(app, settings) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Below INFO no access line is printed, but uvicorn would still work out the
+        # client address and quoted path of every response to offer one to the logger.
+        access_log=settings.log_level in ("debug", "info"),
         proxy_headers=True,
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
@@ -54,16 +70,6 @@ def serve(resolved: ResolvedSettings) -> int:
         loop="uvloop",
         http="httptools",
     )
-    server = DrainingServer(config, app.state.lifecycle)
-    settle_garbage_collector()
-    # uvicorn re-raises the exit signal once it has shut down, which would end
-    # the process with "killed by SIGTERM" after a clean drain. Routing the
-    # signals to the server beforehand makes that re-raise land here (a no-op
-    # by then) and also covers a signal that arrives before uvicorn starts.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, server.handle_exit)
-    server.run(sockets=[shared_port_socket(settings.host, settings.port)] if settings.reuse_port else None)
-    return 0 if server.started else STARTUP_FAILED
 
 
 def settle_garbage_collector() -> None:
