@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Callable
 
 from starlette.types import Scope
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttptoolsCycle
 
 from channel_app.metrics import Tally
 from channel_app.server_connection import request_cycle
@@ -34,7 +35,7 @@ def immediate_writer(scope: Scope, tally: Tally) -> ImmediateWriter | None:
     """For a response whose headers uvicorn has sent: a function that writes one
     frame now and says whether it did. `counted` frames are added to `tally`."""
     cycle = request_cycle(scope)
-    if not _is_httptools_cycle(cycle) or cycle.chunked_encoding is not True:
+    if not isinstance(cycle, HttptoolsCycle) or cycle.chunked_encoding is not True:
         return None
     transport = cycle.transport
     flow = cycle.flow
@@ -52,10 +53,3 @@ def immediate_writer(scope: Scope, tally: Tally) -> ImmediateWriter | None:
 
     return write_now
 
-
-def _is_httptools_cycle(cycle: object) -> bool:
-    try:
-        from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
-    except ImportError:  # uvicorn without httptools
-        return False
-    return isinstance(cycle, RequestResponseCycle)
