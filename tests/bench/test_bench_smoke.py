@@ -41,3 +41,14 @@ def test_harness_runs_both_targets_without_loss_and_writes_json(tmp_path):
         assert figures["broadcast"]["deliveries"] == 2 * 200
         assert figures["broadcast"]["missing"] == 0
     assert {verdict["target"] for verdict in report["targets"]}
+
+
+@pytest.mark.timeout(120)
+def test_http_floor_runs_calls_and_holds_on_a_tiny_load():
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.http_floor", "--duration", "0.5", "--clients", "50", "--connect-concurrency", "10"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=100,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "us server CPU per call" in run.stdout
+    assert "50 of 50 opened" in run.stdout
