@@ -30,22 +30,29 @@ class CallFactory:
         self._key = signing_key
 
     def redirect(self, client_id: str, seq: int) -> bytes:
-        url = f"https://{REDIRECT_HOST}/products/{seq % 1000}?seq={seq}"
-        return self._request("redirectClient", {"clientId": client_id, "url": url})
+        return self._request("redirectClient", {"clientId": client_id, "url": redirect_url(seq)})
 
     def broadcast(self, seq: int) -> bytes:
         return self._request("broadcast", {"message": f"Sale starts now seq={seq}", "title": "bench"})
 
     def _request(self, method: str, inputs: dict) -> bytes:
-        body = orjson.dumps(
-            {
-                "method": method,
-                "params": {"chat": {"type": "userChat", "id": "bench-chat"}, "input": inputs, "language": "ko"},
-                "context": CHANNEL_CONTEXT,
-            }
-        )
+        body = call_body(method, inputs)
         signature = b"X-Signature: %s\r\n" % sign(body, self._key).encode() if self._key else b""
         return b"%s%sContent-Length: %d\r\n\r\n%s" % (self._prefix, signature, len(body), body)
+
+
+def call_body(method: str, inputs: dict) -> bytes:
+    return orjson.dumps(
+        {
+            "method": method,
+            "params": {"chat": {"type": "userChat", "id": "bench-chat"}, "input": inputs, "language": "ko"},
+            "context": CHANNEL_CONTEXT,
+        }
+    )
+
+
+def redirect_url(seq: int) -> str:
+    return f"https://{REDIRECT_HOST}/products/{seq % 1000}?seq={seq}"
 
 
 class CallConnection(asyncio.Protocol):
