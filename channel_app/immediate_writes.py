@@ -41,6 +41,10 @@ def immediate_writer(scope: Scope, tally: Tally) -> ImmediateWriter | None:
     flow = cycle.flow
 
     def write_now(frame: bytes, counted: bool) -> bool:
+        if not frame:
+            # As uvicorn's `send` does with an empty body: a zero-length chunk is the
+            # end of a chunked body, and must never be written mid-stream.
+            return True
         if flow.write_paused or cycle.disconnected or cycle.response_complete:
             return False
         try:

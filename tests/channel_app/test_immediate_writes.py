@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
 from channel_app.immediate_writes import immediate_writer
 from channel_app.metrics import Tally
 from channel_app.server_connection import SERVER_SEND
-from sse.events import Event
-from tests.support.apps import make_app
+from sse.events import HEARTBEAT_FRAME, Event
+from tests.support.apps import client_token, make_app
 from tests.support.http import open_stream
 from tests.support.server import run_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -58,3 +60,36 @@ def test_there_is_no_immediate_writer_without_uvicorns_request_cycle():
 
     assert immediate_writer({}, Tally()) is None
     assert immediate_writer({SERVER_SEND: plain_send}, Tally()) is None
+
+
+def test_an_empty_frame_for_an_idle_stream_writes_nothing_rather_than_ending_its_body():
+    """The Redis broker hands whatever arrives on its broadcast channel to every
+    stream; a zero-length chunk would be the chunked body's terminator, after
+    which every later frame reads as garbage to the browser."""
+    app = make_app()
+    with run_server(app) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(5)
+            sock.sendall(b"GET /sse/connect?clientId=visitor&token=%s HTTP/1.1\r\nHost: x\r\n\r\n" % client_token("visitor").encode())
+            received = _read_until(sock, b"event: connected", b"")
+            received = _read_until(sock, b"\n\n\r\n", received)
+            registry = app.state.services.broker.registry
+            wait_until(lambda: all(connection.pending == 0 for connection in registry.connections()))
+
+            def publish() -> None:
+                registry.deliver_all(b"")
+                registry.deliver_all(HEARTBEAT_FRAME, timed=False)
+
+            server.call_in_server_loop(publish)
+            after = _read_until(sock, HEARTBEAT_FRAME, b"")
+    assert after == b"%x\r\n%s\r\n" % (len(HEARTBEAT_FRAME), HEARTBEAT_FRAME)
+
+
+def _read_until(sock: socket.socket, marker: bytes, received: bytes) -> bytes:
+    while marker not in received:
+        data = sock.recv(65536)
+        if not data:
+            break
+        received += data
+    return received
