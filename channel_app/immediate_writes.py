@@ -13,7 +13,8 @@ other chunks of this response (HTTP/1.1 chunked encoding).
 The function refuses, and the frame takes the queue as before, when uvicorn
 has paused writing (the transport's buffer is over its high-water mark: the
 writer's `send` then waits for room, and the stall sweep watches that wait),
-when the client is gone, or when the write raises. Only uvicorn's httptools
+when the client is gone (the writer then finds out and ends the stream), or
+when the write raises. Only uvicorn's httptools
 protocol is known here; under any other server, or for a response that is
 not chunked, there is no immediate writer and every frame takes the queue.
 """
@@ -45,7 +46,7 @@ def immediate_writer(scope: Scope, tally: Tally) -> ImmediateWriter | None:
             # As uvicorn's `send` does with an empty body: a zero-length chunk is the
             # end of a chunked body, and must never be written mid-stream.
             return True
-        if flow.write_paused or cycle.disconnected or cycle.response_complete:
+        if flow.write_paused or cycle.disconnected or cycle.response_complete or transport.is_closing():
             return False
         try:
             transport.write(b"%x\r\n%b\r\n" % (len(frame), frame))

@@ -3,12 +3,15 @@
 uvicorn's `send` is a bound method of its request cycle, and the cycle holds
 the connection's transport and flow control. `PushApp` keeps the server's own
 `send` in the scope of its hot routes (before any wrapper), so the stream can
-find the cycle again: to reset a stalled socket (`socket_abort`) and to write
-frames at publish time (`immediate_writes`). Under another server there is no
-such cycle and both fall back to plain ASGI.
+find the cycle again: to reset a stalled socket (`socket_abort`), to write
+frames at publish time (`immediate_writes`) and to notice a connection that
+is gone when uvicorn does not say so (`connection_gone`). Under another server
+there is no such cycle and all three fall back to plain ASGI.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from starlette.types import Scope, Send
 
@@ -31,3 +34,21 @@ def forget_server_send(scope: Scope) -> None:
 def request_cycle(scope: Scope) -> object | None:
     """The object whose method the server's `send` is (uvicorn's RequestResponseCycle), if any."""
     return getattr(scope.get(SERVER_SEND), "__self__", None)
+
+
+def connection_gone(scope: Scope) -> Callable[[], bool]:
+    """A check that says True once the connection behind this request is closed.
+
+    uvicorn reports a lost connection only to the newest request on it: when a
+    client pipelines another request behind its stream and then leaves, the
+    stream's `receive` never returns `http.disconnect`, and writes to the
+    closed transport vanish without an error. Without this check such a stream
+    stayed registered, holding its connection slot, until its token expired.
+    Unknown server: never gone (the ASGI disconnect message is all there is)."""
+    transport = getattr(request_cycle(scope), "transport", None)
+    is_closing = getattr(transport, "is_closing", None)
+    return is_closing if callable(is_closing) else _never
+
+
+def _never() -> bool:
+    return False

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import time
 
 import httpx
@@ -24,6 +25,7 @@ from tests.support.apps import client_token, make_app
 from tests.support.asgi import asgi_client
 from tests.support.server import run_server
 from tests.support.sse_client import SseReader
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -251,3 +253,20 @@ async def test_a_token_the_page_put_in_the_url_is_not_ambient_and_works_from_any
         params = {"clientId": "visitor", "token": client_token("visitor")}
         response = await http.get("/sse/check", params=params, headers={"Origin": FOREIGN_ORIGIN})
     assert response.status_code == 200
+
+
+def test_a_client_that_pipelines_a_request_behind_its_stream_and_leaves_frees_its_slot():
+    """uvicorn tells only the newest request on a connection that the connection
+    is gone. A client that sent a second request behind its stream and then left
+    kept the stream registered (a connection slot, an entry under its clientId)
+    until its token expired: a cheap way to fill MAX_CONNECTIONS."""
+    app = make_app(heartbeat_seconds=0.2)
+    with run_server(app) as server:
+        registry = app.state.services.broker.registry
+        port = int(server.url.rsplit(":", 1)[1])
+        stream = f"GET /sse/connect?clientId=visitor&token={client_token('visitor')} HTTP/1.1\r\nHost: x\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall((stream + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").encode())
+            assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+            wait_until(lambda: registry.connection_total == 1)
+        wait_until(lambda: registry.connection_total == 0, timeout=5)
