@@ -26,7 +26,7 @@ import uvloop
 
 from bench import report, scenarios
 from bench.calls import CallFactory, open_callers
-from bench.processes import REPO_ROOT, Secrets, Target, raise_fd_limit, start_target
+from bench.processes import REPO_ROOT, Secrets, Target, raise_fd_limit, split_cores, start_target
 from bench.sse_clients import ArrivalLog, ClientFleet
 from security.tokens import mint_client_token
 
@@ -103,11 +103,11 @@ def machine_facts(args, pinned: bool) -> dict:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    cores = sorted(os.sched_getaffinity(0))
-    pinned = not args.no_pin and len(cores) >= 2
-    server_cpu = cores[0] if pinned else None
+    server_core, load_core = split_cores()
+    pinned = not args.no_pin and load_core is not None
+    server_cpu = server_core if pinned else None
     if pinned:
-        os.sched_setaffinity(0, {cores[1]})
+        os.sched_setaffinity(0, {load_core})
     machine = machine_facts(args, pinned)
     needed = max(args.hold_max, args.clients) + args.callers + 100
     if machine["fd_limit"] < needed:

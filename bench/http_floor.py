@@ -26,7 +26,7 @@ import sys
 import time
 
 from bench.calls import CallFactory, open_callers
-from bench.processes import REPO_ROOT, Target, free_port, raise_fd_limit, wait_until_serving
+from bench.processes import REPO_ROOT, Target, free_port, raise_fd_limit, split_cores, wait_until_serving
 from bench.sse_clients import ArrivalLog, ClientFleet
 
 ANSWER = b'{"result":{"type":"string","attributes":{"message":"ok"}}}'
@@ -125,8 +125,7 @@ def main() -> None:
     parser.add_argument("--connect-concurrency", type=int, default=256)
     args = parser.parse_args()
     raise_fd_limit()
-    cores = sorted(os.sched_getaffinity(0))
-    server_cpu, load_cpu = (cores[0], cores[1]) if len(cores) >= 2 else (None, None)
+    server_cpu, load_cpu = split_cores()
     target = start_floor_server(server_cpu)
     try:
         if load_cpu is not None:

@@ -74,6 +74,13 @@ def raise_fd_limit() -> int:
     return hard
 
 
+def split_cores() -> tuple[int | None, int | None]:
+    """(server core, load core): the first two this process may run on, or
+    (None, None) on a single core, where nothing is pinned."""
+    cores = sorted(os.sched_getaffinity(0))
+    return (cores[0], cores[1]) if len(cores) >= 2 else (None, None)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

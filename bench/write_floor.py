@@ -15,7 +15,7 @@ import selectors
 import socket
 import time
 
-from bench.processes import raise_fd_limit
+from bench.processes import raise_fd_limit, split_cores
 
 FRAME = b"x" * 120
 
@@ -43,8 +43,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
     raise_fd_limit()
-    cores = sorted(os.sched_getaffinity(0))
-    server_cpu, reader_cpu = (cores[0], cores[1]) if len(cores) >= 2 else (None, None)
+    server_cpu, reader_cpu = split_cores()
     listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
     port = listener.getsockname()[1]
     child = os.fork()

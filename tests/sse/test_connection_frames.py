@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import AsyncIterator
+
 import anyio
 import pytest
 
-from sse.registry import ConnectionRegistry, RegistryLimits
+from sse.registry import Connection, ConnectionRegistry, RegistryLimits
 
 pytestmark = pytest.mark.anyio
 
 
 def registry(queue_size: int = 4) -> ConnectionRegistry:
     return ConnectionRegistry(RegistryLimits(per_client=5, total=10, queue_size=queue_size))
+
+
+@contextlib.asynccontextmanager
+async def writer_waiting(connection: Connection) -> AsyncIterator[list[bytes | None]]:
+    """A writer task already waiting for its next chunk; once the block ends, the
+    list holds the chunk it took (the block must offer or close to end it)."""
+    received: list[bytes | None] = []
+
+    async def take() -> None:
+        received.append(await connection.next_frames())
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(take)
+        await anyio.sleep(0.01)
+        yield received
 
 
 async def test_frames_queued_while_the_writer_was_busy_go_out_as_one_chunk_in_order():
@@ -33,14 +51,7 @@ async def test_timed_frame_inside_a_chunk_is_reported_when_the_chunk_is_written(
 
 async def test_writer_waits_for_the_next_frame_and_wakes_on_offer():
     async with registry().open("visitor") as connection:
-        async with anyio.create_task_group() as tasks:
-            received = []
-
-            async def take() -> None:
-                received.append(await connection.next_frames())
-
-            tasks.start_soon(take)
-            await anyio.sleep(0.01)
+        async with writer_waiting(connection) as received:
             assert received == []
             connection.offer(b"x\n\n")
         assert received == [b"x\n\n"]
@@ -99,14 +110,7 @@ class WriteRecorder:
 async def test_frame_offered_while_the_writer_waits_idle_is_written_at_once_without_waking_it():
     async with registry().open("visitor") as connection:
         connection.write_now = recorder = WriteRecorder()
-        async with anyio.create_task_group() as tasks:
-            received = []
-
-            async def take() -> None:
-                received.append(await connection.next_frames())
-
-            tasks.start_soon(take)
-            await anyio.sleep(0.01)
+        async with writer_waiting(connection) as received:
             assert connection.offer(b"a\n\n") and connection.offer(b": heartbeat\n\n", timed=False)
             await anyio.sleep(0.01)
             assert recorder.written == [(b"a\n\n", True), (b": heartbeat\n\n", False)]
@@ -127,14 +131,7 @@ async def test_frame_offered_while_the_writer_is_busy_takes_the_queue_to_keep_th
 async def test_frame_offered_behind_a_queued_one_is_queued_too_even_with_the_writer_waiting():
     async with registry().open("visitor") as connection:
         connection.write_now = recorder = WriteRecorder(accepts=False)
-        async with anyio.create_task_group() as tasks:
-            received = []
-
-            async def take() -> None:
-                received.append(await connection.next_frames())
-
-            tasks.start_soon(take)
-            await anyio.sleep(0.01)
+        async with writer_waiting(connection) as received:
             connection.offer(b"a\n\n")  # refused: queued, and the writer is woken but has not run yet
             recorder.accepts = True
             connection.offer(b"b\n\n")
@@ -145,13 +142,6 @@ async def test_frame_offered_behind_a_queued_one_is_queued_too_even_with_the_wri
 async def test_frame_the_immediate_writer_refuses_takes_the_queue_and_wakes_the_writer():
     async with registry().open("visitor") as connection:
         connection.write_now = WriteRecorder(accepts=False)  # e.g. uvicorn paused writing
-        async with anyio.create_task_group() as tasks:
-            received = []
-
-            async def take() -> None:
-                received.append(await connection.next_frames())
-
-            tasks.start_soon(take)
-            await anyio.sleep(0.01)
+        async with writer_waiting(connection) as received:
             assert connection.offer(b"a\n\n")
         assert received == [b"a\n\n"]
