@@ -1,13 +1,19 @@
-"""`python -m bench.app_cost`: the application's own CPU per function call, without HTTP.
+"""`python -m bench.app_cost`: the application's own CPU per function call and per stream, without HTTP.
 
-The unicast rows time a call end to end: uvicorn, the socket writes and our
-app together (`bench.http_floor` gives uvicorn's share). This calls the ASGI
-app directly, in this process, with the same signed `redirectClient` requests
-and the same production settings as the bench's server, to idle streams whose
-socket write is replaced by a no-op: what is left is the app's own work per
-call (signature, parsing, validation, rate limits, redirect check, publishing,
-metrics, the answer). `--profile` adds cProfile's top entries (cProfile
-roughly doubles the time it measures; read its shares, not its times).
+The unicast and hold rows time a call or a connect end to end: uvicorn, the
+socket writes and our app together (`bench.http_floor` gives uvicorn's share).
+This calls the ASGI app directly, in this process, with the same production
+settings as the bench's server:
+
+- calls: the same signed `redirectClient` requests, to idle streams whose
+  socket write is replaced by a no-op (signature, parsing, validation, rate
+  limits, redirect check, publishing, metrics, the answer);
+- connects: the same stream requests (a JWT each, cross-origin), each counted
+  once its opening frames are sent, then all ended by a disconnect (token,
+  rate limits, CORS, registry, timers, the disconnect watcher, the opening).
+
+`--profile` adds cProfile's top entries (cProfile roughly doubles the time it
+measures; read its shares, not its times).
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from typing import AsyncIterator
 import uvloop
 
 from bench.calls import call_body, redirect_url
-from bench.processes import Secrets, ours_environment
+from bench.processes import SITE_ORIGIN, Secrets, ours_environment
 from channel_app.app import create_app
 from channel_app.run import settle_garbage_collector
 from config.settings import Settings
 from security.signature import decode_signing_key, sign
+from security.tokens import mint_client_token
 
 CLIENTS = 1_000
 DISTINCT_REQUESTS = 500
@@ -135,12 +142,67 @@ async def measure(calls: int, profile: bool) -> None:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
 
 
+def stream_scope(client_id: str, token: str) -> dict:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": "/sse/connect", "raw_path": b"/sse/connect", "root_path": "",
+        "query_string": f"clientId={client_id}&token={token}".encode(),
+        "headers": [
+            (b"host", b"127.0.0.1:8000"), (b"accept", b"text/event-stream"), (b"cache-control", b"no-cache"),
+            (b"origin", SITE_ORIGIN.encode()),
+        ],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": {},
+    }
+
+
+async def measure_connects(count: int, profile: bool) -> None:
+    settings = production_settings()
+    app = create_app(settings)
+    secret = settings.client_jwt_secret.get_secret_value()
+    scopes = [stream_scope(f"c{index}", mint_client_token(secret, f"c{index}", 3600)) for index in range(count)]
+    leave = asyncio.get_running_loop().create_future()
+    opened = 0
+    all_open = asyncio.Event()
+
+    async def receive():
+        await asyncio.shield(leave)
+        return {"type": "http.disconnect"}
+
+    async def send(message) -> None:
+        nonlocal opened
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise SystemExit(f"a stream was refused: {message!r}")
+        if message["type"] == "http.response.body" and message.get("body"):
+            opened += 1
+            if opened == count:
+                all_open.set()
+
+    async with running(app):
+        settle_garbage_collector()
+        profiler = cProfile.Profile() if profile else None
+        cpu = time.process_time()
+        if profiler:
+            profiler.enable()
+        streams = [asyncio.create_task(app(scope, receive, send)) for scope in scopes]
+        await all_open.wait()
+        if profiler:
+            profiler.disable()
+        cpu = time.process_time() - cpu
+        leave.set_result(None)
+        await asyncio.gather(*streams)
+    print(f"{count:,} streams: {cpu / count * 1e6:.1f} us of the app's own CPU per connect")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.app_cost", description=__doc__)
     parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--connects", type=int, default=10_000)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     uvloop.run(measure(args.calls, args.profile))
+    uvloop.run(measure_connects(args.connects, args.profile))
 
 
 if __name__ == "__main__":

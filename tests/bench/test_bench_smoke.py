@@ -55,10 +55,11 @@ def test_http_floor_runs_calls_and_holds_on_a_tiny_load():
 
 
 @pytest.mark.timeout(120)
-def test_app_cost_calls_the_app_in_process_and_every_call_is_answered():
+def test_app_cost_calls_the_app_in_process_and_every_call_and_stream_is_answered():
     run = subprocess.run(
-        [sys.executable, "-m", "bench.app_cost", "--calls", "200"],
+        [sys.executable, "-m", "bench.app_cost", "--calls", "200", "--connects", "100"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=100,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "200 calls:" in run.stdout
+    assert "100 streams:" in run.stdout
