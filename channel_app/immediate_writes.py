@@ -14,9 +14,9 @@ The function refuses, and the frame takes the queue as before, when uvicorn
 has paused writing (the transport's buffer is over its high-water mark: the
 writer's `send` then waits for room, and the stall sweep watches that wait),
 when the client is gone (the writer then finds out and ends the stream), or
-when the write raises. Only uvicorn's httptools
-protocol is known here; under any other server, or for a response that is
-not chunked, there is no immediate writer and every frame takes the queue.
+when the write raises. Only uvicorn's httptools protocol is known here; under
+any other server, or for a response that is not chunked, there is no
+immediate writer and every frame takes the queue.
 """
 
 from __future__ import annotations
@@ -57,4 +57,3 @@ def immediate_writer(scope: Scope, tally: Tally) -> ImmediateWriter | None:
         return True
 
     return write_now
-
