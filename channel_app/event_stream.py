@@ -13,9 +13,9 @@ own lifespan, so this response needs only:
   frame published while it waits idle is written at once by the publisher,
   `channel_app.immediate_writes`);
 - one small task that waits for the client to disconnect and then closes the
-  connection, which ends the writer (and, after each write, a look at the
-  transport, for the disconnect uvicorn does not report: see
-  `channel_app.server_connection.connection_gone`).
+  connection, which ends the writer (`PushApp`'s send makes sure that wait
+  ends even when uvicorn does not report the disconnect:
+  `channel_app.server_connection.lost_connection_guard`).
 
 A write that blocks longer than SEND_TIMEOUT_SECONDS (the client stopped
 reading) is found by one process-wide sweep (`channel_app.stalls`), not by a
@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from typing import Callable, Iterable, Mapping
 
 from starlette.types import Message, Receive, Scope, Send
 
 from channel_app.immediate_writes import immediate_writer
 from channel_app.metrics import Tally
-from channel_app.server_connection import connection_gone
 from channel_app.socket_abort import abort_socket
 from sse.registry import CLIENT_CLOSED, Connection
 
@@ -74,16 +74,13 @@ class EventStreamResponse:
         watcher = asyncio.get_running_loop().create_task(_close_on_disconnect(receive, connection))
         try:
             await self._write(send, {"type": "http.response.start", "status": 200, "headers": self._headers})
-            connection.write_now = immediate_writer(scope, self._written_at_publish)
+            connection.write_now = immediate_writer(scope, self._written_at_publish, partial(connection.close, CLIENT_CLOSED))
             chunk: bytes | None = self._opening
             self._opening = b""
-            gone = connection_gone(scope)
             while chunk is not None:
                 await self._write(send, {"type": "http.response.body", "body": chunk, "more_body": True})
                 if (latency := connection.written(chunk)) is not None:
                     self._frame_written(latency)
-                if gone():
-                    connection.close(CLIENT_CLOSED)
                 chunk = await connection.next_frames()
             await self._write(send, {"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError as cancelled:

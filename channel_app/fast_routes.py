@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channel_app.cors import SimpleResponseCors, request_origin
-from channel_app.server_connection import forget_server_send, remember_server_send
+from channel_app.server_connection import forget_server_send, lost_connection_guard, remember_server_send
 
 Endpoint = Callable[[Request], Awaitable[ASGIApp]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[ASGIApp]]
@@ -44,17 +44,20 @@ class PushApp(Starlette):
         self._fast_routes = dict(fast_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        remember_server_send(scope, send)
+        try:
+            checked_send = lost_connection_guard(scope, send)
             fast = self._fast_route(scope["method"], scope["path"])
-            if fast is not None:
-                scope["app"] = self
-                remember_server_send(scope, send)
-                try:
-                    await fast(scope, receive, send)
-                finally:
-                    forget_server_send(scope)
+            if fast is None:
+                await super().__call__(scope, receive, checked_send)
                 return
-        await super().__call__(scope, receive, send)
+            scope["app"] = self
+            await fast(scope, receive, checked_send)
+        finally:
+            forget_server_send(scope)
 
     def _fast_route(self, method: str, path: str) -> ASGIApp | None:
         exact = self._fast_routes.get((method, path))

@@ -13,8 +13,8 @@ other chunks of this response (HTTP/1.1 chunked encoding).
 The function refuses, and the frame takes the queue as before, when uvicorn
 has paused writing (the transport's buffer is over its high-water mark: the
 writer's `send` then waits for room, and the stall sweep watches that wait),
-when the client is gone (the writer then finds out and ends the stream), or
-when the write raises. Only uvicorn's httptools protocol is known here; under
+when the client is gone (then it closes the stream's connection first, so
+the frame counts as undelivered), or when the write raises. Only uvicorn's httptools protocol is known here; under
 any other server, or for a response that is not chunked, there is no
 immediate writer and every frame takes the queue.
 """
@@ -32,9 +32,12 @@ from channel_app.server_connection import request_cycle
 ImmediateWriter = Callable[[bytes, bool], bool]  # (frame, counted) -> written
 
 
-def immediate_writer(scope: Scope, tally: Tally) -> ImmediateWriter | None:
+def immediate_writer(scope: Scope, tally: Tally, client_gone: Callable[[], None]) -> ImmediateWriter | None:
     """For a response whose headers uvicorn has sent: a function that writes one
-    frame now and says whether it did. `counted` frames are added to `tally`."""
+    frame now and says whether it did. `counted` frames are added to `tally`.
+    Finding the connection closed, it calls `client_gone` (which closes the
+    stream's connection) before refusing, so the frame counts as undelivered
+    even where uvicorn has not reported the loss to this request."""
     cycle = request_cycle(scope)
     if not isinstance(cycle, HttptoolsCycle) or cycle.chunked_encoding is not True:
         return None
@@ -46,7 +49,10 @@ def immediate_writer(scope: Scope, tally: Tally) -> ImmediateWriter | None:
             # As uvicorn's `send` does with an empty body: a zero-length chunk is the
             # end of a chunked body, and must never be written mid-stream.
             return True
-        if flow.write_paused or cycle.disconnected or cycle.response_complete or transport.is_closing():
+        if cycle.disconnected or transport.is_closing():
+            client_gone()
+            return False
+        if flow.write_paused or cycle.response_complete:
             return False
         try:
             transport.write(b"%x\r\n%b\r\n" % (len(frame), frame))

@@ -2,18 +2,18 @@
 
 uvicorn's `send` is a bound method of its request cycle, and the cycle holds
 the connection's transport and flow control. `PushApp` keeps the server's own
-`send` in the scope of its hot routes (before any wrapper), so the stream can
+`send` in the scope of every HTTP request (before any wrapper), so the app can
 find the cycle again: to reset a stalled socket (`socket_abort`), to write
 frames at publish time (`immediate_writes`) and to notice a connection that
-is gone when uvicorn does not say so (`connection_gone`). Under another server
-there is no such cycle and all three fall back to plain ASGI.
+is gone when uvicorn does not say so (`lost_connection_guard`). Under another
+server there is no such cycle and all three fall back to plain ASGI.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Awaitable
 
-from starlette.types import Scope, Send
+from starlette.types import Message, Scope, Send
 
 SERVER_SEND = "channel_push.server_send"  # scope key: the server's own `send`, set by PushApp
 
@@ -36,19 +36,32 @@ def request_cycle(scope: Scope) -> object | None:
     return getattr(scope.get(SERVER_SEND), "__self__", None)
 
 
-def connection_gone(scope: Scope) -> Callable[[], bool]:
-    """A check that says True once the connection behind this request is closed.
+def lost_connection_guard(scope: Scope, send: Send) -> Send:
+    """`send`, made to notice a connection uvicorn does not report lost.
 
-    uvicorn reports a lost connection only to the newest request on it: when a
-    client pipelines another request behind its stream and then leaves, the
-    stream's `receive` never returns `http.disconnect`, and writes to the
-    closed transport vanish without an error. Without this check such a stream
-    stayed registered, holding its connection slot, until its token expired.
-    Unknown server: never gone (the ASGI disconnect message is all there is)."""
-    transport = getattr(request_cycle(scope), "transport", None)
-    is_closing = getattr(transport, "is_closing", None)
-    return is_closing if callable(is_closing) else _never
+    uvicorn tells only the newest request on a connection that the connection
+    is gone. When a client pipelines another request behind a stream (or a
+    slow call) and then leaves, the older request's `receive` never returns
+    `http.disconnect`, and under uvloop its next `send` raises on the closed
+    transport: a traceback for a client that merely left, and until then a
+    stream that counts as open. Before each message this wrapper does for its
+    request what uvicorn's `connection_lost` does for the newest one: it marks
+    the request disconnected, so `send` returns quietly and `receive` says
+    `http.disconnect`. Under another server `send` is returned as is."""
+    cycle = request_cycle(scope)
+    transport = getattr(cycle, "transport", None)
+    if not hasattr(cycle, "disconnected") or not hasattr(cycle, "message_event") or transport is None:
+        return send
+
+    def send_unless_lost(message: Message) -> Awaitable[None]:
+        if not cycle.disconnected and transport.is_closing():
+            mark_lost(cycle)
+        return send(message)
+
+    return send_unless_lost
 
 
-def _never() -> bool:
-    return False
+def mark_lost(cycle) -> None:
+    """What uvicorn's `connection_lost` does for the newest request on a connection."""
+    cycle.disconnected = True
+    cycle.message_event.set()

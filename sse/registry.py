@@ -91,8 +91,11 @@ class Connection:
         if self.close_reason is not None:
             return False
         frames = self._frames
-        if not frames and self._waiter is not None and self.write_now is not None and self.write_now(frame, timed):
-            return True
+        if not frames and self._waiter is not None and self.write_now is not None:
+            if self.write_now(frame, timed):
+                return True
+            if self.close_reason is not None:
+                return False  # the writer found the client gone
         if len(frames) >= self._limit:
             self.close("slow_client")
             return False

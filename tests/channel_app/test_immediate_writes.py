@@ -58,8 +58,8 @@ def test_there_is_no_immediate_writer_without_uvicorns_request_cycle():
     async def plain_send(message) -> None:
         return None
 
-    assert immediate_writer({}, Tally()) is None
-    assert immediate_writer({SERVER_SEND: plain_send}, Tally()) is None
+    assert immediate_writer({}, Tally(), lambda: None) is None
+    assert immediate_writer({SERVER_SEND: plain_send}, Tally(), lambda: None) is None
 
 
 def test_an_empty_frame_for_an_idle_stream_writes_nothing_rather_than_ending_its_body():

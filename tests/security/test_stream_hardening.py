@@ -10,10 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import contextlib
 import json
+import logging
 import socket
 import time
+from typing import Iterator
 
+import anyio
 import httpx
 import jwt
 import pytest
@@ -22,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.support.apps import client_token, make_app
+from tests.support.channel import function_body, signed_headers
 from tests.support.asgi import asgi_client
 from tests.support.server import run_server
 from tests.support.sse_client import SseReader
@@ -255,18 +260,84 @@ async def test_a_token_the_page_put_in_the_url_is_not_ambient_and_works_from_any
     assert response.status_code == 200
 
 
-def test_a_client_that_pipelines_a_request_behind_its_stream_and_leaves_frees_its_slot():
+def test_a_client_that_pipelines_a_request_behind_its_stream_and_leaves_frees_its_slot(uvicorn_errors):
     """uvicorn tells only the newest request on a connection that the connection
     is gone. A client that sent a second request behind its stream and then left
     kept the stream registered (a connection slot, an entry under its clientId)
-    until its token expired: a cheap way to fill MAX_CONNECTIONS."""
+    until its token expired: a cheap way to fill MAX_CONNECTIONS. Under uvloop the
+    stream's next write then raised, and uvicorn logged a traceback."""
     app = make_app(heartbeat_seconds=0.2)
     with run_server(app) as server:
         registry = app.state.services.broker.registry
-        port = int(server.url.rsplit(":", 1)[1])
-        stream = f"GET /sse/connect?clientId=visitor&token={client_token('visitor')} HTTP/1.1\r\nHost: x\r\n\r\n"
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall((stream + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").encode())
-            assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        with _pipelined_stream(server, "visitor"):
             wait_until(lambda: registry.connection_total == 1)
         wait_until(lambda: registry.connection_total == 0, timeout=5)
+    assert uvicorn_errors == []
+
+
+async def test_an_event_for_a_pipelined_stream_whose_client_left_counts_as_undelivered(uvicorn_errors):
+    app = make_app(heartbeat_seconds=600)
+    with run_server(app) as server:
+        registry = app.state.services.broker.registry
+        with _pipelined_stream(server, "visitor"):
+            wait_until(lambda: registry.connection_total == 1)
+        await anyio.sleep(0.2)  # the server has seen the close; uvicorn told only the pipelined request
+        body = function_body("notify", {"clientId": "visitor", "message": "hi", "queueIfOffline": True})
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            answer = (await http.put("/functions", content=body, headers=signed_headers(body))).json()
+        wait_until(lambda: registry.connection_total == 0, timeout=5)
+    assert answer["result"]["delivered"] == 0 and answer["result"]["queued"] is True
+    assert uvicorn_errors == []
+
+
+@contextlib.contextmanager
+def _pipelined_stream(server, client_id: str) -> Iterator[socket.socket]:
+    port = int(server.url.rsplit(":", 1)[1])
+    stream = f"GET /sse/connect?clientId={client_id}&token={client_token(client_id)} HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall((stream + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").encode())
+        received = b""
+        while b"event: connected" not in received:
+            received += sock.recv(65536)
+        yield sock
+
+
+@pytest.fixture
+def uvicorn_errors() -> Iterator[list[str]]:
+    """ERROR records from uvicorn (its loggers do not propagate to pytest's capture)."""
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    handler = Collect(level=logging.ERROR)
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_call_or_status_stream_left_with_a_request_pipelined_behind_it_ends_without_an_error(uvicorn_errors):
+    """The same uvicorn gap on the other routes: the answer to a call still waiting
+    for an ack, and the next status frame, were written to the closed transport,
+    which under uvloop raised and logged a traceback for a client that only left."""
+    ops_token = "ops-token-for-this-test-0123456789abcdef"
+    app = make_app(ops_token=ops_token, status_stream_seconds=0.1)
+    with run_server(app) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        pipelined = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        with _pipelined_stream(server, "target"):
+            waiting = function_body("sendEvent", {"clientId": "target", "action": "a", "payload": {}, "waitForAck": 500})
+            headers = "".join(f"{name}: {value}\r\n" for name, value in signed_headers(waiting).items())
+            call = f"PUT /functions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(waiting)}\r\n{headers}\r\n".encode() + waiting
+            with socket.create_connection(("127.0.0.1", port)) as caller:
+                caller.sendall(call + pipelined)
+                time.sleep(0.1)
+            with socket.create_connection(("127.0.0.1", port)) as viewer:
+                viewer.sendall(f"GET /sse/status/stream?token={ops_token} HTTP/1.1\r\nHost: x\r\n\r\n".encode() + pipelined)
+                assert viewer.recv(1024).startswith(b"HTTP/1.1 200")
+            time.sleep(0.8)  # past the ack wait and several status frames
+    assert uvicorn_errors == []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import uvicorn
+import uvloop
 from starlette.applications import Starlette
 
 from channel_app.server import DrainingServer
@@ -52,7 +53,7 @@ def run_server(app: Starlette, grace_seconds: float = 2.0, port: int = 0) -> Ite
     loops: list[asyncio.AbstractEventLoop] = []
 
     def serve() -> None:
-        loop = asyncio.new_event_loop()
+        loop = uvloop.new_event_loop()  # as in production (channel_app/run.py): uvloop differs from asyncio on closed transports
         loops.append(loop)
         loop.run_until_complete(server.serve(sockets=[sock]))
         loop.close()
