@@ -21,6 +21,7 @@ import sys
 import uvicorn
 
 from channel_app.app import create_app
+from channel_app.header_limit import HeaderLimitedProtocol
 from channel_app.logs import logging_config
 from channel_app.policies import InvalidConfiguration
 from channel_app.server import DrainingServer
@@ -64,11 +65,12 @@ def uvicorn_config(app, settings) -> uvicorn.Config:
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         log_config=logging_config(settings),  # JSON or text; access lines redacted and without query
-        # uvicorn's "auto" would pick these too when installed; naming them makes a
-        # missing one fail at start instead of silently running the slower pure-Python
-        # loop and parser (uvicorn[standard] installs both).
+        # uvicorn's "auto" would pick uvloop and httptools too when installed; naming
+        # them makes a missing one fail at start instead of silently running the slower
+        # pure-Python loop and parser (uvicorn[standard] installs both). The protocol is
+        # httptools' with a cap on request heads (channel_app/header_limit.py).
         loop="uvloop",
-        http="httptools",
+        http=HeaderLimitedProtocol,
     )
 
 

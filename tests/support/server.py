@@ -18,6 +18,7 @@ import uvicorn
 import uvloop
 from starlette.applications import Starlette
 
+from channel_app.header_limit import HeaderLimitedProtocol
 from channel_app.server import DrainingServer
 
 
@@ -48,7 +49,9 @@ def free_port() -> int:
 def run_server(app: Starlette, grace_seconds: float = 2.0, port: int = 0) -> Iterator[RunningServer]:
     """`port=0` picks a free one; a fixed port lets a test restart "the same" server."""
     sock = free_socket(port)
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=grace_seconds, lifespan="on")
+    config = uvicorn.Config(
+        app, log_level="warning", timeout_graceful_shutdown=grace_seconds, lifespan="on", http=HeaderLimitedProtocol
+    )
     server = DrainingServer(config, app.state.lifecycle)
     loops: list[asyncio.AbstractEventLoop] = []
 
