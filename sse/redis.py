@@ -194,7 +194,7 @@ class RedisBroker:
                 head, replay = await self._join(client_id, [member], last_event_id, topics)
                 cursor = newest_id(head, replay)
                 self._fanout.joined(connection, cursor)
-                yield Subscription(connection, self._fanout.replay_then_early_frames(connection, replay), cursor)
+                yield Subscription(connection, self._fanout.replay_then_early_frames(connection, replay, cursor, last_event_id), cursor)
             finally:
                 self._fanout.closed(connection)
                 await self._presence.leave(client_id, member)
@@ -265,7 +265,7 @@ class RedisBroker:
 
     def _on_message(self, channel: str, frame: bytes) -> None:
         if channel == self._keys.broadcast_channel:
-            self.registry.deliver_all(frame)
+            self._fanout.deliver_all(frame)
         elif channel == self._keys.acks_channel:
             if self._acks is not None:
                 self._acks.heard(frame)

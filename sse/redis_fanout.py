@@ -1,20 +1,25 @@
-"""Handing the Redis broker's pub/sub frames to this instance's connections, each once.
+"""Handing the Redis broker's pub/sub frames to this instance's connections, each once and in id order.
 
 A frame on `cp:client:<c>` goes to client c's local connections, one on
-`cp:topic:<t>` to topic t's (sse/registry.py). Two kinds of repeat are
-dropped here, both by comparing bytes (a frame carries its id, so equal bytes
-mean the same event):
+`cp:topic:<t>` to topic t's (sse/registry.py), one on the broadcast channel to
+all of them. Every event id comes from one sequence, and live frames arrive on
+this instance's one pub/sub socket in the order the publishing scripts ran,
+so a connection's frames normally arrive in id order. Three things break
+that, because commands and pub/sub use different sockets:
 
-- replay vs live, per new connection (`_replayed`): frames published before
-  its JOIN may reach it live after its replay already held them;
-- catch-up vs live, per channel (`_caught_up`): after the listener reconnects,
-  frames the catch-up sent may still arrive live.
+- a frame published before a connection's JOIN can arrive after its opening
+  (replay and connected cursor) was written;
+- a listener that lags can hand a resuming tab an event it already has;
+- after the listener reconnects, the catch-up (read from history) can offer
+  newer frames than broadcasts still on their way.
 
-Both sets are dropped at the first live frame they do not hold: this
-instance's one pub/sub socket receives every channel's messages in the order
-the publishing scripts ran, which is id order (one id sequence), so once a
-later frame arrived no earlier one can follow, on any of a connection's
-streams. The newest id delivered per channel (`_delivered`, or the head when
+So each joined connection has a floor (`_sent_up_to`): the newest id it was
+given, starting at its connected cursor. A frame at or below the floor is not
+offered: it is a repeat, or older than what the browser already holds, and
+written it would move the browser's Last-Event-ID back (the next reconnect
+would then replay events it has). The one thing this can drop is a broadcast
+that arrives after a newer event (broadcasts are live only and never
+replayed). The newest id delivered per channel (`_delivered`, or the head when
 the channel was joined, `_joined_at`) is where a catch-up resumes.
 """
 
@@ -27,15 +32,16 @@ from sse.redis_scripts import RedisKeys
 from sse.registry import Connection, ConnectionRegistry
 from sse.replay import IdentifiedFrame, frame_event_id, merge_replay
 
+EventKey = tuple[int, int]  # a parsed event id
+
 
 class LocalFanout:
     def __init__(self, registry: ConnectionRegistry, keys: RedisKeys) -> None:
         self._registry = registry
         self._keys = keys
         self._delivered: dict[str, str] = {}
-        self._caught_up: dict[str, set[bytes]] = {}
         self._joined_at: dict[str, str] = {}
-        self._replayed: dict[str, set[bytes]] = {}
+        self._sent_up_to: dict[str, EventKey] = {}  # connection id -> newest event id it was given
 
     def deliver(self, channel: str, frame: bytes) -> None:
         """A live frame from a client or topic channel."""
@@ -43,21 +49,23 @@ class LocalFanout:
         event_id = frame_event_id(frame)
         if event_id is None or not connections:
             return
-        caught_up = self._caught_up.get(channel)
-        if caught_up is not None:
-            if frame in caught_up:
-                caught_up.discard(frame)  # already sent by the catch-up after reconnecting
-                return
-            del self._caught_up[channel]
         self._delivered[channel] = event_id
+        self._offer_above_floor(connections, parse_event_id(event_id), frame)
+
+    def deliver_all(self, frame: bytes) -> None:
+        """A live frame from the broadcast channel."""
+        event_id = frame_event_id(frame)
+        if event_id is not None:
+            self._offer_above_floor(self._registry.connections(), parse_event_id(event_id), frame)
+
+    def _offer_above_floor(self, connections: Iterable[Connection], key: EventKey, frame: bytes) -> None:
+        sent_up_to = self._sent_up_to
         for connection in connections:
-            replayed = self._replayed.get(connection.id)
-            if replayed is not None:
-                if frame in replayed:
-                    replayed.discard(frame)
-                    continue
-                del self._replayed[connection.id]  # past the replay: no repeat can follow
-            connection.offer(frame)
+            floor = sent_up_to.get(connection.id)
+            if floor is None:
+                connection.offer(frame)  # still joining: its opening merges and orders this frame
+            elif key > floor and connection.offer(frame):
+                sent_up_to[connection.id] = key
 
     def channels_of(self, connection: Connection) -> list[str]:
         return [self._keys.channel(connection.client_id), *map(self._keys.topic_channel, connection.topics)]
@@ -66,52 +74,56 @@ class LocalFanout:
         for channel in self.channels_of(connection):
             self._joined_at.setdefault(channel, cursor)
 
-    def replay_then_early_frames(self, connection: Connection, replay: list[IdentifiedFrame]) -> list[bytes]:
+    def replay_then_early_frames(
+        self, connection: Connection, replay: list[IdentifiedFrame], cursor: str, resume_from: str | None = None
+    ) -> list[bytes]:
         """The replay and the live frames that reached the connection while its JOIN was
-        in flight, minus those the replay holds (same bytes), in id order: a broadcast
-        (never replayed) that arrived meanwhile may be older than replayed events, and
-        written after them it would move the browser's Last-Event-ID back. Frames
-        published before the JOIN can also arrive after it (pub/sub and commands use
-        different sockets), so the replayed frames not seen yet are remembered and
-        skipped in `deliver`."""
+        in flight, minus those the replay holds (same bytes) and those at or below the
+        browser's Last-Event-ID (`resume_from`: a lagging listener can still be handing
+        on an event the tab got from another instance), in id order: a broadcast (never
+        replayed) that arrived meanwhile may be older than replayed events, and written
+        after them it would move the browser's Last-Event-ID back. From here on the
+        connection's floor holds: nothing at or below the newest of these and its
+        cursor is offered to it."""
         ordered = list(replay)
         replayed = {frame for _, frame in replay}
-        unmatched = set(replayed)
+        already_held = parse_event_id(resume_from) if resume_from else None
         without_id: list[bytes] = []
         if connection.close_reason is None:
             for frame in connection.take_pending():
-                if frame in unmatched:
-                    unmatched.discard(frame)
-                elif (event_id := frame_event_id(frame)) is None:
+                if frame in replayed:
+                    continue
+                if (event_id := frame_event_id(frame)) is None:
                     without_id.append(frame)  # a heartbeat
-                elif frame not in replayed:
+                elif already_held is None or parse_event_id(event_id) > already_held:
                     ordered.append((event_id, frame))
-        if unmatched:
-            self._replayed[connection.id] = unmatched
-        ordered.sort(key=lambda item: parse_event_id(item[0]))
-        return [frame for _, frame in ordered] + without_id
+        keyed = sorted(((parse_event_id(event_id), frame) for event_id, frame in ordered), key=lambda item: item[0])
+        newest = parse_event_id(cursor)
+        if keyed and keyed[-1][0] > newest:
+            newest = keyed[-1][0]
+        self._sent_up_to[connection.id] = newest
+        return [frame for _, frame in keyed] + without_id
 
     def closed(self, connection: Connection) -> None:
-        self._replayed.pop(connection.id, None)
+        self._sent_up_to.pop(connection.id, None)
 
     def forget(self, channel: str) -> None:
         """The channel's last local listener is gone."""
         self._delivered.pop(channel, None)
-        self._caught_up.pop(channel, None)
         self._joined_at.pop(channel, None)
 
     def resume_point(self, channel: str) -> str | None:
         return self._delivered.get(channel) or self._joined_at.get(channel)
 
     def caught_up(self, missed: dict[str, list[IdentifiedFrame]]) -> None:
-        """Offer each connection the missed frames of its client and topics, merged by id."""
+        """Offer each connection the missed frames of its client and topics, merged by
+        id; live copies of them that are still on their way fall below its floor."""
         for channel, frames in missed.items():
             self._delivered[channel] = frames[-1][0]
-            self._caught_up[channel] = {frame for _, frame in frames}
         for connection in list(self._registry.connections()):
             owed = [missed[channel] for channel in self.channels_of(connection) if channel in missed]
-            for _, frame in _merged(owed):
-                connection.offer(frame)
+            for event_id, frame in _merged(owed):
+                self._offer_above_floor((connection,), parse_event_id(event_id), frame)
 
     def _listeners(self, channel: str) -> list[Connection]:
         client_id = self._keys.client_of(channel)

@@ -1,7 +1,10 @@
 """LocalFanout, the Redis broker's hand-off to local connections: what a new
-connection is sent first, from its replay and what arrived during its JOIN."""
+connection is sent first, from its replay and what arrived during its JOIN,
+and that nothing at or below what a connection was given follows it."""
 
 from __future__ import annotations
+
+import pytest
 
 from sse.events import HEARTBEAT_FRAME, encode_frame
 from sse.redis_fanout import LocalFanout
@@ -22,5 +25,48 @@ def test_opening_frames_are_in_id_order_even_when_a_broadcast_arrived_during_the
     replay = [("1000-0", frame("1000-0")), ("1002-0", frame("1002-0"))]
     for early in (frame("1001-0"), frame("1002-0"), HEARTBEAT_FRAME, frame("1003-0")):
         connection.offer(early)
-    opening = fanout.replay_then_early_frames(connection, replay)
+    opening = fanout.replay_then_early_frames(connection, replay, "1002-0")
     assert opening == [frame("1000-0"), frame("1001-0"), frame("1002-0"), frame("1003-0"), HEARTBEAT_FRAME]
+
+
+def fanout_and_registry() -> tuple[LocalFanout, ConnectionRegistry, RedisKeys]:
+    registry = ConnectionRegistry(RegistryLimits(per_client=5, total=10, queue_size=10))
+    keys = RedisKeys()
+    return LocalFanout(registry, keys), registry, keys
+
+
+@pytest.mark.anyio
+async def test_a_frame_arriving_after_the_opening_at_or_below_the_cursor_is_not_written():
+    """Commands and pub/sub use different sockets: a frame published before the JOIN
+    can arrive after the opening was written. Held by the replay, it was a repeat;
+    older than the cursor, it moved the browser's Last-Event-ID back."""
+    fanout, registry, keys = fanout_and_registry()
+    async with registry.open("visitor") as connection:
+        fanout.replay_then_early_frames(connection, [("1004-0", frame("1004-0"))], "1005-0")
+        for late in ("1003-0", "1004-0", "1005-0", "1006-0"):
+            fanout.deliver(keys.channel("visitor"), frame(late))
+        assert connection.take_pending() == [frame("1006-0")]
+
+
+@pytest.mark.anyio
+async def test_an_early_frame_the_tab_already_has_is_left_out_of_the_opening():
+    """A tab that got event X from instance B resumes on A with Last-Event-ID X while
+    A's listener is still handing X on: X reached the new stream during its JOIN."""
+    fanout, registry, keys = fanout_and_registry()
+    async with registry.open("visitor") as connection:
+        fanout.deliver(keys.channel("visitor"), frame("1001-0"))
+        fanout.deliver(keys.channel("visitor"), frame("1002-0"))
+        opening = fanout.replay_then_early_frames(connection, [], "1002-0", resume_from="1001-0")
+        assert opening == [frame("1002-0")]
+
+
+@pytest.mark.anyio
+async def test_after_a_catch_up_an_older_broadcast_still_on_its_way_is_not_written():
+    fanout, registry, keys = fanout_and_registry()
+    async with registry.open("visitor") as connection:
+        fanout.replay_then_early_frames(connection, [], "1000-0")
+        fanout.caught_up({keys.channel("visitor"): [("1005-0", frame("1005-0"))]})
+        fanout.deliver_all(frame("1003-0"))
+        fanout.deliver(keys.channel("visitor"), frame("1005-0"))  # the live copy of a caught-up frame
+        fanout.deliver_all(frame("1006-0"))
+        assert connection.take_pending() == [frame("1005-0"), frame("1006-0")]
