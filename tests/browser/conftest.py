@@ -16,7 +16,7 @@ from tests.browser.shop import shop_app
 from tests.support.apps import make_app
 from tests.support.channel import function_body, signed_headers
 from tests.support.chromium import CHROMIUM_ARGS, chromium_path
-from tests.support.server import RunningServer, free_port, run_server
+from tests.support.server import RunningServer, free_socket, run_server
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -100,9 +100,10 @@ def push_app(shop_port: int, **overrides):
 
 @contextmanager
 def running_sites(**push_overrides) -> Iterator[Sites]:
-    push_port, shop_port = free_port(), free_port()
-    with run_server(shop_app(f"http://127.0.0.1:{push_port}"), port=shop_port) as shop:
-        push_running = run_server(push_app(shop_port, **push_overrides), port=push_port)
+    push_socket, shop_socket = free_socket(), free_socket()  # held from now on, so nothing else takes them
+    push_port, shop_port = push_socket.getsockname()[1], shop_socket.getsockname()[1]
+    with run_server(shop_app(f"http://127.0.0.1:{push_port}"), sock=shop_socket) as shop:
+        push_running = run_server(push_app(shop_port, **push_overrides), sock=push_socket)
         sites = Sites(push_running.__enter__(), shop, push_port, shop_port, push_running, push_overrides)
         try:
             yield sites

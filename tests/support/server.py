@@ -35,8 +35,12 @@ class RunningServer:
 
 def free_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -46,9 +50,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_server(app: Starlette, grace_seconds: float = 2.0, port: int = 0) -> Iterator[RunningServer]:
-    """`port=0` picks a free one; a fixed port lets a test restart "the same" server."""
-    sock = free_socket(port)
+def run_server(
+    app: Starlette, grace_seconds: float = 2.0, port: int = 0, sock: socket.socket | None = None
+) -> Iterator[RunningServer]:
+    """`port=0` picks a free one; a fixed port lets a test restart "the same" server.
+    `sock` (from `free_socket()`) is a port already held: a port number that was
+    free when picked can be taken by another socket before the server binds it."""
+    sock = sock if sock is not None else free_socket(port)
     config = uvicorn.Config(
         app, log_level="warning", timeout_graceful_shutdown=grace_seconds, lifespan="on", http=HeaderLimitedProtocol
     )
