@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from functools import partial
 from typing import Callable, Iterable, Mapping
 
 from starlette.types import Message, Receive, Scope, Send
@@ -74,7 +73,7 @@ class EventStreamResponse:
         watcher = asyncio.get_running_loop().create_task(_close_on_disconnect(receive, connection))
         try:
             await self._write(send, {"type": "http.response.start", "status": 200, "headers": self._headers})
-            connection.write_now = immediate_writer(scope, self._written_at_publish, partial(connection.close, CLIENT_CLOSED))
+            connection.write_now = immediate_writer(scope, self._written_at_publish, connection)
             chunk: bytes | None = self._opening
             self._opening = b""
             while chunk is not None:

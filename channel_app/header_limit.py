@@ -32,33 +32,29 @@ def head_too_large_response() -> bytes:
 
 
 class HeaderLimitedProtocol(HttpToolsProtocol):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._in_head = True  # a connection starts with a request's head
-        self._head_bytes = 0
-        self._refused = False
+    # One attribute, not three: a 28th instance attribute keeps the instance dict
+    # key-shared (about 300 bytes); a 30th turned it into a 1.6 KB dict on every
+    # connection (bench: 18.7 -> 20.7 KB per idle stream).
+    _head_bytes: int | None = 0  # bytes of the current request's head so far; None once it is complete
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        if self._in_head:
+        if self.transport.is_closing():
+            return  # refused, or gone
+        if self._head_bytes is not None:
             self._head_bytes += len(data)
         super().data_received(data)
         # Judged after parsing: a read that completes the head may carry the body too.
-        if self._in_head and self._head_bytes > MAX_REQUEST_HEAD_BYTES:
+        if self._head_bytes is not None and self._head_bytes > MAX_REQUEST_HEAD_BYTES:
             self._refuse_head()
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._head_bytes = None
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head = True  # what follows on this connection is the next request's head
-        self._head_bytes = 0
+        self._head_bytes = 0  # what follows on this connection is the next request's head
 
     def _refuse_head(self) -> None:
-        self._refused = True
-        if not self.transport.is_closing():
-            self.transport.write(head_too_large_response())
-            self.transport.close()
+        self.transport.write(head_too_large_response())
+        self.transport.close()

@@ -28,16 +28,17 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as Httpto
 
 from channel_app.metrics import Tally
 from channel_app.server_connection import request_cycle
+from sse.registry import CLIENT_CLOSED, Connection
 
 ImmediateWriter = Callable[[bytes, bool], bool]  # (frame, counted) -> written
 
 
-def immediate_writer(scope: Scope, tally: Tally, client_gone: Callable[[], None]) -> ImmediateWriter | None:
+def immediate_writer(scope: Scope, tally: Tally, connection: Connection) -> ImmediateWriter | None:
     """For a response whose headers uvicorn has sent: a function that writes one
     frame now and says whether it did. `counted` frames are added to `tally`.
-    Finding the connection closed, it calls `client_gone` (which closes the
-    stream's connection) before refusing, so the frame counts as undelivered
-    even where uvicorn has not reported the loss to this request."""
+    Finding the client gone, it closes `connection` before refusing, so the
+    frame counts as undelivered even where uvicorn has not reported the loss
+    to this request."""
     cycle = request_cycle(scope)
     if not isinstance(cycle, HttptoolsCycle) or cycle.chunked_encoding is not True:
         return None
@@ -50,7 +51,7 @@ def immediate_writer(scope: Scope, tally: Tally, client_gone: Callable[[], None]
             # end of a chunked body, and must never be written mid-stream.
             return True
         if cycle.disconnected or transport.is_closing():
-            client_gone()
+            connection.close(CLIENT_CLOSED)
             return False
         if flow.write_paused or cycle.response_complete:
             return False

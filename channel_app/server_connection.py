@@ -44,21 +44,30 @@ def lost_connection_guard(scope: Scope, send: Send) -> Send:
     slow call) and then leaves, the older request's `receive` never returns
     `http.disconnect`, and under uvloop its next `send` raises on the closed
     transport: a traceback for a client that merely left, and until then a
-    stream that counts as open. Before each message this wrapper does for its
+    stream that counts as open. Before each message the guard does for its
     request what uvicorn's `connection_lost` does for the newest one: it marks
     the request disconnected, so `send` returns quietly and `receive` says
     `http.disconnect`. Under another server `send` is returned as is."""
     cycle = request_cycle(scope)
-    transport = getattr(cycle, "transport", None)
-    if not hasattr(cycle, "disconnected") or not hasattr(cycle, "message_event") or transport is None:
+    if getattr(cycle, "transport", None) is None or not hasattr(cycle, "disconnected") or not hasattr(cycle, "message_event"):
         return send
+    return LostConnectionGuard(cycle, send)
 
-    def send_unless_lost(message: Message) -> Awaitable[None]:
-        if not cycle.disconnected and transport.is_closing():
+
+class LostConnectionGuard:
+    # A slotted object rather than a closure: a stream holds its send for as long
+    # as it lasts, and this is a third of a closure's size per connection.
+    __slots__ = ("_cycle", "_send")
+
+    def __init__(self, cycle, send: Send) -> None:
+        self._cycle = cycle
+        self._send = send
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        cycle = self._cycle
+        if not cycle.disconnected and cycle.transport.is_closing():
             mark_lost(cycle)
-        return send(message)
-
-    return send_unless_lost
+        return self._send(message)
 
 
 def mark_lost(cycle) -> None:

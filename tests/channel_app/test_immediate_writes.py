@@ -11,6 +11,7 @@ from channel_app.immediate_writes import immediate_writer
 from channel_app.metrics import Tally
 from channel_app.server_connection import SERVER_SEND
 from sse.events import HEARTBEAT_FRAME, Event
+from sse.registry import Connection
 from tests.support.apps import client_token, make_app
 from tests.support.http import open_stream
 from tests.support.server import run_server
@@ -58,8 +59,9 @@ def test_there_is_no_immediate_writer_without_uvicorns_request_cycle():
     async def plain_send(message) -> None:
         return None
 
-    assert immediate_writer({}, Tally(), lambda: None) is None
-    assert immediate_writer({SERVER_SEND: plain_send}, Tally(), lambda: None) is None
+    connection = Connection("c1", "visitor", queue_size=4)
+    assert immediate_writer({}, Tally(), connection) is None
+    assert immediate_writer({SERVER_SEND: plain_send}, Tally(), connection) is None
 
 
 def test_an_empty_frame_for_an_idle_stream_writes_nothing_rather_than_ending_its_body():
