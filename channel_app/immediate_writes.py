@@ -24,10 +24,9 @@ from __future__ import annotations
 from typing import Callable
 
 from starlette.types import Scope
-from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttptoolsCycle
 
 from channel_app.metrics import Tally
-from channel_app.server_connection import request_cycle
+from channel_app.server_connection import httptools_cycle
 from sse.registry import CLIENT_CLOSED, Connection
 
 ImmediateWriter = Callable[[bytes, bool], bool]  # (frame, counted) -> written
@@ -39,8 +38,8 @@ def immediate_writer(scope: Scope, tally: Tally, connection: Connection) -> Imme
     Finding the client gone, it closes `connection` before refusing, so the
     frame counts as undelivered even where uvicorn has not reported the loss
     to this request."""
-    cycle = request_cycle(scope)
-    if not isinstance(cycle, HttptoolsCycle) or cycle.chunked_encoding is not True:
+    cycle = httptools_cycle(scope)
+    if cycle is None or cycle.chunked_encoding is not True:
         return None
     transport = cycle.transport
     flow = cycle.flow

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Awaitable
 
 from starlette.types import Message, Scope, Send
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttptoolsCycle
 
 SERVER_SEND = "channel_push.server_send"  # scope key: the server's own `send`, set by PushApp
 
@@ -36,6 +37,13 @@ def request_cycle(scope: Scope) -> object | None:
     return getattr(scope.get(SERVER_SEND), "__self__", None)
 
 
+def httptools_cycle(scope: Scope) -> HttptoolsCycle | None:
+    """The request's cycle when the server is uvicorn's httptools protocol, the one
+    whose transport, flow control and disconnect flags this package relies on."""
+    cycle = request_cycle(scope)
+    return cycle if isinstance(cycle, HttptoolsCycle) else None
+
+
 def lost_connection_guard(scope: Scope, send: Send) -> Send:
     """`send`, made to notice a connection uvicorn does not report lost.
 
@@ -48,10 +56,8 @@ def lost_connection_guard(scope: Scope, send: Send) -> Send:
     request what uvicorn's `connection_lost` does for the newest one: it marks
     the request disconnected, so `send` returns quietly and `receive` says
     `http.disconnect`. Under another server `send` is returned as is."""
-    cycle = request_cycle(scope)
-    if getattr(cycle, "transport", None) is None or not hasattr(cycle, "disconnected") or not hasattr(cycle, "message_event"):
-        return send
-    return LostConnectionGuard(cycle, send)
+    cycle = httptools_cycle(scope)
+    return send if cycle is None else LostConnectionGuard(cycle, send)
 
 
 class LostConnectionGuard:
@@ -59,18 +65,14 @@ class LostConnectionGuard:
     # as it lasts, and this is a third of a closure's size per connection.
     __slots__ = ("_cycle", "_send")
 
-    def __init__(self, cycle, send: Send) -> None:
+    def __init__(self, cycle: HttptoolsCycle, send: Send) -> None:
         self._cycle = cycle
         self._send = send
 
     def __call__(self, message: Message) -> Awaitable[None]:
         cycle = self._cycle
         if not cycle.disconnected and cycle.transport.is_closing():
-            mark_lost(cycle)
+            # What uvicorn's connection_lost does for the newest request on a connection.
+            cycle.disconnected = True
+            cycle.message_event.set()
         return self._send(message)
-
-
-def mark_lost(cycle) -> None:
-    """What uvicorn's `connection_lost` does for the newest request on a connection."""
-    cycle.disconnected = True
-    cycle.message_event.set()
