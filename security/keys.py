@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import HMACAlgorithm
@@ -22,9 +21,6 @@ RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"
 EC_ALGORITHM_BY_CURVE = MappingProxyType({"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"})
 PUBLIC_KEY_ALGORITHMS = RSA_ALGORITHMS | frozenset(EC_ALGORITHM_BY_CURVE.values())
 MIN_RSA_KEY_BITS = 2048
-HMAC_HASHES = MappingProxyType(
-    {"HS256": HMACAlgorithm.SHA256, "HS384": HMACAlgorithm.SHA384, "HS512": HMACAlgorithm.SHA512}
-)
 
 
 def require_strong_secret(secret: str, algorithms: Sequence[str]) -> None:
@@ -33,37 +29,12 @@ def require_strong_secret(secret: str, algorithms: Sequence[str]) -> None:
         raise ValueError(f"hs256_secret must be at least {needed} bytes for {', '.join(algorithms)}")
 
 
-class SecretBoundHMAC(HMACAlgorithm):
-    """PyJWT's HMAC algorithm that vets and encodes the configured secret once.
-
-    PyJWT's prepare_key re-checks on every decode that the secret is not an
-    asymmetric key or JWK in disguise (about a quarter of an HS256 verify);
-    the answer for our fixed secret never changes. Any other key still goes
-    through the full check.
-    """
-
-    def __init__(self, hash_alg: Any, secret: str) -> None:
-        super().__init__(hash_alg)
-        self._secret = secret
-        try:
-            self._prepared: bytes | None = super().prepare_key(secret)
-        except InvalidKeyError:
-            self._prepared = None  # refused at every verify, exactly as PyJWT alone would
-
-    def prepare_key(self, key: str | bytes) -> bytes:
-        if key is self._secret and self._prepared is not None:
-            return self._prepared
-        return super().prepare_key(key)
-
-
-def secret_bound_decoder(secret: str, algorithms: Sequence[str]) -> jwt.PyJWT:
-    """A PyJWT decoder whose HMAC algorithms have `secret` prepared (see SecretBoundHMAC)."""
-    decoder = jwt.PyJWT()
-    signatures = decoder._jws  # PyJWT has no public way to give one decoder its own algorithms
-    for name in algorithms:
-        signatures.unregister_algorithm(name)
-        signatures.register_algorithm(name, SecretBoundHMAC(HMAC_HASHES[name], secret))
-    return decoder
+def require_hmac_secret(secret: str) -> None:
+    """PyJWT's own refusal of a PEM/SSH public key or certificate used as an HMAC secret, at startup."""
+    try:
+        HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(secret)
+    except InvalidKeyError:
+        raise ValueError("hs256_secret looks like a public key or certificate, not a shared secret") from None
 
 
 def load_public_key(pem: str, algorithms: Sequence[str]) -> tuple[Any, tuple[str, ...]]:

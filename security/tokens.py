@@ -32,10 +32,15 @@ import jwt
 from jwt import exceptions as jwt_errors
 from jwt.types import Options
 
+from security.hmac_jws import HmacJwsVerifier
 from security.jwks import JwksKeyCache, JwksUnavailable, UnknownKeyId
 from security.keys import (
-    HMAC_MIN_SECRET_BYTES, PUBLIC_KEY_ALGORITHMS, load_public_key, require_strong_secret, secret_bound_decoder,
+    HMAC_MIN_SECRET_BYTES, PUBLIC_KEY_ALGORITHMS, load_public_key, require_hmac_secret, require_strong_secret,
 )
+from security.token_claims import check_registered_claims
+from security.token_rejection import TokenRejected
+
+__all__ = ["ClientClaims", "ClientTokenVerifier", "TokenRejected", "TokenVerifierConfig", "mint_client_token"]
 
 MAX_TOKEN_CHARS = 8 * 1024
 MAX_SUBJECT_CHARS = 256
@@ -56,18 +61,6 @@ REJECTIONS: tuple[tuple[type[Exception], str, str], ...] = (
 )
 DURATION_PATTERN = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)", re.ASCII)
 SECONDS_PER_UNIT = MappingProxyType({"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400})
-
-
-class TokenRejected(Exception):
-    """reason: short machine-friendly code; message: for humans. Never holds the token."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(reason, message)
-        self.reason = reason
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.reason}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +96,7 @@ class TokenVerifierConfig:
             raise ValueError(f"algorithms {unusable} cannot be used with {sources[0]}")
         if self.hs256_secret is not None:
             require_strong_secret(self.hs256_secret, _configured_algorithms(self))
+            require_hmac_secret(self.hs256_secret)
         if self.jwks_url is not None and not self.jwks_url.startswith("https://"):
             raise ValueError("jwks_url must be an https:// URL")
         if not 0 <= self.leeway_seconds <= MAX_LEEWAY_SECONDS:
@@ -114,10 +108,11 @@ class ClientTokenVerifier:
         self._config = config
         self._algorithms = _configured_algorithms(config)
         self._jwks: JwksKeyCache | None = None
-        self._static_key: Any = config.hs256_secret
+        self._hmac: HmacJwsVerifier | None = None
+        self._static_key: Any = None
         self._decoder = jwt.PyJWT()
         if config.hs256_secret is not None:
-            self._decoder = secret_bound_decoder(config.hs256_secret, self._algorithms)
+            self._hmac = HmacJwsVerifier(config.hs256_secret, self._algorithms)
         elif config.public_key_pem is not None:
             self._static_key, self._algorithms = load_public_key(config.public_key_pem, self._algorithms)
         elif config.jwks_url is not None:
@@ -125,6 +120,8 @@ class ClientTokenVerifier:
 
     async def verify(self, token: str) -> ClientClaims:
         _require_plausible_size(token)
+        if self._hmac is not None:
+            return _claims_from(self._verified_hmac_payload(self._hmac, token))
         if self._jwks is None:
             # jwt.decode refuses any alg outside self._algorithms itself, and
             # parses the header once instead of twice.
@@ -146,6 +143,14 @@ class ClientTokenVerifier:
             raise TokenRejected("unknown_key", "token is signed with an unknown key") from None
         except JwksUnavailable:
             raise TokenRejected("jwks_unavailable", "signing keys are unavailable") from None
+
+    def _verified_hmac_payload(self, verifier: HmacJwsVerifier, token: str) -> dict[str, Any]:
+        config = self._config
+        payload = verifier.verified_payload(token)
+        check_registered_claims(
+            payload, now=time.time(), leeway=config.leeway_seconds, audience=config.audience, issuer=config.issuer
+        )
+        return payload
 
     def _verified_payload(self, token: str, key: Any) -> dict[str, Any]:
         config = self._config
@@ -246,4 +251,9 @@ def _is_valid_subject(subject: Any) -> bool:
 
 
 def _is_numeric_date(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond a double's range
+        return False

@@ -255,6 +255,12 @@ async def test_time_claim_smuggled_as_string_is_rejected(claim) -> None:
     assert (await rejection(hs256_verifier(), token)).reason == "malformed"
 
 
+async def test_signed_expiry_beyond_a_doubles_range_is_refused_not_a_crash(rsa_key) -> None:
+    token = sign(rsa_key, "RS256", exp=10**400)  # PyJWT reads it; float() of it would raise
+
+    assert (await rejection(pem_verifier(rsa_key), token)).reason == "malformed"
+
+
 @pytest.mark.parametrize("claim", ["nbf", "iat"])
 async def test_not_yet_valid_token_is_rejected(claim) -> None:
     token = sign(SECRET, "HS256", **{claim: int(time.time()) + 600})
@@ -349,7 +355,8 @@ async def test_over_long_token_is_rejected_before_decoding(monkeypatch) -> None:
     verifier = hs256_verifier()
     monkeypatch.setattr(jwt, "get_unverified_header", must_not_decode)
     monkeypatch.setattr(jwt, "decode", must_not_decode)
-    monkeypatch.setattr(verifier._decoder, "decode", must_not_decode)  # the verifier's own decoder
+    monkeypatch.setattr(verifier._decoder, "decode", must_not_decode)  # the verifier's own decoders
+    monkeypatch.setattr(verifier._hmac, "verified_payload", must_not_decode)
 
     assert (await rejection(verifier, "a" * (8 * 1024 + 1))).reason == "too_long"
 
