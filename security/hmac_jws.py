@@ -16,7 +16,10 @@ Rules (PyJWT's, except where marked stricter):
 - signature: the HMAC of the first two segments, compared in constant time.
 - payload: a JSON object. Stricter: JSON is read as UTF-8 only (PyJWT also
   reads UTF-16/32), and NaN, Infinity, lone surrogates and numbers beyond
-  a double's range are refused.
+  a double's range are refused. Differently from PyJWT: integers beyond 64
+  bits are read as floats (PyJWT keeps them exact; no time check changes),
+  and JSON nested up to orjson's 1,023 levels is read (PyJWT's json gives
+  up somewhere near 1,000, depending on the stack). Both need the secret.
 The registered claims are checked afterwards (security/token_claims.py).
 tests/security/test_hmac_jws.py runs the same tokens through PyJWT and this
 and compares the verdicts.
@@ -77,7 +80,7 @@ def _json_object(encoded: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(encoded)
     except orjson.JSONDecodeError:
-        raise malformed() from None
+        value = None  # refused below, outside the handler: orjson's error holds the decoded text
     if not isinstance(value, dict):
         raise malformed()
     return value

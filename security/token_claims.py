@@ -44,7 +44,8 @@ def _whole_seconds(value: Any) -> int:
     try:
         return int(value)
     except (ValueError, TypeError, OverflowError):
-        raise malformed() from None
+        pass
+    raise malformed()
 
 
 def _check_issuer(payload: dict[str, Any], issuer: str) -> None:

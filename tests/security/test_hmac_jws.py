@@ -182,3 +182,17 @@ def test_a_public_key_posing_as_the_hmac_secret_is_refused_at_startup() -> None:
 
     with pytest.raises(ValueError, match="public key"):
         TokenVerifierConfig(hs256_secret=public_key)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "text",
+    [token({"alg": "HS256"}, b'{"sub": "client-1", "exp": 9999999999, "x": [1,}'), token(b"{nope", claims()),
+     token({"alg": "HS256"}, claims(exp="soon"))],
+    ids=["payload-not-json", "header-not-json", "exp-not-a-number"],
+)
+async def test_a_rejection_carries_no_parser_error_with_the_decoded_text(text) -> None:
+    with pytest.raises(TokenRejected) as caught:
+        await ClientTokenVerifier(TokenVerifierConfig(hs256_secret=SECRET)).verify(text)
+
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
