@@ -6,8 +6,9 @@ credentials to send one. Measured against this service: a 16 MB header was
 answered 200, ten unfinished 20 MB headers took the server from 67 to 310 MB,
 and parsing one held the event loop (every stream) for up to 450 ms. This
 protocol counts the bytes received while a request's head is incomplete and,
-past MAX_REQUEST_HEAD_BYTES, answers 431 with a JSON error and closes the
-connection. Bodies are not counted (MAX_BODY_BYTES covers them).
+once they pass MAX_REQUEST_HEAD_BYTES without the head's blank line within
+the limit, answers 431 with a JSON error and closes the connection, without
+parsing the read that crossed it. Bodies are not counted (MAX_BODY_BYTES covers them).
 
 Run it with `uvicorn.Config(http=HeaderLimitedProtocol)` (channel_app/run.py).
 Behind a proxy with its own header limits this changes nothing.
@@ -31,6 +32,13 @@ def head_too_large_response() -> bytes:
     )
 
 
+def _head_ends_within(data: bytes, room: int) -> bool:
+    """Whether the head's blank line ends within the first `room` bytes of this read.
+    A read that starts with the rest of a blank line split across reads counts as
+    ending it (at most 3 bytes past the limit)."""
+    return data.startswith((b"\n", b"\r\n", b"\n\r\n")) or data.find(b"\r\n\r\n", 0, room) != -1
+
+
 class HeaderLimitedProtocol(HttpToolsProtocol):
     # One attribute, not three: a 28th instance attribute keeps the instance dict
     # key-shared (about 300 bytes); a 30th turned it into a 1.6 KB dict on every
@@ -41,9 +49,15 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return  # refused, or gone
         if self._head_bytes is not None:
+            room = MAX_REQUEST_HEAD_BYTES - self._head_bytes
             self._head_bytes += len(data)
+            if self._head_bytes > MAX_REQUEST_HEAD_BYTES and not _head_ends_within(data, room):
+                # Refused unparsed, even when this read would complete the head: a
+                # whole oversized head can arrive in one read (uvloop reads up to 256 KB).
+                self._refuse_head()
+                return
         super().data_received(data)
-        # Judged after parsing: a read that completes the head may carry the body too.
+        # Still incomplete after parsing, and past the limit: refused without waiting for more.
         if self._head_bytes is not None and self._head_bytes > MAX_REQUEST_HEAD_BYTES:
             self._refuse_head()
 

@@ -363,3 +363,35 @@ def test_an_oversized_request_head_gets_431_and_the_connection_closes_before_it_
         assert json.loads(body)["error"]["type"] == "HEADERS_TOO_LARGE"
         large_but_allowed = httpx.get(server.url + "/healthz", headers={"X-Large": "b" * 30_000})
         assert large_but_allowed.status_code == 200
+
+
+@pytest.mark.parametrize("head_bytes", [65_537, 200_000])
+def test_an_oversized_head_arriving_whole_in_one_read_gets_431_too(head_bytes):
+    """The limit used to be judged only on heads still incomplete after a read:
+    a whole 70 KB head in one read was parsed and answered 200."""
+    with run_server(make_app()) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: "
+        request = start + b"a" * (head_bytes - len(start) - 4) + b"\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(request)
+            sock.settimeout(5)
+            answer = b""
+            with contextlib.suppress(ConnectionError):
+                while chunk := sock.recv(65536):
+                    answer += chunk
+        assert answer.startswith(b"HTTP/1.1 431")
+
+
+def test_a_head_of_exactly_the_limit_with_its_body_in_the_same_read_is_served():
+    with run_server(make_app()) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        body = b"x" * 40_000
+        start = f"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nX-Filler: ".encode()
+        head = start + b"a" * (65_536 - len(start) - 4) + b"\r\n\r\n"
+        assert len(head) == 65_536
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(head + body)
+            sock.settimeout(5)
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 404")
