@@ -32,7 +32,7 @@ import uvloop
 from bench.calls import call_body, redirect_url
 from bench.processes import SITE_ORIGIN, Secrets, ours_environment
 from channel_app.app import create_app
-from channel_app.run import settle_garbage_collector
+from channel_app.garbage import settle_garbage_collector
 from config.settings import Settings
 from security.signature import decode_signing_key, sign
 from security.tokens import mint_client_token

@@ -13,7 +13,6 @@ server could not start (port in use, lifespan failure).
 
 from __future__ import annotations
 
-import gc
 import signal
 import socket
 import sys
@@ -21,6 +20,7 @@ import sys
 import uvicorn
 
 from channel_app.app import create_app
+from channel_app.garbage import GarbagePolicy, settle_garbage_collector
 from channel_app.header_limit import HeaderLimitedProtocol
 from channel_app.logs import logging_config
 from channel_app.policies import InvalidConfiguration
@@ -29,8 +29,6 @@ from config.secrets import ResolvedSettings
 
 BANNER_RULE = "=" * 72
 STARTUP_FAILED = 3
-GC_YOUNG_THRESHOLD = 50_000  # CPython's default is 700
-GC_OLDER_THRESHOLD = 20  # default 10
 
 
 def serve(resolved: ResolvedSettings) -> int:
@@ -40,7 +38,8 @@ def serve(resolved: ResolvedSettings) -> int:
     if resolved.generated:
         print_development_banner(resolved)
     app = create_app(settings)
-    server = DrainingServer(uvicorn_config(app, settings), app.state.lifecycle)
+    garbage = GarbagePolicy(settings.gc_thaw_seconds)
+    server = DrainingServer(uvicorn_config(app, settings), app.state.lifecycle, upkeep=[garbage.run_forever])
     settle_garbage_collector()
     # uvicorn re-raises the exit signal once it has shut down, which would end
     # the process with "killed by SIGTERM" after a clean drain. Routing the
@@ -72,22 +71,6 @@ def uvicorn_config(app, settings) -> uvicorn.Config:
         loop="uvloop",
         http=HeaderLimitedProtocol,
     )
-
-
-def settle_garbage_collector() -> None:
-    """Keep the cyclic garbage collector off the hot path.
-
-    Every open stream owns long-lived objects (its task, buffer, parser), so
-    with the default thresholds the collector keeps walking all of them plus
-    everything imported at startup: profiled with bench at 3,000 streams, a
-    quarter of the server's CPU during broadcasts was `gc_collect_main`.
-    Startup objects are frozen out of the collector's sight and young
-    collections run less often. Reference counting still frees nearly all
-    garbage at once; only reference cycles wait a little longer.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, GC_OLDER_THRESHOLD, GC_OLDER_THRESHOLD)
 
 
 def shared_port_socket(host: str, port: int) -> socket.socket:

@@ -12,7 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import uvicorn
 import uvloop
@@ -51,7 +51,7 @@ def free_port() -> int:
 
 @contextmanager
 def run_server(
-    app: Starlette, grace_seconds: float = 2.0, port: int = 0, sock: socket.socket | None = None
+    app: Starlette, grace_seconds: float = 2.0, port: int = 0, sock: socket.socket | None = None, upkeep: Sequence[Callable] = ()
 ) -> Iterator[RunningServer]:
     """`port=0` picks a free one; a fixed port lets a test restart "the same" server.
     `sock` (from `free_socket()`) is a port already held: a port number that was
@@ -60,7 +60,7 @@ def run_server(
     config = uvicorn.Config(
         app, log_level="warning", timeout_graceful_shutdown=grace_seconds, lifespan="on", http=HeaderLimitedProtocol
     )
-    server = DrainingServer(config, app.state.lifecycle)
+    server = DrainingServer(config, app.state.lifecycle, upkeep)
     loops: list[asyncio.AbstractEventLoop] = []
 
     def serve() -> None:

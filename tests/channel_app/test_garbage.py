@@ -1,0 +1,176 @@
+"""The garbage policy (channel_app/garbage.py).
+
+Freezing objects without walking them is safe only because this server makes
+no reference cycles: reference counting frees everything it drops. The last
+test holds a real server to that, over streams and requests of every kind; the
+others check that the policy freezes, and that its thaw frees a cycle that
+does form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import threading
+import weakref
+
+import pytest
+
+from channel_app.garbage import GarbagePolicy
+from tests.support.apps import client_token, make_app
+from tests.support.channel import function_body, signed_headers
+from tests.support.server import run_server
+
+
+class Node:
+    pass
+
+
+@pytest.fixture
+def restored_collector():
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+    gc.enable()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def a_cycle() -> weakref.ref:
+    node = Node()
+    node.itself = node
+    return weakref.ref(node)
+
+
+def test_a_tick_freezes_what_was_tracked_since_so_collections_skip_it(restored_collector) -> None:
+    policy = GarbagePolicy(thaw_seconds=600, clock=FakeClock())
+    kept = [Node() for _ in range(1_000)]
+    frozen_before = gc.get_freeze_count()
+
+    policy.tick()
+
+    assert gc.get_freeze_count() >= frozen_before + len(kept)
+    assert gc.get_count()[0] < 100
+
+
+def test_a_cycle_frozen_by_a_tick_waits_for_the_thaw_and_is_freed_then(restored_collector) -> None:
+    clock = FakeClock()
+    policy = GarbagePolicy(thaw_seconds=600, clock=clock)
+    alive = a_cycle()
+
+    policy.tick()
+    gc.collect()
+    assert alive() is not None  # frozen: no collection sees it
+
+    clock.now = 600
+    policy.tick()
+    assert alive() is None
+
+
+def test_after_a_thaw_the_next_one_is_a_full_interval_away(restored_collector) -> None:
+    clock = FakeClock()
+    policy = GarbagePolicy(thaw_seconds=600, clock=clock)
+    clock.now = 600
+    policy.tick()
+    alive = a_cycle()
+
+    clock.now = 1_199
+    policy.tick()
+    gc.collect()
+    assert alive() is not None
+
+    clock.now = 1_200
+    policy.tick()
+    assert alive() is None
+
+
+def test_the_server_runs_upkeep_jobs_while_it_serves_and_cancels_them_when_it_stops() -> None:
+    running, cancelled = threading.Event(), threading.Event()
+
+    async def job() -> None:
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with run_server(make_app(), upkeep=[job]):
+        assert running.wait(5)
+        assert not cancelled.is_set()
+    assert cancelled.is_set()
+
+
+def exchange(port: int, request: bytes, until: bytes | None = None) -> bytes:
+    """One request on its own connection; reads to the end, or until `until` arrives (a stream)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request)
+        received = b""
+        while until is None or until not in received:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def http(method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def every_kind_of_request() -> list[tuple[bytes, bytes | None]]:
+    redirect = function_body("redirectClient", {"clientId": "visitor-1", "url": "https://shop.example.com/cart"})
+    refused_url = function_body("redirectClient", {"clientId": "visitor-1", "url": "javascript:alert(1)"})
+    unknown = function_body("noSuchMethod", {})
+    stream = f"/sse/connect?clientId=visitor-1&token={client_token('visitor-1')}"
+    return [
+        (http("GET", stream, headers={"Origin": "https://shop.example.com"}), b"connected"),
+        (http("PUT", "/functions", redirect, signed_headers(redirect)), None),
+        (http("PUT", "/functions", refused_url, signed_headers(refused_url)), None),
+        (http("PUT", "/functions", unknown, signed_headers(unknown)), None),
+        (http("PUT", "/functions", redirect, {"X-Signature": "forged"}), None),
+        (http("PUT", "/functions", b"{not json", signed_headers(b"{not json")), None),
+        (http("GET", f"/sse/connect?clientId=visitor-2&token={client_token('visitor-1')}"), None),
+        (http("GET", "/sse/connect?clientId=visitor-1&token=not-a-jwt"), None),
+        (http("OPTIONS", "/sse/connect", headers={"Origin": "https://shop.example.com", "Access-Control-Request-Method": "GET"}), None),
+        (http("GET", "/sse/status"), None),
+        (http("GET", "/widget.js"), None),
+        (http("GET", "/nowhere"), None),
+        (http("DELETE", "/functions"), None),
+        (http("GET", "/healthz", headers={"X-Padding": "x" * 70_000}), None),
+    ]
+
+
+def test_streams_and_requests_of_every_kind_leave_no_reference_cycle_behind(restored_collector, backend) -> None:
+    requests = every_kind_of_request()
+    with run_server(make_app(cors_allowed_origins=["https://shop.example.com"], **backend)) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        for request, until in requests:  # first use: imports and caches fill, which is not garbage
+            exchange(port, request, until)
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for _ in range(20):
+                for request, until in requests:
+                    exchange(port, request, until)
+            answers = [exchange(port, request, until) for request, until in requests]
+            found = gc.collect()
+            kinds = sorted({type(thing).__qualname__ for thing in gc.garbage})
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+
+    statuses = [answer.split(b" ", 2)[1] for answer in answers]
+    assert statuses == [b"200", b"200", b"200", b"200", b"401", b"400", b"403", b"401", b"200", b"200", b"200", b"404", b"405", b"431"]
+    assert (found, kinds) == (0, [])
