@@ -10,7 +10,7 @@ once they pass MAX_REQUEST_HEAD_BYTES without the head's blank line within
 the limit, answers 431 with a JSON error and closes the connection, without
 parsing the read that crossed it. Bodies are not counted (MAX_BODY_BYTES covers them).
 
-Run it with `uvicorn.Config(http=HeaderLimitedProtocol)` (channel_app/run.py).
+The service runs it as part of channel_app/http_protocol.ServiceHttpProtocol.
 Behind a proxy with its own header limits this changes nothing.
 """
 

@@ -21,7 +21,7 @@ import uvicorn
 
 from channel_app.app import create_app
 from channel_app.garbage import GarbagePolicy, settle_garbage_collector
-from channel_app.header_limit import HeaderLimitedProtocol
+from channel_app.http_protocol import ServiceHttpProtocol
 from channel_app.logs import logging_config
 from channel_app.policies import InvalidConfiguration
 from channel_app.server import DrainingServer
@@ -67,9 +67,9 @@ def uvicorn_config(app, settings) -> uvicorn.Config:
         # uvicorn's "auto" would pick uvloop and httptools too when installed; naming
         # them makes a missing one fail at start instead of silently running the slower
         # pure-Python loop and parser (uvicorn[standard] installs both). The protocol is
-        # httptools' with a cap on request heads (channel_app/header_limit.py).
+        # httptools' with a cap on request heads and pipelined requests released (channel_app/http_protocol.py).
         loop="uvloop",
-        http=HeaderLimitedProtocol,
+        http=ServiceHttpProtocol,
     )
 
 

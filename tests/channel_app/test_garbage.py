@@ -1,7 +1,8 @@
 """The garbage policy (channel_app/garbage.py).
 
 Freezing objects without walking them is safe only because this server makes
-no reference cycles: reference counting frees everything it drops. The last
+no reference cycles (pipelined requests left behind by a closed connection
+used to: channel_app/http_protocol.py): reference counting frees everything it drops. The last
 test holds a real server to that, over streams and requests of every kind; the
 others check that the policy freezes, and that its thaw frees a cycle that
 does form.
@@ -13,6 +14,7 @@ import asyncio
 import gc
 import socket
 import threading
+import time
 import weakref
 
 import pytest
@@ -122,6 +124,12 @@ def exchange(port: int, request: bytes, until: bytes | None = None) -> bytes:
     return received
 
 
+def pipelined_then_gone(port: int, requests: int = 50) -> None:
+    """Requests queued behind one another on a connection the client then closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * requests)
+
+
 def http(method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
     lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
@@ -164,6 +172,8 @@ def test_streams_and_requests_of_every_kind_leave_no_reference_cycle_behind(rest
             for _ in range(20):
                 for request, until in requests:
                     exchange(port, request, until)
+                pipelined_then_gone(port)
+            time.sleep(0.2)  # the server sees the last connections go
             answers = [exchange(port, request, until) for request, until in requests]
             found = gc.collect()
             kinds = sorted({type(thing).__qualname__ for thing in gc.garbage})

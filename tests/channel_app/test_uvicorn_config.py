@@ -22,4 +22,4 @@ print(config.access_log, config.loop, config.http.__name__, config.server_header
 @pytest.mark.parametrize(("level", "access_log"), [("debug", "True"), ("info", "True"), ("warning", "False"), ("error", "False")])
 def test_access_log_is_off_below_info_so_uvicorn_does_not_prepare_lines_nobody_prints(level, access_log):
     probe = subprocess.run([sys.executable, "-c", PROBE, level], capture_output=True, text=True, timeout=60, check=True)
-    assert probe.stdout.split() == [access_log, "uvloop", "HeaderLimitedProtocol", "False"]
+    assert probe.stdout.split() == [access_log, "uvloop", "ServiceHttpProtocol", "False"]

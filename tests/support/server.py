@@ -18,7 +18,7 @@ import uvicorn
 import uvloop
 from starlette.applications import Starlette
 
-from channel_app.header_limit import HeaderLimitedProtocol
+from channel_app.http_protocol import ServiceHttpProtocol
 from channel_app.server import DrainingServer
 
 
@@ -58,7 +58,7 @@ def run_server(
     free when picked can be taken by another socket before the server binds it."""
     sock = sock if sock is not None else free_socket(port)
     config = uvicorn.Config(
-        app, log_level="warning", timeout_graceful_shutdown=grace_seconds, lifespan="on", http=HeaderLimitedProtocol
+        app, log_level="warning", timeout_graceful_shutdown=grace_seconds, lifespan="on", http=ServiceHttpProtocol
     )
     server = DrainingServer(config, app.state.lifecycle, upkeep)
     loops: list[asyncio.AbstractEventLoop] = []
