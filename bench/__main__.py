@@ -64,12 +64,19 @@ async def measure_hold_max(kind: str, args, keys: Secrets, tokens, server_cpu: i
         target.stop()
 
 
+POST_STORM_COLLECTION_CLIENTS = 3_000  # below this the garbage policy has nothing to thaw (channel_app/garbage.py)
+
+
 async def measure_traffic(kind: str, args, keys: Secrets, tokens, server_cpu: int | None) -> dict:
     target: Target = start_target(kind, args.out, keys, server_cpu)
     arrivals = ArrivalLog()
     fleet = ClientFleet(HOST, target.port, arrivals)
     try:
         figures = {"hold": await scenarios.hold(target, fleet, tokens[: args.clients], args.connect_concurrency)}
+        if kind == "ours" and args.clients >= POST_STORM_COLLECTION_CLIENTS:
+            print(f"  {kind}: waiting for the collection that follows a connection storm", flush=True)
+            collection = figures["post_storm_collection"] = await scenarios.post_storm_collection(target)
+            print(f"  {kind}: collected {collection['waited_s']}s after the storm, pausing {collection['pause_ms']} ms", flush=True)
         signing_key = bytes.fromhex(keys.signing_key_hex) if kind == "ours" else None
         callers = await open_callers(HOST, target.port, args.callers)
         bench = scenarios.Bench(target, fleet, arrivals, CallFactory(HOST, target.port, signing_key), callers,

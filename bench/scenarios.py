@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import random
 import time
@@ -101,6 +102,23 @@ async def hold(target: Target, fleet: ClientFleet, tokens: list[tuple[str, str]]
         "server_us_per_connect": server_us_per(figures, connected),
         **figures,
     }
+
+
+async def post_storm_collection(target: Target, timeout: float = 30.0) -> dict:
+    """Our server collects garbage once after streams stop pouring in (channel_app/garbage.py):
+    a pause of every stream, which would land in the next row. Wait for its log line and report it."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        for line in target.log_path.read_text(errors="replace").splitlines():
+            if "garbage collector thawed" in line:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # LOG_FORMAT=text
+                    record = {}
+                return {"waited_s": round(time.perf_counter() - started, 1), "pause_ms": record.get("pause_ms"),
+                        "unreachable_freed": record.get("unreachable_freed")}
+        await asyncio.sleep(0.5)
+    return {"waited_s": round(timeout, 1), "pause_ms": None, "unreachable_freed": None}
 
 
 async def _settle(arrivals: ArrivalLog, sent: dict[int, float], timeout: float) -> None:

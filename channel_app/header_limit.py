@@ -9,6 +9,11 @@ protocol counts the bytes received while a request's head is incomplete and,
 once they pass MAX_REQUEST_HEAD_BYTES without the head's blank line within
 the limit, answers 431 with a JSON error and closes the connection, without
 parsing the read that crossed it. Bodies are not counted (MAX_BODY_BYTES covers them).
+The count is per read, not per header: a head can still pass the limit by up
+to one read (uvloop reads at most 256 KB) when the read that crosses it
+starts at a line break, or carries a small complete request ahead of the big
+one. What the cap protects, memory and the loop's time, stays bounded; an
+exact cap would count bytes in the parser's callbacks (on_url, on_header).
 
 The service runs it as part of channel_app/http_protocol.ServiceHttpProtocol.
 Behind a proxy with its own header limits this changes nothing.

@@ -38,7 +38,7 @@ def serve(resolved: ResolvedSettings) -> int:
     if resolved.generated:
         print_development_banner(resolved)
     app = create_app(settings)
-    garbage = GarbagePolicy(settings.gc_thaw_seconds)
+    garbage = GarbagePolicy()
     server = DrainingServer(uvicorn_config(app, settings), app.state.lifecycle, upkeep=[garbage.run_forever])
     settle_garbage_collector()
     # uvicorn re-raises the exit signal once it has shut down, which would end

@@ -110,7 +110,6 @@ class Settings(BaseSettings):
     ops_token: SecretStr | None = None
     shutdown_grace_seconds: float = Field(5.0, ge=0)
     status_stream_seconds: float = Field(2.0, gt=0)
-    gc_thaw_seconds: float = Field(3600.0, ge=1)  # a full garbage collection this often (channel_app/garbage.py)
     metrics_event_names: CommaList = []  # publish API event names with their own metric label
 
     @field_validator(
