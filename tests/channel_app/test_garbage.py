@@ -19,7 +19,7 @@ import weakref
 
 import pytest
 
-from channel_app.garbage import GarbagePolicy
+from channel_app.garbage import CHECK_EVERY_TICKS, GarbagePolicy
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
 from tests.support.server import run_server
@@ -63,11 +63,13 @@ def a_cycle() -> weakref.ref:
 
 
 def ticks(policy: GarbagePolicy, clock: FakeClock, count: FrozenCount, values: list[int]) -> None:
-    """One tick a second, the frozen count reading each of `values` in turn."""
+    """Ten ticks a check (CHECK_EVERY_TICKS), a check every ten seconds, the frozen
+    count reading each of `values` in turn at the checks."""
     for value in values:
-        clock.now += 1
         count.value = value
-        policy.tick()
+        for _ in range(CHECK_EVERY_TICKS):
+            clock.now += 1
+            policy.tick()
 
 
 @pytest.fixture
@@ -99,7 +101,7 @@ def test_a_frozen_cycle_survives_collections_until_a_thaw_frees_it(restored_coll
     gc.collect()
     assert alive() is not None  # frozen: no collection sees it
 
-    ticks(policy, clock, count, [200_000] * 12)  # over the threshold and no longer growing
+    ticks(policy, clock, count, [200_000] * 2)  # over the threshold and no longer growing
     assert alive() is None
 
 
@@ -113,23 +115,23 @@ def test_streams_coming_and_going_never_cause_a_full_collection(restored_collect
 
 def test_a_storm_is_thawed_once_after_it_stops_growing_not_in_its_middle(restored_collector, policy_parts) -> None:
     policy, clock, count, thaws = policy_parts
-    storm = list(range(100_000, 1_400_000, 130_000))  # ten seconds of streams pouring in
+    storm = [100_000, 400_000, 800_000, 1_200_000, 1_400_000]  # checks ten seconds apart while streams pour in
 
     ticks(policy, clock, count, storm)
     assert thaws == []
-    ticks(policy, clock, count, [1_400_000] * 11)
+    ticks(policy, clock, count, [1_400_000])
     assert thaws == [1_400_000]
 
-    ticks(policy, clock, count, [1_400_000] * 30)
+    ticks(policy, clock, count, [1_400_000] * 5)
     assert thaws == [1_400_000]  # the next thaw waits for twice what this one left
 
 
 def test_growth_that_never_stops_is_thawed_a_minute_after_it_crossed_the_threshold(restored_collector, policy_parts) -> None:
     policy, clock, count, thaws = policy_parts
 
-    ticks(policy, clock, count, [200_000 + 10_000 * second for second in range(62)])
+    ticks(policy, clock, count, [200_000 * 1.1**check for check in range(8)])  # 10 % more every check
 
-    assert len(thaws) == 1 and thaws[0] == 200_000 + 10_000 * 60
+    assert thaws == [200_000 * 1.1**6]  # the first check at least 60 s after the line was crossed
 
 
 def test_the_server_runs_upkeep_jobs_while_it_serves_and_cancels_them_when_it_stops() -> None:
