@@ -19,29 +19,28 @@ So:
   and the young threshold is far above what a second of traffic allocates, so
   a collection between two freezes is rare;
 - once the frozen objects number THAW_GROWTH times what the last collection
-  left and have stopped growing (by less than QUIET_GROWTH between two checks,
-  CHECK_EVERY_TICKS apart),
-  or MAX_THAW_DELAY_SECONDS after they reached that number, everything is
-  unfrozen, collected once and frozen again: that frees any reference cycle
-  that did form.
+  left and have stopped growing (by less than QUIET_GROWTH between two
+  checks, CHECK_EVERY_TICKS apart), or MAX_THAW_DELAY_SECONDS after they
+  reached that number, everything is unfrozen, collected once and frozen
+  again: that frees any reference cycle that did form.
 
-Frozen objects that die by reference counting are freed at once, as always,
-so with streams coming and going the count stays put and no full collection
-runs at all. What can still grow it is more streams, or cycles (the few paths
-known to make them: an ops viewer leaving the status stream, a Redis 7 server
+Frozen objects that die by reference counting are freed at once, as always, so
+with streams coming and going the count stays put and no full collection runs
+at all. What can still grow it is more streams, or cycles (the few paths known
+to make them: an ops viewer leaving the status stream, a Redis 7 server
 refusing redis-py's handshake extras on a new connection). Memory stays
 bounded: the frozen objects, garbage included, stay below twice what the last
-collection left plus at most a minute of growth. A thaw is one full collection, a pause of about
-1.5 us per tracked object on the bench host (2.3 s with 15,000 streams open,
-1.4 million objects). Waiting for growth to stop keeps it out of connection
-storms: 15,000 streams connecting from scratch get one thaw, after the last
-one, where thawing at each doubling paused three times (0.5, 1.1 and 2.3 s)
-in the middle of them and CPython's own rule collects fully at every 25 %.
-Every thaw logs what it freed, how many objects it froze again and its pause
-(as a warning from a second up).
-In Redis mode a pause longer than REDIS_TIMEOUT_SECONDS fails the commands in
-flight (calls answer UNAVAILABLE, connects get a retry hint): at that scale,
-give the timeout room.
+collection left plus at most a minute of growth. A thaw is one full
+collection, a pause of about 1.5 us per tracked object on the bench host (2.3
+s with 15,000 streams open, 1.4 million objects). Waiting for growth to stop
+keeps it out of connection storms: 15,000 streams connecting from scratch get
+one thaw, after the last one, where thawing at each doubling paused three
+times (0.5, 1.1 and 2.3 s) in the middle of them and CPython's own rule
+collects fully at every 25 %. Every thaw logs what it freed, how many objects
+it froze again and its pause (as a warning from a second up). In Redis mode a
+pause longer than REDIS_TIMEOUT_SECONDS fails the commands in flight (calls
+answer UNAVAILABLE, connects get a retry hint): at that scale, give the
+timeout room.
 """
 
 from __future__ import annotations

@@ -38,9 +38,9 @@ def serve(resolved: ResolvedSettings) -> int:
     if resolved.generated:
         print_development_banner(resolved)
     app = create_app(settings)
-    garbage = GarbagePolicy()
-    server = DrainingServer(uvicorn_config(app, settings), app.state.lifecycle, upkeep=[garbage.run_forever])
     settle_garbage_collector()
+    garbage = GarbagePolicy()  # after settling: its first thaw waits for twice what settling left
+    server = DrainingServer(uvicorn_config(app, settings), app.state.lifecycle, upkeep=[garbage.run_forever])
     # uvicorn re-raises the exit signal once it has shut down, which would end
     # the process with "killed by SIGTERM" after a clean drain. Routing the
     # signals to the server beforehand makes that re-raise land here (a no-op
