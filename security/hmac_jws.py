@@ -1,9 +1,10 @@
-"""HMAC-signed (HS256/384/512) compact JWS, checked as PyJWT 2.x checks it at an eighth of the cost.
+"""HMAC-signed (HS256/384/512) compact JWS, checked as PyJWT 2.x checks it at a quarter of the cost.
 
-PyJWT spends about 100 us on one HS256 decode: 2.15 checks each base64
-character in a Python generator, merges option dicts and parses JSON with the
-json module. That was a quarter of the app's work per stream connect. This
-runs the same checks, in PyJWT's order, in about 12 us. PyJWT still verifies
+PyJWT spent 65 us on one HS256 verify here, even with its key prepared once:
+2.15 checks each base64 character in a Python generator, merges option dicts
+and parses JSON with the json module. That was a quarter of the app's work
+per stream connect. This runs the same checks, in PyJWT's order, and with the
+claim checks a verify takes 18 us. PyJWT still verifies
 every public-key token (PEM, JWKS) and mints the development tokens.
 
 Rules (PyJWT's, except where marked stricter):
@@ -36,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from security.token_rejection import TokenRejected, malformed
+from security.token_rejection import malformed, rejected
 
 HASH_BY_ALGORITHM = MappingProxyType({"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"})
 COMPACT_JWS = re.compile(r"([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)", re.ASCII)
@@ -60,10 +61,10 @@ class HmacJwsVerifier:
         _check_header(header)
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in self._hash_by_algorithm:
-            raise TokenRejected("disallowed_algorithm", "token algorithm is not accepted")
+            raise rejected("disallowed_algorithm")
         signed = token[: segments.end(2)].encode()
         if not hmac.compare_digest(signature, hmac.digest(self._key, signed, self._hash_by_algorithm[algorithm])):
-            raise TokenRejected("invalid_signature", "token signature does not verify")
+            raise rejected("invalid_signature")
         return _json_object(payload)
 
 

@@ -13,28 +13,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from security.token_rejection import TokenRejected, malformed
+from security.token_rejection import malformed, missing_claim, rejected
 
-REQUIRED_CLAIMS = (("exp", "missing_exp"), ("sub", "missing_sub"))
+REQUIRED_CLAIMS = ("exp", "sub")
 
 
 def check_registered_claims(
     payload: dict[str, Any], *, now: float, leeway: float, audience: str | None, issuer: str | None
 ) -> None:
-    for name, reason in REQUIRED_CLAIMS:
+    for name in REQUIRED_CLAIMS:
         if payload.get(name) is None:
-            raise _missing(reason, name)
+            raise missing_claim(name)
     for name in ("iat", "nbf"):
         if name in payload and _whole_seconds(payload[name]) > now + leeway:
-            raise TokenRejected("not_yet_valid", "token is not valid yet")
+            raise rejected("not_yet_valid")
     if _whole_seconds(payload["exp"]) <= now - leeway:
-        raise TokenRejected("expired", "token has expired")
+        raise rejected("expired")
     if issuer is not None:
         _check_issuer(payload, issuer)
     if audience is not None:
         _check_audience(payload, audience)
     if not isinstance(payload["sub"], str):
-        raise TokenRejected("invalid_sub", "token subject must be a string")
+        raise rejected("invalid_sub")
     if "jti" in payload and not isinstance(payload["jti"], str):
         raise malformed()
 
@@ -50,20 +50,17 @@ def _whole_seconds(value: Any) -> int:
 
 def _check_issuer(payload: dict[str, Any], issuer: str) -> None:
     if "iss" not in payload:
-        raise _missing("bad_issuer", "iss")
+        raise missing_claim("iss")
     if payload["iss"] != issuer or not isinstance(payload["iss"], str):
-        raise TokenRejected("bad_issuer", "token issuer is not accepted")
+        raise rejected("bad_issuer")
 
 
 def _check_audience(payload: dict[str, Any], audience: str) -> None:
     claimed = payload.get("aud")
     if not claimed:
-        raise _missing("bad_audience", "aud")
+        raise missing_claim("aud")
     if isinstance(claimed, str):
         claimed = [claimed]
     if not isinstance(claimed, list) or not all(isinstance(name, str) for name in claimed) or audience not in claimed:
-        raise TokenRejected("bad_audience", "token audience is not accepted")
+        raise rejected("bad_audience")
 
-
-def _missing(reason: str, claim: str) -> TokenRejected:
-    return TokenRejected(reason, f"token lacks a required '{claim}' claim")

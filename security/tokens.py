@@ -38,7 +38,7 @@ from security.keys import (
     HMAC_MIN_SECRET_BYTES, PUBLIC_KEY_ALGORITHMS, load_public_key, require_hmac_secret, require_strong_secret,
 )
 from security.token_claims import check_registered_claims
-from security.token_rejection import TokenRejected
+from security.token_rejection import TokenRejected, malformed, missing_claim, rejected
 
 __all__ = ["ClientClaims", "ClientTokenVerifier", "TokenRejected", "TokenVerifierConfig", "mint_client_token"]
 
@@ -46,18 +46,15 @@ MAX_TOKEN_CHARS = 8 * 1024
 MAX_SUBJECT_CHARS = 256
 MAX_LEEWAY_SECONDS = 300
 KEY_SOURCES = ("hs256_secret", "public_key_pem", "jwks_url")
-MISSING_CLAIM_REASONS = MappingProxyType(
-    {"exp": "missing_exp", "sub": "missing_sub", "aud": "bad_audience", "iss": "bad_issuer"}
-)
-REJECTIONS: tuple[tuple[type[Exception], str, str], ...] = (
-    (jwt_errors.ExpiredSignatureError, "expired", "token has expired"),
-    (jwt_errors.ImmatureSignatureError, "not_yet_valid", "token is not valid yet"),
-    (jwt_errors.InvalidAudienceError, "bad_audience", "token audience is not accepted"),
-    (jwt_errors.InvalidIssuerError, "bad_issuer", "token issuer is not accepted"),
-    (jwt_errors.InvalidSignatureError, "invalid_signature", "token signature does not verify"),
-    (jwt_errors.InvalidAlgorithmError, "disallowed_algorithm", "token algorithm is not accepted"),
-    (jwt_errors.InvalidSubjectError, "invalid_sub", "token subject must be a string"),
-    (jwt_errors.InvalidKeyError, "invalid_key", "verification key cannot be used"),
+REJECTIONS: tuple[tuple[type[Exception], str], ...] = (
+    (jwt_errors.ExpiredSignatureError, "expired"),
+    (jwt_errors.ImmatureSignatureError, "not_yet_valid"),
+    (jwt_errors.InvalidAudienceError, "bad_audience"),
+    (jwt_errors.InvalidIssuerError, "bad_issuer"),
+    (jwt_errors.InvalidSignatureError, "invalid_signature"),
+    (jwt_errors.InvalidAlgorithmError, "disallowed_algorithm"),
+    (jwt_errors.InvalidSubjectError, "invalid_sub"),
+    (jwt_errors.InvalidKeyError, "invalid_key"),
 )
 DURATION_PATTERN = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)", re.ASCII)
 SECONDS_PER_UNIT = MappingProxyType({"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400})
@@ -128,7 +125,7 @@ class ClientTokenVerifier:
             return _claims_from(self._verified_payload(token, self._static_key))
         header = _unverified_header(token)
         if header.get("alg") not in self._algorithms:
-            raise TokenRejected("disallowed_algorithm", "token algorithm is not accepted")
+            raise rejected("disallowed_algorithm")
         key = await self._jwks_key(self._jwks, header)
         return _claims_from(self._verified_payload(token, key))
 
@@ -211,24 +208,23 @@ def _require_plausible_size(token: str) -> None:
     if isinstance(token, str) and len(token) > MAX_TOKEN_CHARS:
         raise TokenRejected("too_long", f"token exceeds {MAX_TOKEN_CHARS} bytes")
     if not isinstance(token, str) or not token.isascii():
-        raise TokenRejected("malformed", "token is not a well-formed JWT")
+        raise malformed()
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
     try:
         return jwt.get_unverified_header(token)
     except jwt_errors.PyJWTError:
-        raise TokenRejected("malformed", "token is not a well-formed JWT") from None
+        raise malformed() from None
 
 
 def _rejection_for(error: Exception) -> TokenRejected:
     if isinstance(error, jwt_errors.MissingRequiredClaimError):
-        reason = MISSING_CLAIM_REASONS.get(error.claim, "malformed")
-        return TokenRejected(reason, f"token lacks a required '{error.claim}' claim")
-    for error_type, reason, message in REJECTIONS:
+        return missing_claim(error.claim)
+    for error_type, reason in REJECTIONS:
         if isinstance(error, error_type):
-            return TokenRejected(reason, message)
-    return TokenRejected("malformed", "token is not a well-formed JWT")
+            return rejected(reason)
+    return malformed()
 
 
 def _claims_from(payload: dict[str, Any]) -> ClientClaims:
