@@ -48,7 +48,7 @@ class AckInput(BaseModel):
 async def acknowledge_event(request: Request) -> Response:
     services = request.app.state.services
     try:
-        body = await read_limited_body(request, MAX_ACK_BODY_BYTES, services.settings.body_timeout_seconds)
+        body = await read_limited_body(request, MAX_ACK_BODY_BYTES, services.body_deadlines)
         ack = AckInput.model_validate(orjson.loads(body))
     except UnreadableBody as unread:
         return error_response(unread.status, unread.error_type, unread.message)

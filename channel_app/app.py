@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 asyncio.create_task(
                     sweep_stalled_writers_forever(services.broker.registry, settings.send_timeout_seconds, lifecycle)
                 ),
+                asyncio.create_task(services.body_deadlines.sweep_forever()),
             ]
             try:
                 yield

@@ -80,7 +80,7 @@ def demo_routes(settings: Settings, widget: StaticAsset) -> list[Route]:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return error_response(415, "UNSUPPORTED_MEDIA_TYPE", "send the call as application/json")
         try:
-            body = await read_limited_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
+            body = await read_limited_body(request, settings.max_body_bytes, request.app.state.services.body_deadlines)
             wanted = DevCall.model_validate(orjson.loads(body))
         except UnreadableBody as unread:
             return error_response(unread.status, unread.error_type, unread.message)

@@ -39,7 +39,7 @@ Answer = tuple[FunctionCall | None, int, dict[str, Any]]
 
 async def _answer(request: Request, services) -> Answer:
     try:
-        body = await read_limited_body(request, services.settings.max_body_bytes, services.settings.body_timeout_seconds)
+        body = await read_limited_body(request, services.settings.max_body_bytes, services.body_deadlines)
     except UnreadableBody as unread:
         return _refused(unread.status, unread.error_type, unread.message)
     return await _answer_body(services, body, request.headers.get("x-signature"))

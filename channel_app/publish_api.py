@@ -64,7 +64,7 @@ async def publish_endpoint(request: Request) -> JSONBody:
             raise Refused(404, "NOT_FOUND", "the publish API is not enabled (PUBLISH_API_KEYS / PUBLISH_JWT_SCOPE)")
         publisher = (await authenticate_publisher(services, request)).name
         await _within_limit(services, "publish_key", publisher, "too many publish requests")
-        body = await _body(request, services.settings)
+        body = await _body(request, services)
         publish = _parse(body)
         target = publish.target.kind
         _check_redirects(services, publish)
@@ -91,9 +91,9 @@ async def _within_limit(services, scope: str, key: str, message: str) -> None:
         raise Refused(429, "RATE_LIMITED", f"{message}; retry in {retry:.1f}s", headers, retryAfterSeconds=retry)
 
 
-async def _body(request: Request, settings) -> bytes:
+async def _body(request: Request, services) -> bytes:
     try:
-        return await read_limited_body(request, settings.max_body_bytes, settings.body_timeout_seconds)
+        return await read_limited_body(request, services.settings.max_body_bytes, services.body_deadlines)
     except UnreadableBody as unread:
         raise Refused(unread.status, unread.error_type, unread.message) from None
 

@@ -9,6 +9,7 @@ from typing import AsyncIterator
 import httpx
 import redis.asyncio as redis_asyncio
 
+from channel_app.body_deadlines import BodyDeadlines
 from channel_app.chat_fallback import ChatFallback
 from channel_app.idempotency import IdempotencyStore, MemoryIdempotency, RedisIdempotency
 from channel_app.lifecycle import Lifecycle
@@ -46,6 +47,7 @@ class Services:
     acks: Acks
     publish_keys: ApiKeys
     idempotency: IdempotencyStore
+    body_deadlines: BodyDeadlines
 
 
 def channel_api(settings: Settings, http: httpx.AsyncClient) -> tuple[NativeApiClient, TokenManager] | None:
@@ -118,6 +120,7 @@ async def running_services(
                 acks=acks,
                 publish_keys=policies.publish_keys,
                 idempotency=idempotency_store(settings, shared_redis),
+                body_deadlines=BodyDeadlines(settings.body_timeout_seconds),
             )
         finally:
             await acks.close()
