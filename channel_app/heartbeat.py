@@ -1,9 +1,20 @@
 """One loop for the whole process: heartbeat every stream and do broker upkeep.
 
 A single timer replaces a ping task per connection; a heartbeat that finds a
-stream's queue full drops that slow client like any other frame would. Broker
-upkeep (history expiry, and with Redis the presence refresh that keeps this
-instance's clients visible cluster-wide) runs after the heartbeat, so a slow
+stream's queue full drops that slow client like any other frame would.
+
+A round's heartbeats are spread over the interval in slices, HEARTBEAT_STEP_SECONDS
+apart, rather than written to every stream at once: one write costs 15-25 us
+of CPU here, so 10,000 streams at once held the event loop for about 250 ms
+every interval, and every function call arriving meanwhile waited that long
+(p99 at 2,000 calls/s was that stall). A round works through the streams open
+when it began, so each stream gets a heartbeat about once per interval, and a
+stream opened since waits for the next round: at most two intervals after its
+opening frames. A round keeps its streams referenced until it ends, one
+interval at most after they close.
+
+Broker upkeep (history expiry, and with Redis the presence refresh that keeps
+this instance's clients visible cluster-wide) runs after each round, so a slow
 or unreachable Redis never delays the heartbeat comments.
 """
 
@@ -11,18 +22,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Sequence
 
 from sse.broker import Broker
 from sse.events import HEARTBEAT_FRAME
+from sse.registry import Connection
 
 logger = logging.getLogger("channel_push.heartbeat")
 
+HEARTBEAT_STEP_SECONDS = 0.1
 
-async def heartbeat_forever(broker: Broker, interval_seconds: float) -> None:
+
+async def heartbeat_forever(broker: Broker, interval_seconds: float, step_seconds: float = HEARTBEAT_STEP_SECONDS) -> None:
+    most_steps = max(1, round(interval_seconds / step_seconds))
+    loop = asyncio.get_running_loop()
     while True:
-        await asyncio.sleep(interval_seconds)
+        started = loop.time()
+        streams = list(broker.registry.connections())
+        steps = max(1, min(most_steps, len(streams)))
+        for step, due in enumerate(_slices(streams, steps), start=1):
+            await asyncio.sleep(max(0.0, started + interval_seconds * step / steps - loop.time()))
+            try:
+                for connection in due:
+                    connection.offer(HEARTBEAT_FRAME, timed=False)
+            except Exception:
+                logger.exception("heartbeat round failed")
         try:
-            broker.registry.deliver_all(HEARTBEAT_FRAME, timed=False)
             await broker.housekeeping()
         except Exception:
-            logger.exception("heartbeat round failed")
+            logger.exception("broker housekeeping failed")
+
+
+def _slices(streams: Sequence[Connection], steps: int) -> list[Sequence[Connection]]:
+    """`streams` in `steps` consecutive slices, as even as they divide."""
+    return [streams[len(streams) * step // steps : len(streams) * (step + 1) // steps] for step in range(steps)]

@@ -1,0 +1,113 @@
+"""The heartbeat loop (channel_app/heartbeat.py): every stream once per interval,
+in slices spread over it, and broker upkeep after each round."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+
+import pytest
+
+from channel_app.heartbeat import heartbeat_forever
+from sse.events import HEARTBEAT_FRAME
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class Stream:
+    def __init__(self, heartbeats: list[float], fail: bool = False) -> None:
+        self.heartbeats = heartbeats
+        self.fail = fail
+
+    def offer(self, frame: bytes, timed: bool = True) -> bool:
+        assert frame == HEARTBEAT_FRAME and timed is False
+        if self.fail:
+            raise RuntimeError("a broken stream")
+        self.heartbeats.append(asyncio.get_running_loop().time())
+        return True
+
+
+class Registry:
+    def __init__(self, streams: list[Stream]) -> None:
+        self.streams = streams
+
+    def connections(self):
+        return iter(self.streams)
+
+
+class Broker:
+    def __init__(self, streams: list[Stream]) -> None:
+        self.registry = Registry(streams)
+        self.upkeep: list[float] = []
+
+    async def housekeeping(self) -> None:
+        self.upkeep.append(asyncio.get_running_loop().time())
+
+
+@contextlib.asynccontextmanager
+async def beating(broker: Broker, interval: float, step: float):
+    loop = asyncio.ensure_future(heartbeat_forever(broker, interval, step))
+    try:
+        yield
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+
+async def test_a_round_spreads_its_heartbeats_over_the_interval_in_slices() -> None:
+    """All at once, 10,000 streams held the event loop for about 250 ms every
+    interval, and every call arriving meanwhile waited that long."""
+    written: list[float] = []
+    broker = Broker([Stream(written) for _ in range(100)])
+    started = asyncio.get_running_loop().time()
+
+    async with beating(broker, interval=0.5, step=0.05):
+        await asyncio.sleep(0.6)
+
+    first_round = sorted(written)[:100]
+    assert len(written) >= 100
+    per_moment = Counter(round(moment - started, 2) for moment in first_round)
+    # 100 streams, 10 steps: 10 a step (20 allows one late step to run with the next)
+    assert len(per_moment) >= 5 and max(per_moment.values()) <= 20
+    assert first_round[-1] - started >= 0.45
+
+
+async def test_each_stream_gets_one_heartbeat_a_round_and_upkeep_follows_each_round() -> None:
+    written: list[list[float]] = [[] for _ in range(7)]
+    broker = Broker([Stream(moments) for moments in written])
+
+    async with beating(broker, interval=0.2, step=0.05):
+        await asyncio.sleep(0.5)
+
+    rounds = len(broker.upkeep)
+    assert rounds >= 2
+    assert all(rounds <= len(moments) <= rounds + 1 for moments in written)  # +1: the round under way
+
+
+async def test_a_few_streams_are_spread_one_per_slice() -> None:
+    written: list[float] = []
+    broker = Broker([Stream(written) for _ in range(3)])
+    started = asyncio.get_running_loop().time()
+
+    async with beating(broker, interval=0.3, step=0.01):
+        await asyncio.sleep(0.35)
+
+    gaps = [later - earlier for earlier, later in zip([started, *written[:2]], written[:3])]
+    assert all(gap >= 0.09 for gap in gaps)  # one stream a slice, a third of the interval apart
+
+
+async def test_a_failing_stream_does_not_stop_the_heartbeats() -> None:
+    written: list[float] = []
+    broker = Broker([Stream(written, fail=True), Stream(written)])
+
+    async with beating(broker, interval=0.1, step=0.05):
+        await asyncio.sleep(0.35)
+
+    assert len(written) >= 2 and len(broker.upkeep) >= 2
