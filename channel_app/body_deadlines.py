@@ -18,6 +18,8 @@ import logging
 import time
 from typing import Callable
 
+from channel_app.periodic import run_every
+
 logger = logging.getLogger("channel_push.body_deadlines")
 
 MAX_SWEEP_SECONDS = 1.0
@@ -54,10 +56,4 @@ class BodyDeadlines:
         return len(self._reading)
 
     async def sweep_forever(self) -> None:
-        interval = min(MAX_SWEEP_SECONDS, self.timeout_seconds / 4)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self.cancel_overdue()
-            except Exception:
-                logger.exception("body deadline sweep failed")
+        await run_every(min(MAX_SWEEP_SECONDS, self.timeout_seconds / 4), self.cancel_overdue, logger, "body deadline sweep")

@@ -54,12 +54,13 @@ give the timeout room.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import sys
 import time
 from typing import Callable
+
+from channel_app.periodic import run_every
 
 logger = logging.getLogger("channel_push.garbage")
 
@@ -96,12 +97,7 @@ class GarbagePolicy:
         self._due_since: float | None = None
 
     async def run_forever(self) -> None:
-        while True:
-            await asyncio.sleep(FREEZE_SECONDS)
-            try:
-                self.tick()
-            except Exception:
-                logger.exception("garbage collector upkeep failed")
+        await run_every(FREEZE_SECONDS, self.tick, logger, "garbage collector upkeep")
 
     def tick(self) -> None:
         """Freeze what is new; every CHECK_EVERY_TICKS, thaw once the heap has grown
