@@ -278,11 +278,11 @@ class ConnectionRegistry:
             return 0
         return sum(1 for connection in list(connections.values()) if connection.offer(frame))
 
-    def deliver_all(self, frame: bytes, timed: bool = True) -> int:
+    def deliver_all(self, frame: bytes) -> int:
         delivered = 0
         for connections in list(self._by_client.values()):
             for connection in list(connections.values()):
-                delivered += connection.offer(frame, timed)
+                delivered += connection.offer(frame)
         return delivered
 
     def close_all(self, reason: str, farewell: bytes | None = None) -> int:

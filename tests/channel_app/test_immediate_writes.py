@@ -81,7 +81,7 @@ def test_an_empty_frame_for_an_idle_stream_writes_nothing_rather_than_ending_its
 
             def publish() -> None:
                 registry.deliver_all(b"")
-                registry.deliver_all(HEARTBEAT_FRAME, timed=False)
+                registry.deliver_all(HEARTBEAT_FRAME)
 
             server.call_in_server_loop(publish)
             after = _read_until(sock, HEARTBEAT_FRAME, b"")
