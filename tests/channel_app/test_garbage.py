@@ -19,6 +19,7 @@ import time
 import weakref
 
 import pytest
+import redis.exceptions
 
 from channel_app.garbage import CHECK_EVERY_TICKS, GarbagePolicy
 from tests.support.apps import client_token, make_app
@@ -200,6 +201,24 @@ def made_by_the_server(thing: object) -> bool:
     return module.split(".")[0] in SERVER_PACKAGES or any(f"/{package}/" in filename for package in SERVER_PACKAGES)
 
 
+def outside_redis_handshake_cycles(garbage: list) -> list:
+    """`garbage` without what redis-py's refused handshake leaves behind. A Redis
+    older than 7.2 refuses CLIENT SETINFO on each new pooled connection; the error
+    it raises and catches keeps its frames, their `asyncio.timeout`, and through
+    that the task that happened to open the connection: sometimes a request's
+    task, whose uvicorn coroutine would otherwise count as this server's."""
+    by_id = {id(thing): thing for thing in garbage}
+    reached: set[int] = set()
+    pending = [thing for thing in garbage if isinstance(thing, redis.exceptions.ResponseError)]
+    while pending:
+        thing = pending.pop()
+        if id(thing) in reached:
+            continue
+        reached.add(id(thing))
+        pending.extend(referent for referent in gc.get_referents(thing) if id(referent) in by_id)
+    return [thing for thing in garbage if id(thing) not in reached]
+
+
 def pipelined_then_gone(port: int, requests: int = 50) -> None:
     """Requests queued behind one another on a connection the client then closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
@@ -252,7 +271,7 @@ def test_streams_and_requests_of_every_kind_leave_no_reference_cycle_behind(rest
             time.sleep(0.2)  # the server sees the last connections go
             answers = [exchange(port, request, until) for request, until in requests]
             gc.collect()
-            ours = [thing for thing in gc.garbage if made_by_the_server(thing)]
+            ours = [thing for thing in outside_redis_handshake_cycles(gc.garbage) if made_by_the_server(thing)]
             kinds = sorted({type(thing).__qualname__ for thing in ours})
         finally:
             gc.set_debug(0)
