@@ -91,7 +91,7 @@ class GarbagePolicy:
         self._growth = growth
         self._heap_blocks = heap_blocks
         self._clock = clock
-        self._thaw_at = self._next_thaw_at()
+        self._thaw_at = self._thaw_line(heap_blocks())
         self._ticks = 0
         self._previous_blocks: int | None = None
         self._due_since: float | None = None
@@ -119,11 +119,12 @@ class GarbagePolicy:
         started = time.perf_counter()
         freed = self.thaw()
         pause = time.perf_counter() - started
-        self._thaw_at = self._next_thaw_at()
+        left = self._heap_blocks()
+        self._thaw_at = self._thaw_line(left)
         self._due_since = None
         logger.warning(  # rare (after the heap has doubled), and every stream waited this long
             "garbage collector thawed",
-            extra={"fields": {"unreachable_freed": freed, "heap_blocks": self._heap_blocks(), "pause_ms": round(pause * 1000, 1)}},
+            extra={"fields": {"unreachable_freed": freed, "heap_blocks": left, "pause_ms": round(pause * 1000, 1)}},
         )
 
     @staticmethod
@@ -135,5 +136,6 @@ class GarbagePolicy:
         finally:
             gc.freeze()
 
-    def _next_thaw_at(self) -> int:
-        return max(MIN_THAW_BLOCKS, int(self._heap_blocks() * self._growth))
+    def _thaw_line(self, blocks_left: int) -> int:
+        """The heap size at which the next thaw is due, given what a collection left."""
+        return max(MIN_THAW_BLOCKS, int(blocks_left * self._growth))
