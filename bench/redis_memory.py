@@ -27,7 +27,8 @@ from redis.asyncio import Redis
 
 from config.settings import Settings
 from sse.broker import make_broker
-from sse.events import Event, utc_timestamp
+from sse.events import Event
+from sse.timestamps import utc_timestamp
 
 
 def parse_args() -> argparse.Namespace:

@@ -27,8 +27,9 @@ from channel_app.rate_limits import RateLimits
 from security.redirects import RedirectPolicy, RedirectRefused
 from sse.acks import Acks
 from sse.broker import QueueFull
-from sse.events import Event, utc_timestamp
+from sse.events import Event
 from sse.service import SseService
+from sse.timestamps import utc_timestamp
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from channel_app.metrics import Metrics
 from channel_app.ops_auth import ops_refusal
 from channel_app.responses import STREAM_HEADERS
 from channel_app.status import status_summary
-from sse.events import encode_retry, utc_timestamp
+from sse.events import encode_retry
+from sse.timestamps import utc_timestamp
 
 MIN_RATE_WINDOW_SECONDS = 0.05
 

@@ -21,9 +21,10 @@ from channel_app.event_stream import EventStreamResponse, raw_headers
 from channel_app.responses import STREAM_HEADERS, error_response
 from channel_app.topic_request import authorize_topics, requested_topics
 from sse.broker import BrokerUnavailable, Subscription
-from sse.events import Event, encode_frame, encode_retry, utc_timestamp
+from sse.events import Event, encode_frame, encode_retry
 from sse.names import InvalidName, check_client_id
 from sse.registry import ConnectionRefused
+from sse.timestamps import utc_timestamp
 
 logger = logging.getLogger("channel_push.stream")
 

@@ -11,7 +11,6 @@ stream ids), increase per stream, and compare as integer pairs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import orjson
@@ -51,7 +50,3 @@ def parse_event_id(event_id: str) -> tuple[int, int]:
 def format_event_id(millis: int, sequence: int) -> str:
     return f"{millis}-{sequence}"
 
-
-def utc_timestamp() -> str:
-    """ISO 8601 in UTC with milliseconds, like JavaScript's `toISOString()`."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
