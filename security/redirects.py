@@ -100,16 +100,19 @@ class HostAllowList:
             http_hosts=_parse_entries(http_hosts, "http_hosts"),
         )
 
+    def __post_init__(self) -> None:
+        # What an https and a plain http target may match, as tuples: this runs on every redirect.
+        object.__setattr__(self, "_https_patterns", tuple(self.https_hosts | self.http_hosts))
+        object.__setattr__(self, "_http_patterns", tuple(self.http_hosts))
+
     def refusal_reason(self, target: StrictUrl) -> str | None:
         """None if the target is allowed, else a short reason for refusing it."""
-        patterns = self.http_hosts
-        if target.scheme == "https":
-            patterns = self.https_hosts | self.http_hosts
-        same_host = [pattern for pattern in patterns if pattern.matches_host(target.host)]
-        if any(pattern.matches_port(target.port, target.scheme) for pattern in same_host):
-            return None
+        patterns = self._https_patterns if target.scheme == "https" else self._http_patterns
+        for pattern in patterns:
+            if pattern.matches_host(target.host) and pattern.matches_port(target.port, target.scheme):
+                return None
         host = shorten(target.host)
-        if same_host:
+        if any(pattern.matches_host(target.host) for pattern in patterns):
             return f"port not allowed: {host}:{target.port}"
         if target.scheme == "http" and any(p.matches_host(target.host) for p in self.https_hosts):
             return f"plain http not allowed (https required): {host}"

@@ -13,9 +13,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 import idna
@@ -41,6 +41,18 @@ _PATH_SAFE = "/!$&'()*+,;=:@%"
 _QUERY_SAFE = _PATH_SAFE + "?"
 _FRAGMENT_SAFE = _QUERY_SAFE + "#"
 
+# A URL that needs no percent-encoding and no lowercasing of its scheme: lowercase
+# http(s), a netloc of lowercase host characters and an optional port (no userinfo,
+# no IPv6 brackets), then path, query and fragment of characters `quote` keeps
+# as they are with the safe sets above, and only well-formed %XX escapes.
+_KEPT = r"A-Za-z0-9_.~\-!$&'()*+,;=:@"
+_PLAIN_URL_RE = re.compile(
+    r"(https?)://([a-z0-9.:-]*)"
+    rf"((?:/[{_KEPT}/]*(?:%[0-9A-Fa-f]{{2}}[{_KEPT}/]*)*)?)"
+    rf"(?:\?([{_KEPT}/?]*(?:%[0-9A-Fa-f]{{2}}[{_KEPT}/?]*)*))?"
+    rf"(?:#([{_KEPT}/?#]*(?:%[0-9A-Fa-f]{{2}}[{_KEPT}/?#]*)*))?"
+)
+
 
 class UnsafeUrl(ValueError):
     """A URL or host that fails strict parsing; ``reason`` is short and safe to log."""
@@ -55,9 +67,11 @@ def shorten(text: str, limit: int = MAX_ECHO_LENGTH) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-@dataclass(frozen=True)
-class StrictUrl:
-    """An absolute http(s) URL whose every part has passed the strict checks."""
+class StrictUrl(NamedTuple):
+    """An absolute http(s) URL whose every part has passed the strict checks.
+
+    A named tuple rather than a frozen dataclass: one is built per redirect
+    check, and a frozen dataclass's __init__ took 2.3 us of a 10 us check."""
 
     scheme: str  # "https" or "http"
     host: str  # lowercase A-label domain, dotted-quad IPv4, or "[ipv6]"
@@ -76,25 +90,47 @@ class StrictUrl:
 def parse_strict_url(url: str) -> StrictUrl:
     """Parse an absolute http(s) URL, raising UnsafeUrl for anything ambiguous."""
     _require_short(url)
+    scheme, netloc, path, query, fragment = _plain_parts(url) or _checked_parts(url)
+    if "@" in netloc:
+        raise UnsafeUrl("userinfo ('user@') not allowed in URL")
+    host, port = split_host_port(netloc)
+    target = StrictUrl(
+        scheme=scheme,
+        host=normalise_host(host),
+        port=DEFAULT_PORTS[scheme] if port is None else port,
+        path=path,
+        query=query,
+        fragment=fragment,
+    )
+    _require_short(target.unparse())
+    return target
+
+
+UrlParts = tuple[str, str, str, str, str]  # scheme, netloc, and the percent-encoded path, query, fragment
+
+
+def _plain_parts(url: str) -> UrlParts | None:
+    """The parts of a URL already in the form we hand out, without urllib (a third of
+    a check's time went to `urlsplit` and `quote`); None for anything else.
+    `_checked_parts` gives the same parts for every URL this accepts (tested)."""
+    match = _PLAIN_URL_RE.fullmatch(url)
+    return None if match is None else match.groups("")
+
+
+def _checked_parts(url: str) -> UrlParts:
     _require_plain_characters(url)
     scheme = _require_web_scheme(url)
     try:
         parts = urlsplit(url)
     except ValueError:
         raise UnsafeUrl("malformed URL") from None
-    if "@" in parts.netloc:
-        raise UnsafeUrl("userinfo ('user@') not allowed in URL")
-    host, port = split_host_port(parts.netloc)
-    target = StrictUrl(
-        scheme=scheme,
-        host=normalise_host(host),
-        port=DEFAULT_PORTS[scheme] if port is None else port,
-        path=_percent_encode(parts.path, _PATH_SAFE),
-        query=_percent_encode(parts.query, _QUERY_SAFE),
-        fragment=_percent_encode(parts.fragment, _FRAGMENT_SAFE),
+    return (
+        scheme,
+        parts.netloc,
+        _percent_encode(parts.path, _PATH_SAFE),
+        _percent_encode(parts.query, _QUERY_SAFE),
+        _percent_encode(parts.fragment, _FRAGMENT_SAFE),
     )
-    _require_short(target.unparse())
-    return target
 
 
 def split_host_port(netloc: str) -> tuple[str, int | None]:
