@@ -64,7 +64,7 @@ async def measure_hold_max(kind: str, args, keys: Secrets, tokens, server_cpu: i
         target.stop()
 
 
-POST_STORM_COLLECTION_CLIENTS = 5_000  # below this the garbage policy has nothing to thaw (channel_app/garbage.py)
+POST_STORM_COLLECTION_CLIENTS = 5_000  # below this the heap cannot double (channel_app/garbage.py)
 
 
 async def measure_traffic(kind: str, args, keys: Secrets, tokens, server_cpu: int | None) -> dict:
@@ -74,9 +74,13 @@ async def measure_traffic(kind: str, args, keys: Secrets, tokens, server_cpu: in
     try:
         figures = {"hold": await scenarios.hold(target, fleet, tokens[: args.clients], args.connect_concurrency)}
         if kind == "ours" and args.clients >= POST_STORM_COLLECTION_CLIENTS:
-            print(f"  {kind}: waiting for the collection that follows a connection storm", flush=True)
+            print(f"  {kind}: watching for a full collection after the connection storm", flush=True)
             collection = figures["post_storm_collection"] = await scenarios.post_storm_collection(target)
-            print(f"  {kind}: collected {collection['waited_s']}s after the storm, pausing {collection['pause_ms']} ms", flush=True)
+            if collection["pause_ms"] is None:
+                print(f"  {kind}: none within {collection['waited_s']}s", flush=True)
+            else:
+                print(f"  {kind}: collected {collection['waited_s']}s after the storm, pausing {collection['pause_ms']} ms", flush=True)
+        collected_before_rows = len(scenarios.collections(target)) if kind == "ours" else 0
         signing_key = bytes.fromhex(keys.signing_key_hex) if kind == "ours" else None
         callers = await open_callers(HOST, target.port, args.callers)
         bench = scenarios.Bench(target, fleet, arrivals, CallFactory(HOST, target.port, signing_key), callers,
@@ -88,6 +92,10 @@ async def measure_traffic(kind: str, args, keys: Secrets, tokens, server_cpu: in
         figures["unicast_fixed"] = await scenarios.unicast_fixed(bench, args.rate, args.duration)
         print(f"  {kind}: {args.broadcasts} broadcasts", flush=True)
         figures["broadcast"] = await scenarios.broadcast(bench, args.broadcasts)
+        if kind == "ours":
+            rows_collections = figures["collections_during_rows"] = scenarios.collections(target)[collected_before_rows:]
+            for collection in rows_collections:
+                print(f"  {kind}: a full collection inside the rows paused the server {collection['pause_ms']} ms", flush=True)
         for caller in callers:
             caller.close()
         return figures

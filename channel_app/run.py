@@ -39,7 +39,8 @@ def serve(resolved: ResolvedSettings) -> int:
         print_development_banner(resolved)
     app = create_app(settings)
     settle_garbage_collector()
-    garbage = GarbagePolicy()  # after settling: its first thaw waits for twice what settling left
+    # After settling: its first thaw waits for twice what settling left.
+    garbage = GarbagePolicy(open_streams=lambda: open_stream_count(app))
     server = DrainingServer(uvicorn_config(app, settings), app.state.lifecycle, upkeep=[garbage.run_forever])
     # uvicorn re-raises the exit signal once it has shut down, which would end
     # the process with "killed by SIGTERM" after a clean drain. Routing the
@@ -49,6 +50,12 @@ def serve(resolved: ResolvedSettings) -> int:
         signal.signal(sig, server.handle_exit)
     server.run(sockets=[shared_port_socket(settings.host, settings.port)] if settings.reuse_port else None)
     return 0 if server.started else STARTUP_FAILED
+
+
+def open_stream_count(app) -> int:
+    """Streams open in this process; 0 before the app has started."""
+    services = getattr(app.state, "services", None)
+    return 0 if services is None else services.broker.registry.connection_total
 
 
 def uvicorn_config(app, settings) -> uvicorn.Config:

@@ -21,7 +21,7 @@ import weakref
 import pytest
 import redis.exceptions
 
-from channel_app.garbage import CHECK_EVERY_TICKS, GarbagePolicy
+from channel_app.garbage import BLOCKS_PER_OPEN_STREAM, CHECK_EVERY_TICKS, GarbagePolicy
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
 from tests.support.server import run_server
@@ -156,6 +156,73 @@ def test_growth_that_never_stops_is_thawed_a_minute_after_it_crossed_the_thresho
     ticks(policy, clock, count, [800_000 * 1.1**check for check in range(8)])  # 10 % more every check
 
     assert thaws == [800_000 * 1.1**6]  # the first check at least 60 s after the line was crossed
+
+
+class OpenStreams:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def __call__(self) -> int:
+        return self.value
+
+
+def storm_policy(monkeypatch) -> tuple[GarbagePolicy, FakeClock, HeapBlocks, OpenStreams, list[int]]:
+    count, clock, streams = HeapBlocks(), FakeClock(), OpenStreams()
+    count.value = 400_000  # what start-up leaves
+    policy = GarbagePolicy(growth=2.0, heap_blocks=count, clock=clock, open_streams=streams)
+    thaws: list[int] = []
+    monkeypatch.setattr(policy, "thaw", lambda: thaws.append(count.value) or 0)
+    return policy, clock, count, streams, thaws
+
+
+def test_a_storm_of_streams_alone_causes_no_full_collection(restored_collector, monkeypatch) -> None:
+    """15,000 streams took the bench server's heap from about 400,000 blocks to 2.6
+    million; collecting it all paused the server for over a second and found ~33 objects."""
+    policy, clock, count, streams, thaws = storm_policy(monkeypatch)
+    for opened in [2_000, 6_000, 10_000, 15_000] + [15_000] * 8:
+        streams.value = opened
+        ticks(policy, clock, count, [400_000 + opened * 147])
+
+    assert thaws == []
+
+
+def test_garbage_growing_beside_open_streams_is_still_collected(restored_collector, monkeypatch) -> None:
+    policy, clock, count, streams, thaws = storm_policy(monkeypatch)
+    streams.value = 10_000
+    held = 400_000 + 10_000 * 147
+    ticks(policy, clock, count, [held, held + 500_000, held + 1_000_000, held + 1_000_000])
+
+    assert thaws == [held + 1_000_000]
+
+
+def test_an_open_stream_holds_at_least_the_blocks_the_policy_counts_it_at(restored_collector) -> None:
+    """Counted at more than it holds, a stream would let that much garbage hide."""
+
+    def open_stream(port: int, client_id: str) -> socket.socket:
+        connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+        stream = f"/sse/connect?clientId={client_id}&token={client_token(client_id)}"
+        connection.sendall(http("GET", stream, headers={"Origin": "https://shop.example.com"}))
+        received = b""
+        while b"connected" not in received:
+            received += connection.recv(65536)
+        return connection
+
+    app = make_app(cors_allowed_origins=["https://shop.example.com"], rate_limits_enabled=False)
+    with run_server(app) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        for connection in [open_stream(port, f"warm-{index}") for index in range(20)]:
+            connection.close()  # first use: imports and caches fill
+        time.sleep(0.3)
+        gc.collect()
+        before = sys.getallocatedblocks()
+        held = [open_stream(port, f"visitor-{index}") for index in range(300)]
+        time.sleep(0.3)
+        gc.collect()
+        per_stream = (sys.getallocatedblocks() - before) / len(held)
+        for connection in held:
+            connection.close()
+
+    assert per_stream >= BLOCKS_PER_OPEN_STREAM
 
 
 def test_the_server_runs_upkeep_jobs_while_it_serves_and_cancels_them_when_it_stops() -> None:
