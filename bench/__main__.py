@@ -64,7 +64,7 @@ async def measure_hold_max(kind: str, args, keys: Secrets, tokens, server_cpu: i
         target.stop()
 
 
-POST_STORM_COLLECTION_CLIENTS = 5_000  # below this the heap cannot double (channel_app/garbage.py)
+POST_STORM_COLLECTION_CLIENTS = 5_000  # smaller storms grew the heap too little to matter (channel_app/garbage.py)
 
 
 async def measure_traffic(kind: str, args, keys: Secrets, tokens, server_cpu: int | None) -> dict:
