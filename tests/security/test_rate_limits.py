@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from security.ratelimit import Decision, MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
+from security.ratelimit import MAX_PLAIN_KEY_CHARS, Decision, MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
 
 pytestmark = pytest.mark.anyio
 
@@ -185,6 +185,24 @@ async def test_key_spraying_cannot_grow_memory_past_max_keys() -> None:
         await limiter.hit(f"fn:client:{i}", rate)
 
     assert len(limiter) == 1_000
+
+
+async def test_memory_keeps_short_keys_as_they_are_and_bounds_long_ones() -> None:
+    """Short keys skip the hash (a fifth of a hit); long ones are still digested,
+    and neither kind can be mistaken for the other or for another rate's key."""
+    limiter = MemoryRateLimiter(FakeClock())
+    rate, other_rate = Rate(1, 60), Rate(2, 60)
+    short, long = "fn:client:visitor-1", "fn:channel:" + "x" * 100_000
+
+    for key in (short, long):
+        assert (await limiter.hit(key, rate)).allowed
+        assert not (await limiter.hit(key, rate)).allowed
+        assert (await limiter.hit(key, other_rate)).allowed
+    assert (await limiter.hit(long[:MAX_PLAIN_KEY_CHARS], rate)).allowed
+
+    assert len(limiter) == 5
+    assert sum(bucket.endswith(short) for bucket in limiter._tats) == 2  # one per rate, unhashed
+    assert max(len(bucket) for bucket in limiter._tats) < 200
 
 
 async def test_key_spraying_does_not_evict_a_caller_that_keeps_flooding() -> None:
