@@ -7,6 +7,7 @@ dependencies, and returns a `result` body or raises `FunctionError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel
@@ -80,7 +81,7 @@ async def _deliver(
     client_id: str,
     event: Event,
     what: str,
-    fallback: ChatMessage | None = None,
+    fallback: Callable[[], ChatMessage] | None = None,  # built only when it is posted
     wait_for_ack_ms: int | None = None,
 ) -> dict[str, Any]:
     queue = deps.queue_if_offline_default if args.queue_if_offline is None else args.queue_if_offline
@@ -89,7 +90,7 @@ async def _deliver(
     except QueueFull as full:
         raise FunctionError("QUEUE_FULL", f"Client {client_id} is not connected and {full}", {"clientId": client_id}) from None
     if not delivery.delivered and not delivery.queued:
-        if fallback is not None and deps.chat is not None and await deps.chat.post(call, fallback):
+        if fallback is not None and deps.chat is not None and await deps.chat.post(call, fallback()):
             return result_body(
                 f"Client {client_id} is not connected; posted it in the chat instead",
                 clientId=client_id,
@@ -130,7 +131,7 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
     except RedirectRefused as refused:
         raise FunctionError("URL_NOT_ALLOWED", f"Redirect refused: {refused.reason}") from None
     event = Event("redirect", {"type": "redirect", "url": url, "timestamp": utc_timestamp()})
-    fallback = link_message(url, call.params.language)
+    fallback = partial(link_message, url, call.params.language)
     return await _deliver(deps, call, args, client_id, event, "Redirect command", fallback, args.wait_for_ack)
 
 
@@ -162,7 +163,7 @@ async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dic
     if args.topic is not None:
         return await _deliver_to_topic(deps, args.topic, event, "Notification")
     client_id = await target_client(args, call, deps)
-    return await _deliver(deps, call, args, client_id, event, "Notification", notice_message(args.message, args.title))
+    return await _deliver(deps, call, args, client_id, event, "Notification", partial(notice_message, args.message, args.title))
 
 
 async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
