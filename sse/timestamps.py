@@ -2,9 +2,10 @@
 
 Every event a call publishes carries one, so this is on the hot path. The
 date and time up to the second are formatted once per second (`time.strftime`)
-and only the milliseconds per call: 0.4 us against 3.2 us for
-`datetime.now(timezone.utc).isoformat(...)`, and in a whole call (bench.app_cost)
-the difference measured about ten times that, so it is worth the few lines.
+and only the milliseconds per call: 1.3 us against 3.2 us for
+`datetime.now(timezone.utc).isoformat(...)`; in a whole call (bench.app_cost,
+where every line's cost is inflated by the rest of the call's working set)
+stubbing the timestamp out saved about 30 us.
 """
 
 from __future__ import annotations
