@@ -35,6 +35,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from channel_app.immediate_writes import immediate_writer
 from channel_app.metrics import Tally
+from channel_app.one_write import one_write
 from channel_app.socket_abort import abort_socket
 from sse.registry import CLIENT_CLOSED, Connection
 
@@ -72,10 +73,13 @@ class EventStreamResponse:
         connection.writer = asyncio.current_task()
         watcher = asyncio.get_running_loop().create_task(_close_on_disconnect(receive, connection))
         try:
-            await self._write(send, {"type": "http.response.start", "status": 200, "headers": self._headers})
-            connection.write_now = immediate_writer(scope, self._written_at_publish, connection)
-            chunk: bytes | None = self._opening
+            with one_write(scope):  # the head and the opening frames: one write, one segment
+                await self._write(send, {"type": "http.response.start", "status": 200, "headers": self._headers})
+                await self._write(send, {"type": "http.response.body", "body": self._opening, "more_body": True})
             self._opening = b""
+            # After the block: the immediate writer keeps the transport it finds.
+            connection.write_now = immediate_writer(scope, self._written_at_publish, connection)
+            chunk = await connection.next_frames()
             while chunk is not None:
                 await self._write(send, {"type": "http.response.body", "body": chunk, "more_body": True})
                 if (latency := connection.written(chunk)) is not None:

@@ -6,6 +6,9 @@ from typing import Any, Mapping
 
 import orjson
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from channel_app.one_write import one_write
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
@@ -17,6 +20,10 @@ class JSONBody(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with one_write(scope):  # head and body in one write (channel_app/one_write.py)
+            await super().__call__(scope, receive, send)
 
 
 def error_response(
