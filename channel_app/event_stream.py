@@ -35,7 +35,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from channel_app.immediate_writes import immediate_writer
 from channel_app.metrics import Tally
-from channel_app.one_write import one_write
+from channel_app.one_write import OneWrite
 from channel_app.socket_abort import abort_socket
 from sse.registry import CLIENT_CLOSED, Connection
 
@@ -73,7 +73,7 @@ class EventStreamResponse:
         connection.writer = asyncio.current_task()
         watcher = asyncio.get_running_loop().create_task(_close_on_disconnect(receive, connection))
         try:
-            with one_write(scope):  # the head and the opening frames: one write, one segment
+            with OneWrite(scope):  # the head and the opening frames: one write, one segment
                 await self._write(send, {"type": "http.response.start", "status": 200, "headers": self._headers})
                 await self._write(send, {"type": "http.response.body", "body": self._opening, "more_body": True})
             self._opening = b""

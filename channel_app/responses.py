@@ -8,7 +8,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from channel_app.one_write import one_write
+from channel_app.one_write import OneWrite
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
@@ -22,7 +22,7 @@ class JSONBody(Response):
         return orjson.dumps(content)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with one_write(scope):  # head and body in one write (channel_app/one_write.py)
+        with OneWrite(scope):  # head and body in one write (channel_app/one_write.py)
             await super().__call__(scope, receive, send)
 
 
