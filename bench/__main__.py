@@ -21,11 +21,13 @@ import platform
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Awaitable
 
 import uvloop
 
 from bench import report, scenarios
 from bench.calls import CallFactory, open_callers
+from bench.load_collector import LoadCollectorPaused
 from bench.processes import REPO_ROOT, Secrets, Target, raise_fd_limit, split_cores, start_target
 from bench.sse_clients import ArrivalLog, ClientFleet
 from security.tokens import mint_client_token
@@ -49,6 +51,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+async def measured(row: Awaitable[dict]) -> dict:
+    """One scenario's figures, measured with this process's collector off (bench/load_collector.py)."""
+    with LoadCollectorPaused() as paused:
+        figures = await row
+    return {**figures, "load_collections": paused.collections}
+
+
 def mint_tokens(keys: Secrets, count: int) -> list[tuple[str, str]]:
     return [(f"c{index}", mint_client_token(keys.jwt_secret, f"c{index}", 3600)) for index in range(count)]
 
@@ -57,7 +66,7 @@ async def measure_hold_max(kind: str, args, keys: Secrets, tokens, server_cpu: i
     target = start_target(kind, args.out, keys, server_cpu)
     try:
         fleet = ClientFleet(HOST, target.port, ArrivalLog())
-        figures = await scenarios.hold(target, fleet, tokens[: args.hold_max], args.connect_concurrency)
+        figures = await measured(scenarios.hold(target, fleet, tokens[: args.hold_max], args.connect_concurrency))
         fleet.close_all()
         return figures
     finally:
@@ -72,7 +81,7 @@ async def measure_traffic(kind: str, args, keys: Secrets, tokens, server_cpu: in
     arrivals = ArrivalLog()
     fleet = ClientFleet(HOST, target.port, arrivals)
     try:
-        figures = {"hold": await scenarios.hold(target, fleet, tokens[: args.clients], args.connect_concurrency)}
+        figures = {"hold": await measured(scenarios.hold(target, fleet, tokens[: args.clients], args.connect_concurrency))}
         if kind == "ours" and args.clients >= POST_STORM_COLLECTION_CLIENTS:
             print(f"  {kind}: watching for a full collection after the connection storm", flush=True)
             collection = figures["post_storm_collection"] = await scenarios.post_storm_collection(target)
@@ -86,12 +95,12 @@ async def measure_traffic(kind: str, args, keys: Secrets, tokens, server_cpu: in
         bench = scenarios.Bench(target, fleet, arrivals, CallFactory(HOST, target.port, signing_key), callers,
                                 itertools.count(1))
         print(f"  {kind}: unicast at full speed for {args.duration}s", flush=True)
-        figures["unicast_max"] = await scenarios.unicast_max(bench, args.duration)
+        figures["unicast_max"] = await measured(scenarios.unicast_max(bench, args.duration))
         await asyncio.sleep(1.0)
         print(f"  {kind}: unicast at {args.rate}/s for {args.duration}s", flush=True)
-        figures["unicast_fixed"] = await scenarios.unicast_fixed(bench, args.rate, args.duration)
+        figures["unicast_fixed"] = await measured(scenarios.unicast_fixed(bench, args.rate, args.duration))
         print(f"  {kind}: {args.broadcasts} broadcasts", flush=True)
-        figures["broadcast"] = await scenarios.broadcast(bench, args.broadcasts)
+        figures["broadcast"] = await measured(scenarios.broadcast(bench, args.broadcasts))
         if kind == "ours":
             rows_collections = figures["collections_during_rows"] = scenarios.collections(target)[collected_before_rows:]
             for collection in rows_collections:

@@ -90,6 +90,12 @@ def bottlenecks(results: dict, saturated: float) -> list[str]:
                 notes.append(f"{kind}/{scenario}: load generator used {load:.0%} of a core: it may be the bottleneck")
     if not notes:
         notes.append("load generator: below 90% of a core in every scenario: not the bottleneck")
+    collected = [f"{kind}/{scenario}" for kind in ("ours", "baseline") for scenario in SCENARIOS
+                 if _figure(results, kind, scenario, "load_collections")]
+    if collected:
+        notes.append(f"load generator: collected garbage inside {', '.join(collected)}: its pauses count as latency there")
+    else:
+        notes.append("load generator: no garbage collection inside any row (bench/load_collector.py)")
     for kind in ("ours", "baseline"):
         for scenario in SATURATING:
             server = _figure(results, kind, scenario, "server_cpu")

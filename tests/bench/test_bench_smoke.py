@@ -39,6 +39,8 @@ def test_harness_runs_both_targets_without_loss_and_writes_json(tmp_path):
             assert figures[unicast]["call_errors"] == 0
             assert figures[unicast]["lost"] == 0
         assert figures["broadcast"]["deliveries"] == 2 * 200
+        for row in ("hold_max", "hold", "unicast_max", "unicast_fixed", "broadcast"):
+            assert figures[row]["load_collections"] == 0, row
         assert figures["broadcast"]["missing"] == 0
     assert {verdict["target"] for verdict in report["targets"]}
 
