@@ -29,7 +29,7 @@ from bench import report, scenarios
 from bench.calls import CallFactory, open_callers
 from bench.load_collector import LoadCollectorPaused
 from bench.processes import REPO_ROOT, Secrets, Target, raise_fd_limit, split_cores, start_target
-from bench.sse_clients import ArrivalLog, ClientFleet
+from bench.sse_clients import LOOPBACK_SOURCES, ArrivalLog, ClientFleet
 from security.tokens import mint_client_token
 
 HOST = "127.0.0.1"
@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--broadcasts", type=int, default=20)
     parser.add_argument("--callers", type=int, default=16, help="parallel keep-alive connections for calls")
     parser.add_argument("--connect-concurrency", type=int, default=256, help="stream connects in flight")
+    parser.add_argument("--loopback-sources", type=int, default=LOOPBACK_SOURCES,
+                        help="127.0.0.x addresses the streams connect from (1: all from 127.0.0.1)")
     parser.add_argument("--targets", default="ours,baseline", help="comma-separated: ours, baseline")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and load to separate cores")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
@@ -65,7 +67,7 @@ def mint_tokens(keys: Secrets, count: int) -> list[tuple[str, str]]:
 async def measure_hold_max(kind: str, args, keys: Secrets, tokens, server_cpu: int | None) -> dict:
     target = start_target(kind, args.out, keys, server_cpu)
     try:
-        fleet = ClientFleet(HOST, target.port, ArrivalLog())
+        fleet = ClientFleet(HOST, target.port, ArrivalLog(), args.loopback_sources)
         figures = await measured(scenarios.hold(target, fleet, tokens[: args.hold_max], args.connect_concurrency))
         fleet.close_all()
         return figures
@@ -79,7 +81,7 @@ POST_STORM_COLLECTION_CLIENTS = 5_000  # smaller storms grew the heap too little
 async def measure_traffic(kind: str, args, keys: Secrets, tokens, server_cpu: int | None) -> dict:
     target: Target = start_target(kind, args.out, keys, server_cpu)
     arrivals = ArrivalLog()
-    fleet = ClientFleet(HOST, target.port, arrivals)
+    fleet = ClientFleet(HOST, target.port, arrivals, args.loopback_sources)
     try:
         figures = {"hold": await measured(scenarios.hold(target, fleet, tokens[: args.clients], args.connect_concurrency))}
         if kind == "ours" and args.clients >= POST_STORM_COLLECTION_CLIENTS:

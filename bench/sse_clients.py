@@ -18,6 +18,23 @@ from urllib.parse import quote
 from bench.processes import SITE_ORIGIN
 
 SEQ_MARKER = re.compile(rb"seq=(\d+)")
+LOOPBACK_SOURCES = 16  # client sockets bind to 127.0.0.1-16 in turn; see source_address()
+
+
+def source_address(host: str, index: int, sources: int = LOOPBACK_SOURCES) -> tuple[str, int] | None:
+    """The local address client `index` binds before connecting to `host`.
+
+    Every stream is a socket from 127.0.0.1 to the one server port. Linux's connect()
+    picks a free ephemeral port by scanning from a hashed offset, even ports first:
+    past about 14,000 connections from one address to one destination the even half
+    is used up and each connect() scans it all, in the kernel, in the load process.
+    At 15,000 clients that left the load process at 100 % of its core in system time
+    for the last 1.5-2.5 s of the hold while the server idled (sampled from /proc).
+    Spread over 16 loopback addresses, each has under 1,000 ports in use. Off
+    loopback, or with one source, the kernel's choice stands (None)."""
+    if host != "127.0.0.1" or sources <= 1:
+        return None
+    return f"127.0.0.{1 + index % sources}", 0
 
 
 class ArrivalLog:
@@ -110,13 +127,15 @@ def stream_request(host: str, port: int, client_id: str, token: str) -> bytes:
 class ClientFleet:
     """The connected clients of one run, by index (client id `c<index>`)."""
 
-    def __init__(self, host: str, port: int, arrivals: ArrivalLog) -> None:
+    def __init__(self, host: str, port: int, arrivals: ArrivalLog, sources: int = LOOPBACK_SOURCES) -> None:
         self.host = host
+        self.sources = sources
         self.port = port
         self.arrivals = arrivals
         self.clients: list[SseClient] = []
         self.failures = 0
         self.failure_reasons: defaultdict[str, int] = defaultdict(int)
+        self.connect_seconds: list[float] = []  # per opened stream: from its TCP connect to its response head
 
     @property
     def open_clients(self) -> list[SseClient]:
@@ -127,13 +146,15 @@ class ClientFleet:
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(concurrency)
 
-        async def open_one(client_id: str, token: str) -> None:
+        async def open_one(index: int, client_id: str, token: str) -> None:
             async with gate:
+                began = time.perf_counter()
                 ready = loop.create_future()
                 request = stream_request(self.host, self.port, client_id, token)
                 try:
                     _, client = await asyncio.wait_for(
-                        loop.create_connection(lambda: SseClient(client_id, request, self.arrivals, ready), self.host, self.port),
+                        loop.create_connection(lambda: SseClient(client_id, request, self.arrivals, ready), self.host, self.port,
+                                               local_addr=source_address(self.host, index, self.sources)),
                         timeout,
                     )
                     status = await asyncio.wait_for(ready, timeout)
@@ -144,10 +165,11 @@ class ClientFleet:
                     self._fail(f"HTTP {status}")
                     client.abort()
                     return
+                self.connect_seconds.append(time.perf_counter() - began)
                 self.clients.append(client)
 
         started = time.perf_counter()
-        await asyncio.gather(*(open_one(client_id, token) for client_id, token in tokens))
+        await asyncio.gather(*(open_one(index, client_id, token) for index, (client_id, token) in enumerate(tokens)))
         return time.perf_counter() - started
 
     def _fail(self, reason: str) -> None:
