@@ -30,6 +30,7 @@ from bench.calls import CallFactory, open_callers
 from bench.load_collector import LoadCollectorPaused
 from bench.processes import REPO_ROOT, Secrets, Target, raise_fd_limit, split_cores, start_target
 from bench.sse_clients import LOOPBACK_SOURCES, ArrivalLog, ClientFleet
+from bench.write_floor import host_write_us
 from security.tokens import mint_client_token
 
 HOST = "127.0.0.1"
@@ -140,8 +141,10 @@ async def run(args: argparse.Namespace) -> dict:
         sys.exit(f"bench: the fd limit is {machine['fd_limit']}, {needed} needed; raise it (ulimit -n) first")
     results: dict = {}
     machine["load_average_by_target"] = {}
+    machine["host_write_us_by_target"] = {}
     for kind in args.targets.split(","):
         load_before = os.getloadavg()[0]
+        write_us_before = host_write_us()
         keys = Secrets()
         tokens = mint_tokens(keys, max(args.hold_max, args.clients))
         print(f"{kind}: holding {args.hold_max} clients", flush=True)
@@ -149,8 +152,13 @@ async def run(args: argparse.Namespace) -> dict:
         print(f"{kind}: holding {args.clients} clients with traffic", flush=True)
         results[kind].update(await measure_traffic(kind, args, keys, tokens, server_cpu))
         machine["load_average_by_target"][kind] = [load_before, os.getloadavg()[0]]
+        machine["host_write_us_by_target"][kind] = [write_us_before, host_write_us()]
     machine["load_average_after"] = os.getloadavg()
     return {"machine": machine, "params": vars(args) | {"out": str(args.out)}, "results": results}
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine['cores']} cores; 1-minute load average during the run: {loads} "
           f"(above ~2 other work shared the cores: rates and latencies suffer, 'srv us' figures much less); "
           f"server and load pinned to separate cores: {machine['pinned']}")
+    speeds = ", ".join(f"{kind} {_us(start)} -> {_us(end)}" for kind, (start, end) in machine["host_write_us_by_target"].items())
+    print(f"host speed, CPU us per loopback write before and after each target (bench/write_floor.py; "
+          f"it drifts between runs, and every figure with it): {speeds}")
     print(report.table(results, params))
     print()
     print("\n".join(outcome["bottlenecks"]))

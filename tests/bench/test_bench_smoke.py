@@ -43,6 +43,9 @@ def test_harness_runs_both_targets_without_loss_and_writes_json(tmp_path):
             assert figures[row]["load_collections"] == 0, row
         assert figures["broadcast"]["missing"] == 0
     assert {verdict["target"] for verdict in report["targets"]}
+    for kind in ("ours", "baseline"):
+        assert all(us > 0 for us in report["machine"]["host_write_us_by_target"][kind])
+    assert "host speed, CPU us per loopback write" in run.stdout
 
 
 @pytest.mark.timeout(120)
