@@ -11,14 +11,11 @@ kept in the topic's history, or dropped when there are none.
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
-
 from sse.broker import Delivery, Subscription, Totals
 from sse.events import Event, parse_event_id
 from sse.history import BROADCAST_STREAM, MemoryHistory, topic_stream
 from sse.offline_queue import MemoryQueue
-from sse.registry import ConnectionRegistry
+from sse.registry import Connection, ConnectionRegistry
 from sse.replay import merge_replay, newest_id
 
 
@@ -76,20 +73,54 @@ class MemoryBroker:
     async def is_healthy(self) -> bool:
         return True
 
-    @asynccontextmanager
-    async def subscribe(
-        self, client_id: str, last_event_id: str | None, topics: tuple[str, ...] = ()
-    ) -> AsyncIterator[Subscription]:
-        # Registering, reading history and claiming the queue happen with no
-        # await in between, so no event can fall between the replay and the live queue.
-        async with self.registry.open(client_id, topics=topics) as connection:
-            streams = [client_id, *(topic_stream(topic) for topic in topics)]
-            histories = [self._history.entries_since(key, last_event_id) for key in streams] if last_event_id else []
-            replay = merge_replay(*histories, self._queue.claim(client_id))
-            head = max((self._history.head(key) for key in streams), key=parse_event_id)
-            cursor = newest_id(head, replay)
-            yield Subscription(connection, [frame for _, frame in replay], cursor)
+    def subscribe(self, client_id: str, last_event_id: str | None, topics: tuple[str, ...] = ()) -> MemorySubscription:
+        return MemorySubscription(self, client_id, last_event_id, topics)
+
+    def subscription_for(self, connection: Connection, last_event_id: str | None) -> Subscription:
+        """The replay and cursor of a connection just registered. Registering, reading
+        history and claiming the queue happen with no await in between, so no event
+        can fall between the replay and the live queue."""
+        client_id = connection.client_id
+        streams = [client_id, *(topic_stream(topic) for topic in connection.topics)]
+        histories = [self._history.entries_since(key, last_event_id) for key in streams] if last_event_id else []
+        replay = merge_replay(*histories, self._queue.claim(client_id))
+        head = max((self._history.head(key) for key in streams), key=parse_event_id)
+        cursor = newest_id(head, replay)
+        return Subscription(connection, [frame for _, frame in replay], cursor)
 
     async def housekeeping(self) -> None:
         self._history.prune()
         self._queue.prune()
+
+
+class MemorySubscription:
+    """`async with broker.subscribe(...) as subscription:` for the memory broker.
+
+    A plain class rather than an `@asynccontextmanager` around `registry.open`:
+    every open stream holds one for its whole life (sse/registration.py has the
+    measurements), and this one object does the work of both levels."""
+
+    __slots__ = ("_broker", "_client_id", "_last_event_id", "_topics", "_connection")
+
+    def __init__(self, broker: MemoryBroker, client_id: str, last_event_id: str | None, topics: tuple[str, ...]) -> None:
+        self._broker = broker
+        self._client_id = client_id
+        self._last_event_id = last_event_id
+        self._topics = topics
+        self._connection: Connection | None = None
+
+    async def __aenter__(self) -> Subscription:
+        registry = self._broker.registry
+        connection = registry.enter(self._client_id, self._topics)
+        try:
+            subscription = self._broker.subscription_for(connection, self._last_event_id)
+        except BaseException:
+            await registry.leave(connection)
+            raise
+        self._connection = connection
+        return subscription
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._broker.registry.leave(connection)

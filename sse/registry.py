@@ -14,8 +14,8 @@ The queue is a deque plus at most one waiting future, not an `asyncio.Queue`
 of idle streams that is memory and CPU bench measures. The writer takes
 everything queued in one chunk, so a burst goes out in one write.
 
-`open()` is an async context manager, so a connection is always unregistered,
-even when the task serving it is cancelled. An optional `ConnectionObserver`
+`open()` is an async context manager (sse/registration.py), so a connection
+is always unregistered, even when the task serving it is cancelled. An optional `ConnectionObserver`
 hears of every open and close (with its reason); metrics and logs hang there.
 
 While the writer waits idle (nothing queued, no write in flight), `offer`
@@ -38,9 +38,10 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
+
+from sse.registration import Registration
 
 CLIENT_CLOSED = "client_closed"  # close reason when the stream ended without the server closing it
 
@@ -234,33 +235,42 @@ class ConnectionRegistry:
     def topic_connections(self, topic: str) -> list[Connection]:
         return list(self._by_topic.get(topic, {}).values())
 
-    @asynccontextmanager
-    async def open(
+    def open(
         self,
         client_id: str,
         on_last: Callable[[str], object] | None = None,
         topics: tuple[str, ...] = (),
         on_last_topic: Callable[[str], object] | None = None,
-    ) -> AsyncIterator[Connection]:
-        """Register a connection; `on_last` fires when a client loses its last local
-        connection (the Redis broker unsubscribes there), `on_last_topic` when a topic
-        loses its last local listener."""
+    ) -> Registration:
+        """`async with registry.open(...) as connection:` registers a connection for
+        the block. `on_last` fires when a client loses its last local connection
+        (the Redis broker unsubscribes there), `on_last_topic` when a topic loses
+        its last local listener."""
+        return Registration(self, client_id, topics, on_last, on_last_topic)
+
+    def enter(self, client_id: str, topics: tuple[str, ...] = ()) -> Connection:
+        """Register a connection (raises ConnectionRefused); `open` pairs it with `leave`."""
         connection = self._register(client_id, topics)
         if self._observer is not None:
             self._observer.connection_opened(connection)
-        try:
-            yield connection
-        finally:
-            connection.cancel_timers()
-            last = self._unregister(connection)
-            if self._observer is not None:
-                self._observer.connection_closed(connection, connection.close_reason or CLIENT_CLOSED)
-            if last and on_last is not None:
-                await _maybe_await(on_last(client_id))
-            if on_last_topic is not None:
-                for topic in connection.topics:
-                    if topic not in self._by_topic:
-                        await _maybe_await(on_last_topic(topic))
+        return connection
+
+    async def leave(
+        self,
+        connection: Connection,
+        on_last: Callable[[str], object] | None = None,
+        on_last_topic: Callable[[str], object] | None = None,
+    ) -> None:
+        connection.cancel_timers()
+        last = self._unregister(connection)
+        if self._observer is not None:
+            self._observer.connection_closed(connection, connection.close_reason or CLIENT_CLOSED)
+        if last and on_last is not None:
+            await _maybe_await(on_last(connection.client_id))
+        if on_last_topic is not None:
+            for topic in connection.topics:
+                if topic not in self._by_topic:
+                    await _maybe_await(on_last_topic(topic))
 
     def connections(self) -> Iterator[Connection]:
         for connections in list(self._by_client.values()):

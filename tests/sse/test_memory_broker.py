@@ -35,3 +35,31 @@ async def test_an_event_every_connection_refused_is_queued_when_asked():
         assert (waiting.delivered, waiting.queued) == (0, True)
         async with broker.subscribe("alice", None) as again:
             assert len(again.replay) == 1 and waiting.event_id.encode() in again.replay[0]
+
+
+async def test_a_subscription_whose_replay_fails_leaves_no_connection_registered(monkeypatch):
+    """Registering comes before reading the replay; should the replay raise, the
+    connection must not stay registered (it would count as reachable forever)."""
+    async with running_broker() as broker:
+
+        def broken_replay(connection, last_event_id):
+            raise RuntimeError("history unreadable")
+
+        monkeypatch.setattr(broker, "subscription_for", broken_replay)
+        with pytest.raises(RuntimeError, match="history unreadable"):
+            async with broker.subscribe("alice", "1-1", ("promo",)):
+                pass
+        assert broker.registry.connection_count("alice") == 0
+        assert broker.registry.topic_connection_count("promo") == 0
+        assert broker.registry.connection_total == 0
+
+
+async def test_leaving_a_subscription_twice_unregisters_once():
+    async with running_broker() as broker:
+        subscription = broker.subscribe("alice", None)
+        async with broker.subscribe("alice", None):
+            await subscription.__aenter__()
+            assert broker.registry.connection_count("alice") == 2
+            await subscription.__aexit__(None, None, None)
+            await subscription.__aexit__(None, None, None)
+            assert broker.registry.connection_count("alice") == 1

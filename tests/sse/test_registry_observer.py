@@ -78,3 +78,28 @@ async def test_heartbeats_are_not_timed():
         connection.offer(event)
         assert connection.written(heartbeat) is None
         assert connection.written(event) is not None
+
+
+async def test_a_registration_left_twice_is_reported_and_unregistered_once():
+    recorder = Recorder()
+    connections = registry(recorder)
+    last_seen: list[str] = []
+    registration = connections.open("visitor", on_last=last_seen.append)
+    connection = await registration.__aenter__()
+    await registration.__aexit__(None, None, None)
+    await registration.__aexit__(None, None, None)
+    assert recorder.closed == [(connection.id, CLIENT_CLOSED)]
+    assert last_seen == ["visitor"]
+    assert connections.connection_total == 0
+
+
+async def test_a_refused_registration_reports_nothing_and_holds_nothing():
+    recorder = Recorder()
+    connections = ConnectionRegistry(RegistryLimits(per_client=1, total=10, queue_size=4), recorder)
+    async with connections.open("visitor"):
+        with pytest.raises(ConnectionRefused):
+            async with connections.open("visitor"):
+                pass
+        assert connections.connection_count("visitor") == 1
+    assert len(recorder.opened) == 1 and len(recorder.closed) == 1
+    assert connections.connection_total == 0
