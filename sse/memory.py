@@ -11,6 +11,8 @@ kept in the topic's history, or dropped when there are none.
 
 from __future__ import annotations
 
+import sys
+
 from sse.broker import Delivery, Subscription, Totals
 from sse.events import Event, parse_event_id
 from sse.history import BROADCAST_STREAM, MemoryHistory, topic_stream
@@ -96,31 +98,24 @@ class MemoryBroker:
 class MemorySubscription:
     """`async with broker.subscribe(...) as subscription:` for the memory broker.
 
-    A plain class rather than an `@asynccontextmanager` around `registry.open`:
-    every open stream holds one for its whole life (sse/registration.py has the
-    measurements), and this one object does the work of both levels."""
+    A plain class around the registry's Registration rather than an
+    `@asynccontextmanager` around `registry.open`: every open stream holds one
+    for its whole life (sse/registration.py has the measurements)."""
 
-    __slots__ = ("_broker", "_client_id", "_last_event_id", "_topics", "_connection")
+    __slots__ = ("_broker", "_registration", "_last_event_id")
 
     def __init__(self, broker: MemoryBroker, client_id: str, last_event_id: str | None, topics: tuple[str, ...]) -> None:
         self._broker = broker
-        self._client_id = client_id
+        self._registration = broker.registry.open(client_id, topics=topics)
         self._last_event_id = last_event_id
-        self._topics = topics
-        self._connection: Connection | None = None
 
     async def __aenter__(self) -> Subscription:
-        registry = self._broker.registry
-        connection = registry.enter(self._client_id, self._topics)
+        connection = await self._registration.__aenter__()
         try:
-            subscription = self._broker.subscription_for(connection, self._last_event_id)
+            return self._broker.subscription_for(connection, self._last_event_id)
         except BaseException:
-            await registry.leave(connection)
+            await self._registration.__aexit__(*sys.exc_info())
             raise
-        self._connection = connection
-        return subscription
 
     async def __aexit__(self, *exc_info: object) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await self._broker.registry.leave(connection)
+        await self._registration.__aexit__(*exc_info)
