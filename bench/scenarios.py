@@ -100,7 +100,7 @@ async def hold(target: Target, fleet: ClientFleet, tokens: list[tuple[str, str]]
         "rss_mb": round(rss_after / 1024, 1),
         "kb_per_connection": round((rss_after - rss_before) / max(connected, 1), 2),
         "server_us_per_connect": server_us_per(figures, connected),
-        **{f"connect_{key}": value for key, value in latency_figures(fleet.connect_seconds[-connected:]).items()},
+        **{f"connect_{key}": value for key, value in latency_figures(fleet.connect_seconds).items()},
         **figures,
     }
 
