@@ -1,8 +1,8 @@
 """`async with registry.open(client_id) as connection:` as a plain class.
 
-Every open stream holds one of these for its whole life, nested inside its
-broker subscription (the Redis broker's; the memory broker's subscription
-does both levels in one object, sse/memory.py). As an `@asynccontextmanager`
+Every open stream holds one of these for its whole life, inside its broker
+subscription (sse/memory.py's `MemorySubscription`, or the Redis broker's
+`subscribe`). As an `@asynccontextmanager`
 each level kept a suspended async generator, its frame and the wrapper
 object: about 440 bytes per level and 1.7 us more per enter and exit than a
 class (tracemalloc over 10,000 held tasks). The registry keeps the rules

@@ -15,8 +15,9 @@ of idle streams that is memory and CPU bench measures. The writer takes
 everything queued in one chunk, so a burst goes out in one write.
 
 `open()` is an async context manager (sse/registration.py), so a connection
-is always unregistered, even when the task serving it is cancelled. An optional `ConnectionObserver`
-hears of every open and close (with its reason); metrics and logs hang there.
+is always unregistered, even when the task serving it is cancelled. An
+optional `ConnectionObserver` hears of every open and close (with its
+reason); metrics and logs hang there.
 
 While the writer waits idle (nothing queued, no write in flight), `offer`
 writes the frame at once through the connection's `write_now`, when the
