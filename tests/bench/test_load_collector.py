@@ -23,9 +23,10 @@ def test_no_automatic_collection_runs_inside_a_row_however_much_garbage_it_makes
 
 
 def test_a_row_starts_from_a_collected_heap():
-    _make_cycles(100)
+    _make_cycles(1_000)
     with LoadCollectorPaused():
-        assert gc.collect() == 0
+        # Not the 1,000 cycles made before the row (another thread may add a few).
+        assert gc.collect() < 1_000
 
 
 def test_a_collection_forced_inside_a_row_is_counted():
