@@ -9,12 +9,17 @@ our garbage policy (channel_app/garbage.py) that waited for the next thaw,
 and a client pipelining hundreds of requests per connection and closing grew
 memory by 179 MB over 1,000 connections (review reproduction).
 
+It also tells the request it was serving that the connection is gone
+(`server_connection.report_connection_lost`): an open stream is closed then,
+without a task of its own waiting on `receive()` for `http.disconnect`.
+
 No instance attributes are added (see header_limit.py on why that matters).
 """
 
 from __future__ import annotations
 
 from channel_app.header_limit import HeaderLimitedProtocol
+from channel_app.server_connection import report_connection_lost
 
 
 def _no_response_callback() -> None:
@@ -23,7 +28,10 @@ def _no_response_callback() -> None:
 
 class ServiceHttpProtocol(HeaderLimitedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
+        current = self.cycle
         super().connection_lost(exc)
         for cycle, _app in self.pipeline:
             cycle.on_response = _no_response_callback
         self.pipeline.clear()
+        if current is not None and current.disconnected:
+            report_connection_lost(current)

@@ -4,9 +4,11 @@ uvicorn's `send` is a bound method of its request cycle, and the cycle holds
 the connection's transport and flow control. `PushApp` keeps the server's own
 `send` in the scope of every HTTP request (before any wrapper), so the app can
 find the cycle again: to reset a stalled socket (`socket_abort`), to write
-frames at publish time (`immediate_writes`) and to notice a connection that
-is gone when uvicorn does not say so (`lost_connection_guard`). Under another
-server there is no such cycle and all three fall back to plain ASGI.
+frames at publish time (`immediate_writes`), to notice a connection that is
+gone when uvicorn does not say so (`lost_connection_guard`) and to be told
+of a lost connection without waiting on `receive()` (`report_connection_lost`).
+Under another server there is no such cycle and all of these fall back to
+plain ASGI.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.types import Message, Scope, Send
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttptoolsCycle
 
 SERVER_SEND = "channel_push.server_send"  # scope key: the server's own `send`, set by PushApp
+LOST_HOOK = "channel_push.on_connection_lost"  # scope key: called when the request's connection is found gone
 
 
 def remember_server_send(scope: Scope, send: Send) -> None:
@@ -42,6 +45,17 @@ def httptools_cycle(scope: Scope) -> HttptoolsCycle | None:
     whose transport, flow control and disconnect flags this package relies on."""
     cycle = request_cycle(scope)
     return cycle if isinstance(cycle, HttptoolsCycle) else None
+
+
+def report_connection_lost(cycle: HttptoolsCycle) -> None:
+    """Call the hook a request left in its scope under LOST_HOOK, if any: its
+    connection is gone. A stream leaves one instead of keeping a task waiting on
+    `receive()` for `http.disconnect` (channel_app/event_stream.py). Called by
+    ServiceHttpProtocol.connection_lost for the request uvicorn tells, and by the
+    guard below for an older one it does not."""
+    hook = cycle.scope.get(LOST_HOOK)
+    if hook is not None:
+        hook()
 
 
 def lost_connection_guard(scope: Scope, send: Send) -> Send:
@@ -75,4 +89,5 @@ class LostConnectionGuard:
             # What uvicorn's connection_lost does for the newest request on a connection.
             cycle.disconnected = True
             cycle.message_event.set()
+            report_connection_lost(cycle)
         return self._send(message)
