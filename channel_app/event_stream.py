@@ -39,7 +39,7 @@ from typing import Callable, Iterable, Mapping
 
 from starlette.types import Message, Receive, Scope, Send
 
-from channel_app.http_protocol import ServiceHttpProtocol
+from channel_app.http_protocol import reports_lost_connections
 from channel_app.immediate_writes import immediate_writer
 from channel_app.metrics import Tally
 from channel_app.one_write import OneWrite
@@ -122,8 +122,7 @@ def _watch_for_disconnect(scope: Scope, receive: Receive, connection: Connection
     """Close `connection` when its client is gone: through the scope hook under our
     uvicorn protocol (no task), else with a task waiting on `receive()`."""
     cycle = httptools_cycle(scope)
-    told_when_lost = cycle is not None and isinstance(getattr(cycle.on_response, "__self__", None), ServiceHttpProtocol)
-    if not told_when_lost or cycle.more_body or cycle.body:
+    if cycle is None or not reports_lost_connections(cycle) or cycle.more_body or cycle.body:
         return asyncio.get_running_loop().create_task(_close_on_disconnect(receive, connection))
     scope[LOST_HOOK] = partial(connection.close, CLIENT_CLOSED)
     if cycle.disconnected:  # gone before the stream started

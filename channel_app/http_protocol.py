@@ -35,3 +35,9 @@ class ServiceHttpProtocol(HeaderLimitedProtocol):
         self.pipeline.clear()
         if current is not None and current.disconnected:
             report_connection_lost(current)
+
+
+def reports_lost_connections(cycle: object) -> bool:
+    """Whether `cycle` (uvicorn's request cycle) belongs to this protocol, which calls
+    `report_connection_lost` for it when its connection is gone."""
+    return isinstance(getattr(getattr(cycle, "on_response", None), "__self__", None), ServiceHttpProtocol)
