@@ -49,4 +49,3 @@ def parse_event_id(event_id: str) -> tuple[int, int]:
 
 def format_event_id(millis: int, sequence: int) -> str:
     return f"{millis}-{sequence}"
-
