@@ -84,9 +84,21 @@ def publish_keys(settings: Settings) -> ApiKeys:
 
 def token_verifier(settings: Settings) -> ClientTokenVerifier:
     """Only the configured key source is passed on: the verifier refuses ambiguity.
-    JWKS keys are fetched with a short-lived httpx client when needed."""
+    JWKS keys are fetched with a short-lived httpx client when needed.
+
+    Production refuses a public key or JWKS URL without CLIENT_JWT_AUDIENCE. Such
+    keys usually belong to an identity provider that signs tokens for many
+    applications; without an audience, a visitor's token meant for any of them
+    (an access token leaked to a third party, say) would open that visitor's
+    streams here (RFC 8725 3.9). CLIENT_JWT_SECRET is this service's own, so no
+    other application's tokens verify with it."""
     secret = settings.client_jwt_secret.get_secret_value() if settings.client_jwt_secret else None
     public_key, jwks_url = settings.client_jwt_public_key, settings.client_jwt_jwks_url
+    if settings.is_production and (public_key or jwks_url) and not settings.client_jwt_audience:
+        raise ValueError(
+            "CLIENT_JWT_AUDIENCE must be set when APP_ENV=production and tokens are checked with a public key "
+            "or JWKS URL: without it, tokens your identity provider issued for other applications would be accepted"
+        )
     config = TokenVerifierConfig(
         hs256_secret=None if (public_key or jwks_url) else secret,
         public_key_pem=public_key,

@@ -75,6 +75,12 @@ def test_blank_secrets_count_as_unset_in_development():
         (("serve",), {"PORT": "abc"}, "PORT"),
         (("serve",), {"CHANNEL_API_TIMEOUT_SECONDS": "0"}, "CHANNEL_API_TIMEOUT_SECONDS"),
         (("serve",), {"REDIRECT_ALLOWED_HOSTS_BY_CHANNEL": "{bad"}, "redirect_allowed_hosts_by_channel"),
+        (
+            ("serve",),
+            {"APP_ENV": "production", "CHANNEL_SIGNING_KEY": SIGNING_KEY_HEX, "CLIENT_JWT_ALGORITHMS": "RS256",
+             "CLIENT_JWT_JWKS_URL": "https://id.example.com/.well-known/jwks.json"},
+            "CLIENT_JWT_AUDIENCE must be set",
+        ),
         (("token", "--client-id", ""), {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "client_id"),
         (("token", "--client-id", "x", "--ttl", "0"), {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "positive"),
     ],

@@ -25,6 +25,7 @@ import respx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from channel_app.policies import InvalidConfiguration
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
 from tests.support.asgi import asgi_client
@@ -33,6 +34,8 @@ from tests.support.sse_client import SseReader
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
+
+AUDIENCE = "https://push.shop.example.com"
 
 
 def rsa_pair() -> tuple[rsa.RSAPrivateKey, str]:
@@ -89,16 +92,18 @@ async def test_hs256_token_made_with_the_rsa_public_key_is_refused_when_rs256_is
     signing_input = b64url(json.dumps(header).encode()) + b"." + b64url(json.dumps(claims("victim")).encode())
     signature = hmac.new(public_pem.encode(), signing_input, hashlib.sha256).digest()
     confused = (signing_input + b"." + b64url(signature)).decode()
-    async with asgi_client(client_jwt_public_key=public_pem, client_jwt_secret=None) as http:
+    async with asgi_client(client_jwt_public_key=public_pem, client_jwt_secret=None, client_jwt_audience=AUDIENCE) as http:
         assert await connect_status(http, "victim", confused) == 401
 
 
 async def test_rs256_client_tokens_from_a_pem_key_open_streams():
     private, public_pem = rsa_pair()
-    with run_server(make_app(client_jwt_public_key=public_pem, client_jwt_secret=None)) as server:
-        assert await opens_stream(server.url, "visitor", jwt.encode(claims("visitor"), private, algorithm="RS256"))
+    with run_server(make_app(client_jwt_public_key=public_pem, client_jwt_secret=None, client_jwt_audience=AUDIENCE)) as server:
+        assert await opens_stream(server.url, "visitor", jwt.encode(claims("visitor", aud=AUDIENCE), private, algorithm="RS256"))
         other_private, _ = rsa_pair()
-        assert not await opens_stream(server.url, "visitor", jwt.encode(claims("visitor"), other_private, algorithm="RS256"))
+        assert not await opens_stream(server.url, "visitor", jwt.encode(claims("visitor", aud=AUDIENCE), other_private, algorithm="RS256"))
+        meant_for_another_app = jwt.encode(claims("visitor", aud="https://api.example.com"), private, algorithm="RS256")
+        assert not await opens_stream(server.url, "visitor", meant_for_another_app)
 
 
 async def test_es256_tokens_from_a_jwks_url_open_streams_and_unknown_keys_are_refused():
@@ -106,16 +111,28 @@ async def test_es256_tokens_from_a_jwks_url_open_streams_and_unknown_keys_are_re
     jwk = jwt.algorithms.ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
     jwk.update({"kid": "key-1", "use": "sig", "alg": "ES256"})
     jwks_url = "https://id.example.com/.well-known/jwks.json"
-    settings = {"client_jwt_jwks_url": jwks_url, "client_jwt_secret": None, "client_jwt_algorithms": ["ES256"]}
+    settings = {"client_jwt_jwks_url": jwks_url, "client_jwt_secret": None, "client_jwt_algorithms": ["ES256"], "client_jwt_audience": AUDIENCE}
     with respx.mock(assert_all_mocked=False) as mock:
         mock.route(host="127.0.0.1").pass_through()
         route = mock.get(jwks_url).respond(json={"keys": [jwk]})
         with run_server(make_app(**settings)) as server:
-            good = jwt.encode(claims("visitor"), private, algorithm="ES256", headers={"kid": "key-1"})
+            good = jwt.encode(claims("visitor", aud=AUDIENCE), private, algorithm="ES256", headers={"kid": "key-1"})
             assert await opens_stream(server.url, "visitor", good)
-            stranger = jwt.encode(claims("visitor"), ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": "key-2"})
+            stranger = jwt.encode(claims("visitor", aud=AUDIENCE), ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": "key-2"})
             assert not await opens_stream(server.url, "visitor", stranger)
         assert route.called
+
+
+@pytest.mark.parametrize("key_source", ["public_key", "jwks_url"])
+def test_production_refuses_a_public_key_or_jwks_without_an_audience(key_source):
+    # An identity provider's key signs tokens for every app it serves; without an
+    # audience, a visitor's token for any of them would open their streams here.
+    source = {"client_jwt_public_key": rsa_pair()[1]} if key_source == "public_key" else {
+        "client_jwt_jwks_url": "https://id.example.com/.well-known/jwks.json", "client_jwt_algorithms": ["RS256"]}
+    with pytest.raises(InvalidConfiguration, match="CLIENT_JWT_AUDIENCE must be set"):
+        make_app(client_jwt_secret=None, **source)
+    make_app(client_jwt_secret=None, client_jwt_audience=AUDIENCE, **source)
+    make_app(client_jwt_secret=None, app_env="development", **source)
 
 
 async def test_token_for_another_audience_or_issuer_is_refused():
