@@ -1,7 +1,11 @@
 """CORS for the browser-facing routes only.
 
 `/functions` (Channel) and `/api/` (the site's backend) are called
-server-to-server, so they never send CORS headers. Credentials are allowed only with an explicit origin list, never
+server-to-server, so they never send CORS headers. Neither do the development
+demo's `/dev/` routes, whatever CORS_ALLOWED_ORIGINS says: their page is served
+from this origin, and with `*` (handy while trying the widget on a local site)
+any page the developer visits could otherwise mint tokens and fire signed calls
+through them. Credentials are allowed only with an explicit origin list, never
 with `*`.
 """
 
@@ -13,7 +17,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-SERVER_TO_SERVER_PREFIXES = ("/functions", "/api/")
+NO_CORS_PREFIXES = ("/functions", "/api/", "/dev/")
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 
 
@@ -36,7 +40,7 @@ class BrowserCORSMiddleware:
         self.cors = starlette_cors(app, allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(SERVER_TO_SERVER_PREFIXES):
+        if scope["type"] == "http" and scope["path"].startswith(NO_CORS_PREFIXES):
             await self.app(scope, receive, send)
         else:
             await self.cors(scope, receive, send)

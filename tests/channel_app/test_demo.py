@@ -7,6 +7,7 @@ import pytest
 
 from security.tokens import ClientTokenVerifier, TokenVerifierConfig
 from tests.support.apps import make_app
+from tests.support.asgi import asgi_client
 from tests.support.channel import CLIENT_JWT_SECRET
 from tests.support.server import free_port, run_server
 from tests.support.sse_client import SseReader
@@ -83,6 +84,24 @@ async def test_dev_call_refuses_a_form_post(dev_server):
         response = await http.post("/dev/call", data={"method": "notify"})
     assert response.status_code == 415
     assert response.json()["error"]["type"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/dev/call"), ("GET", "/dev/token?clientId=x")])
+async def test_dev_routes_are_same_origin_only_even_when_cors_allows_every_origin(method, path):
+    # CORS_ALLOWED_ORIGINS=* in development must not let any visited page mint
+    # tokens or fire signed calls through the demo's routes.
+    stranger = "https://any-site.example"
+    async with asgi_client(app_env="development", cors_allowed_origins=["*"]) as http:
+        preflight = await http.options(
+            path, headers={"Origin": stranger, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": "content-type"}
+        )
+        simple = await http.request(method, path, headers={"Origin": stranger}, json={"method": "notify", "input": {}} if method == "POST" else None)
+        stream_preflight = await http.options(
+            "/sse/connect", headers={"Origin": stranger, "Access-Control-Request-Method": "GET"}
+        )
+    assert "access-control-allow-origin" not in preflight.headers
+    assert "access-control-allow-origin" not in simple.headers
+    assert stream_preflight.headers["access-control-allow-origin"] == "*"
 
 
 @pytest.mark.parametrize("body", [b"{", b'{"input": {}}', b'{"method": "notify", "input": []}'])
