@@ -68,8 +68,6 @@ async def publish_endpoint(request: Request) -> JSONBody:
         publish = _parse(body)
         target = publish.target.kind
         _check_redirects(services, publish)
-        if publish.target.client_id is not None:
-            await _within_limit(services, "function_client", publish.target.client_id, "too many events for this client")
         status, answer, headers = await _answer_once(services, publisher, publish, body)
     except PublishAuthFailed as failed:
         status, answer, headers = failed.status, {"error": {"type": failed.error_type, "message": failed.message}}, failed.headers
@@ -122,7 +120,7 @@ def _check_redirects(services, publish: PublishRequest) -> None:
 async def _answer_once(services, publisher: str, publish: PublishRequest, body: bytes) -> tuple[int, dict, dict | None]:
     """Publish, or with an `id` seen before, answer what the first request got."""
     if publish.id is None:
-        status, answer = await _publish(services, publish)
+        status, answer = await _publish_within_limit(services, publish)
         return status, answer, None
     store, key, digest = services.idempotency, record_key(publisher, publish.id), body_digest(body)
     try:
@@ -136,7 +134,7 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
             raise Refused(409, "IN_PROGRESS", "a request with this id is still being answered; retry shortly")
         return earlier.status, earlier.answer or {}, {"Idempotent-Replayed": "true"}
     try:
-        status, answer = await _publish(services, publish)
+        status, answer = await _publish_within_limit(services, publish)
     except BaseException:
         # Refused, an unexpected failure answered with a 500, or the request cancelled:
         # no answer was recorded, so the id is freed for a retry rather than held IN_PROGRESS.
@@ -147,6 +145,15 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
     except BrokerUnavailable:
         logger.warning("publish: could not record the answer for an idempotent request")
     return status, answer, None
+
+
+async def _publish_within_limit(services, publish: PublishRequest) -> tuple[int, dict[str, Any]]:
+    """The client's event limit counts events sent, so it is checked here and not
+    for a replay: a retry answered from the idempotency record sends nothing, and a
+    429 would tell a backend whose event went out that it did not."""
+    if publish.target.client_id is not None:
+        await _within_limit(services, "function_client", publish.target.client_id, "too many events for this client")
+    return await _publish(services, publish)
 
 
 async def _release(store, key: str) -> None:

@@ -150,6 +150,19 @@ async def test_same_id_publishes_once_and_answers_the_same(server):
         assert [(await reader.next_event()).id for _ in range(2)] == [first.json()["eventId"], marker["eventId"]]
 
 
+async def test_a_replay_is_answered_even_when_the_clients_event_limit_is_spent(backend):
+    # The replay sends no event, so a 429 would tell the backend its event did not go out.
+    app = make_app(publish_api_keys=PUBLISH_KEY, rate_limit_function_per_client="1/minute", **backend)
+    body = {"target": {"clientId": "alice"}, "event": "charge", "id": "charge-9", "queueIfOffline": True}
+    with run_server(app) as server:
+        first = await publish(server.url, body)
+        again = await publish(server.url, body)
+        another = await publish(server.url, {**body, "id": "charge-10"})
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert (another.status_code, another.json()["error"]["type"]) == (429, "RATE_LIMITED")
+
+
 async def test_publish_is_counted_in_metrics(server):
     await publish(server.url, {"target": {"topic": "promo"}, "event": "sale"})
     await publish(server.url, {"target": {"topic": "promo"}}, key="wrong-key-0123456789abcdef")
