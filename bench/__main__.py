@@ -21,17 +21,15 @@ import platform
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Awaitable
 
 import uvloop
 
 from bench import report, scenarios
 from bench.calls import CallFactory, open_callers
-from bench.load_collector import LoadCollectorPaused
-from bench.processes import REPO_ROOT, Secrets, Target, raise_fd_limit, split_cores, start_target
+from bench.load_collector import measured
+from bench.processes import REPO_ROOT, Secrets, Target, mint_tokens, raise_fd_limit, split_cores, start_target
 from bench.sse_clients import LOOPBACK_SOURCES, ArrivalLog, ClientFleet
 from bench.write_floor import host_write_us
-from security.tokens import mint_client_token
 
 HOST = "127.0.0.1"
 
@@ -52,17 +50,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and load to separate cores")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     return parser.parse_args(argv)
-
-
-async def measured(row: Awaitable[dict]) -> dict:
-    """One scenario's figures, measured with this process's collector off (bench/load_collector.py)."""
-    with LoadCollectorPaused() as paused:
-        figures = await row
-    return {**figures, "load_collections": paused.collections}
-
-
-def mint_tokens(keys: Secrets, count: int) -> list[tuple[str, str]]:
-    return [(f"c{index}", mint_client_token(keys.jwt_secret, f"c{index}", 3600)) for index in range(count)]
 
 
 async def measure_hold_max(kind: str, args, keys: Secrets, tokens, server_cpu: int | None) -> dict:

@@ -70,7 +70,7 @@ def start_floor_server(cpu: int | None) -> Target:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)
-    target = Target("floor", port, process, log_path)
+    target = Target("floor", port, process.pid, process, log_path)
     wait_until_serving(target)
     return target
 

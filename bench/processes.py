@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from security.tokens import mint_client_token
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 REDIRECT_HOST = "shop.example.com"
@@ -36,16 +38,18 @@ class Secrets:
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
 
 
+def mint_tokens(keys: Secrets, count: int) -> list[tuple[str, str]]:
+    """(client id, token) for clients c0, c1, ...: what the load process connects with."""
+    return [(f"c{index}", mint_client_token(keys.jwt_secret, f"c{index}", 3600)) for index in range(count)]
+
+
 @dataclass
-class Target:
+class RunningServer:
+    """A server process under test, known by its pid (a load process started apart from it sees only that)."""
+
     kind: str  # "ours" or "baseline"
     port: int
-    process: subprocess.Popen
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+    pid: int
 
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -56,6 +60,14 @@ class Target:
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+@dataclass
+class Target(RunningServer):
+    """A server process this harness started, and stops."""
+
+    process: subprocess.Popen
+    log_path: Path
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -137,7 +149,7 @@ def start_target(kind: str, results_dir: Path, keys: Secrets, cpu: int | None) -
         process = subprocess.Popen(
             command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=prepare_child
         )
-    target = Target(kind, port, process, log_path)
+    target = Target(kind, port, process.pid, process, log_path)
     wait_until_serving(target)
     return target
 
