@@ -68,3 +68,18 @@ def test_app_cost_calls_the_app_in_process_and_every_call_and_stream_is_answered
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "200 calls:" in run.stdout
     assert "100 streams:" in run.stdout
+
+
+@pytest.mark.timeout(120)
+def test_paired_unicast_alternates_both_targets_without_loss(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.paired_unicast", "--clients", "100", "--pairs", "2", "--slice-seconds", "0.5",
+         "--callers", "4", "--connect-concurrency", "50", "--out", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=100,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(next(tmp_path.glob("paired-*.json")).read_text())
+    assert [row["kind"] for row in report["slices"]] == ["ours", "baseline", "baseline", "ours"]
+    assert all(row["calls"] > 0 and row["call_errors"] == 0 and row["lost"] == 0 for row in report["slices"])
+    assert len(report["summary"]["pair_ratios"]) == 2
+    assert "ours/baseline per pair" in run.stdout
