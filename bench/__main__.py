@@ -7,6 +7,10 @@ separate process and drives it from this process over loopback:
 2. a fresh server holds `--clients` clients, then takes unicast calls at full
    speed, unicast calls at `--rate`/s, and `--broadcasts` broadcasts.
 
+Then, with both targets, both servers hold `--clients` clients at once and
+take unicast calls at full speed in alternating slices, which compares the two
+in the same spells of the host (bench/paired_unicast.py).
+
 With two or more cores the server is pinned to core 0 and this load process to
 core 1, so the two never compete for one core (`--no-pin` turns that off).
 """
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench import report, scenarios
+from bench import paired_unicast, report, scenarios
 from bench.calls import CallFactory, open_callers
 from bench.load_collector import measured
 from bench.processes import REPO_ROOT, Secrets, Target, mint_tokens, raise_fd_limit, split_cores, start_target
@@ -47,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--loopback-sources", type=int, default=LOOPBACK_SOURCES,
                         help="127.0.0.x addresses the streams connect from (1: all from 127.0.0.1)")
     parser.add_argument("--targets", default="ours,baseline", help="comma-separated: ours, baseline")
+    parser.add_argument("--pairs", type=int, default=6,
+                        help="with both targets: pairs of alternating unicast slices (bench/paired_unicast.py); 0 skips them")
+    parser.add_argument("--slice-seconds", type=float, default=3.0, help="length of each alternating slice")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and load to separate cores")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     return parser.parse_args(argv)
@@ -116,12 +123,10 @@ def machine_facts(args, pinned: bool) -> dict:
     }
 
 
-async def run(args: argparse.Namespace) -> dict:
-    server_core, load_core = split_cores()
-    pinned = not args.no_pin and load_core is not None
-    server_cpu = server_core if pinned else None
+async def run(args: argparse.Namespace, server_cpu: int | None, load_cpu: int | None) -> dict:
+    pinned = load_cpu is not None
     if pinned:
-        os.sched_setaffinity(0, {load_core})
+        os.sched_setaffinity(0, {load_cpu})
     machine = machine_facts(args, pinned)
     needed = max(args.hold_max, args.clients) + args.callers + 100
     if machine["fd_limit"] < needed:
@@ -148,10 +153,20 @@ def _us(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def pinned_cores(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """(server core, load core), or (None, None) with --no-pin or on one core."""
+    server_core, load_core = split_cores()
+    return (None, None) if args.no_pin or load_core is None else (server_core, load_core)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
-    outcome = uvloop.run(run(args))
+    server_cpu, load_cpu = pinned_cores(args)
+    outcome = uvloop.run(run(args, server_cpu, load_cpu))
+    if args.pairs and set(paired_unicast.KINDS) <= set(args.targets.split(",")):
+        print(f"both: unicast in {args.pairs} pairs of alternating slices", flush=True)
+        outcome["paired_unicast"] = paired_unicast.run(args, server_cpu, load_cpu)
     params = {"hold_max": args.hold_max, "clients": args.clients, "rate": args.rate, "broadcasts": args.broadcasts}
     results = outcome["results"]
     outcome["ratios"] = {
@@ -159,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                                           results.get("baseline", {}).get(scenario, {}).get(key))
         for _, scenario, key, _ in report.FIGURES
     }
-    outcome["targets"] = report.targets(results, params)
+    outcome["targets"] = report.targets(results, params, outcome.get("paired_unicast"))
     outcome["bottlenecks"] = report.bottlenecks(results, scenarios.LOAD_SATURATED)
     machine = outcome["machine"]
     print()
@@ -171,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"host speed, CPU us per loopback write before and after each target (bench/write_floor.py; "
           f"it drifts between runs, and every figure with it): {speeds}")
     print(report.table(results, params))
+    if "paired_unicast" in outcome:
+        print()
+        print(paired_unicast.summary_text(outcome["paired_unicast"]))
     print()
     print("\n".join(outcome["bottlenecks"]))
     print("targets (ours):")

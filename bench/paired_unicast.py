@@ -163,8 +163,8 @@ def _pause_other(targets: dict[str, Target], kind: str, run_slice: Callable[[], 
             target.process.send_signal(signal.SIGCONT)
 
 
-def run(args: argparse.Namespace) -> dict:
-    server_core, load_core = split_cores()
+def run(args: argparse.Namespace, server_core: int | None, load_core: int | None) -> dict:
+    """Both targets, alternating slices; the servers run on `server_core`, the load processes on `load_core`."""
     targets: dict[str, Target] = {}
     workers: dict[str, LoadWorker] = {}
     try:
@@ -196,26 +196,33 @@ def run(args: argparse.Namespace) -> dict:
             "summary": summary(slices, args.pairs)}
 
 
+def summary_text(outcome: dict) -> str:
+    params, result = outcome["params"], outcome["summary"]
+    lines = [
+        f"unicast at full speed in alternating slices, both servers holding {params['clients']:,} clients "
+        f"({params['pairs']} pairs of {params['slice_seconds']}s; bench/paired_unicast.py):",
+        f"  host speed, CPU us per loopback write before and after the slices: "
+        f"{outcome['host_write_us'][0]:.1f} -> {outcome['host_write_us'][1]:.1f}",
+        *(f"  {kind:<9} median {result[f'{kind}_calls_per_s_median']:,.0f} calls/s, "
+          f"{result[f'{kind}_server_us_per_call_median']:,.1f} srv us/call" for kind in KINDS),
+        f"  ours/baseline per pair: {', '.join(f'{r:.2f}' for r in result['pair_ratios'])}; "
+        f"median {result['median_ratio']:.2f}x",
+        f"  lost {result['lost']}, call errors {result['call_errors']}, load collections {result['load_collections']}",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
     if args.worker:
         uvloop.run(serve_slices(args))
         return 0
-    _, load_core = split_cores()
+    server_core, load_core = split_cores()
     if load_core is not None:
         os.sched_setaffinity(0, {load_core})
-    outcome = run(args)
-    result = outcome["summary"]
-    print(f"host speed, CPU us per loopback write before and after the slices: "
-          f"{outcome['host_write_us'][0]:.1f} -> {outcome['host_write_us'][1]:.1f}")
-    print(f"unicast at full speed, {args.pairs} pairs of {args.slice_seconds}s slices, {args.clients} clients each:")
-    for kind in KINDS:
-        print(f"  {kind:<9} median {result[f'{kind}_calls_per_s_median']:,.0f} calls/s, "
-              f"{result[f'{kind}_server_us_per_call_median']:,.1f} srv us/call")
-    print(f"  ours/baseline per pair: {', '.join(f'{r:.2f}' for r in result['pair_ratios'])}; "
-          f"median {result['median_ratio']:.2f}x (target 1.5x)")
-    print(f"  lost {result['lost']}, call errors {result['call_errors']}, load collections {result['load_collections']}")
+    outcome = run(args, server_core, load_core)
+    print(summary_text(outcome))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"paired-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(outcome, indent=2))

@@ -17,7 +17,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SMOKE_ARGS = [
     "--clients", "200", "--hold-max", "200", "--duration", "0.5", "--rate", "100",
-    "--broadcasts", "2", "--callers", "4", "--connect-concurrency", "50",
+    "--broadcasts", "2", "--callers", "4", "--connect-concurrency", "50", "--pairs", "1", "--slice-seconds", "0.5",
 ]
 
 
@@ -46,6 +46,10 @@ def test_harness_runs_both_targets_without_loss_and_writes_json(tmp_path):
     for kind in ("ours", "baseline"):
         assert all(us > 0 for us in report["machine"]["host_write_us_by_target"][kind])
     assert "host speed, CPU us per loopback write" in run.stdout
+    paired = report["paired_unicast"]
+    assert [row["kind"] for row in paired["slices"]] == ["ours", "baseline"]
+    assert paired["summary"]["lost"] == 0 and paired["summary"]["call_errors"] == 0
+    assert "same spells (median of pairs)" in run.stdout and "ours/baseline per pair" in run.stdout
 
 
 @pytest.mark.timeout(120)
