@@ -14,6 +14,7 @@ from starlette.requests import Request
 from channel_app.client_auth import ClientAuthFailed, authenticate_client, presented_token
 from channel_app.responses import JSONBody, NO_STORE, error_response
 from channel_app.topic_request import authorize_topics, requested_topics
+from sse.broker import BrokerUnavailable
 from sse.names import InvalidName, check_client_id
 
 
@@ -36,7 +37,12 @@ async def check_stream(request: Request) -> JSONBody:
     if registry.connection_total >= settings.max_connections:
         message = "this instance holds its maximum number of connections"
         return error_response(503, "INSTANCE_FULL", message, retry_after)
-    if registry.connection_count(client_id) >= settings.max_connections_per_client:
+    try:
+        # Cluster-wide under Redis, as the cap itself (sse/redis.py, JOIN).
+        open_now = await services.broker.connection_count(client_id)
+    except BrokerUnavailable:
+        return error_response(503, "UNAVAILABLE", "the shared broker (Redis) is unreachable; retry shortly", retry_after)
+    if open_now >= settings.max_connections_per_client:
         message = f"clientId already has {settings.max_connections_per_client} open connections"
         return error_response(429, "CLIENT_CONNECTION_LIMIT", message, retry_after)
     return JSONBody({"ok": True, "clientId": client_id}, headers=NO_STORE)

@@ -34,6 +34,10 @@ published after the SUBSCRIBE reaches the connection live; anything before the
 JOIN is in history or the queue. Live frames that arrived during the JOIN
 round trip and are also in the replay are dropped (same bytes, same id;
 sse/redis_fanout.py), so replay + live = each event exactly once, in order.
+JOIN also holds MAX_CONNECTIONS_PER_CLIENT cluster-wide: it refuses (and
+changes nothing) when the client's live presence is already at the cap, and
+the stream is answered 429 as for the per-instance check. Counting and
+registering in one script means two instances cannot both take the last slot.
 
 Failures. Every Redis call has REDIS_TIMEOUT_SECONDS; a failure is
 BrokerUnavailable (function calls answer UNAVAILABLE, `/readyz` 503, new
@@ -83,7 +87,7 @@ from sse.redis_fanout import LocalFanout
 from sse.redis_listener import PubSubListener
 from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
 from sse.redis_topics import RedisTopics
-from sse.registry import ConnectionRegistry
+from sse.registry import ConnectionRefused, ConnectionRegistry
 from sse.replay import IdentifiedFrame, frame_event_id, merge_replay, newest_id
 
 if TYPE_CHECKING:
@@ -105,6 +109,7 @@ class RedisBroker:
         self._history_ttl_ms = int(settings.history_ttl_seconds * 1000)
         self._queue_ttl_ms = int(settings.queue_ttl_seconds * 1000)
         self._queue_size = settings.queue_size
+        self._per_client = settings.max_connections_per_client
         timeouts = {"socket_connect_timeout": self._timeout, "socket_keepalive": True}
         # One quick retry lets a pooled connection that died with Redis reconnect.
         self._redis = Redis.from_url(settings.redis_url, socket_timeout=self._timeout, retry=Retry(NoBackoff(), 1), **timeouts)
@@ -225,16 +230,18 @@ class RedisBroker:
     ) -> tuple[str, list[IdentifiedFrame]]:
         """Register and read what the connection is owed: the client's JOIN alone, or
         with one JOIN_TOPIC per topic in the same round trip."""
-        client_call = self._join_call(client_id, members, after)
+        client_call = self._join_call(client_id, members, after, self._per_client)
         if not topics:
-            head, history, queued = await guarded(self._scripts.join(**client_call), self._timeout)
+            head, history, queued = self._admitted(await guarded(self._scripts.join(**client_call), self._timeout))
             return head.decode(), _replay_of(history, queued)
         pipeline = self._redis.pipeline(transaction=False)
         await self._scripts.join(client=pipeline, **client_call)
         history_from = self._history_from(after)
         for topic in topics:
             await self._topics.join(client=pipeline, **self._topics.join_call(topic, members, self._presence.ttl_ms, history_from))
-        (head, history, queued), *topic_results = await guarded(pipeline.execute(), self._timeout)
+        # A refused JOIN leaves its topic presences behind; subscribe's `finally` removes them.
+        client_result, *topic_results = await guarded(pipeline.execute(), self._timeout)
+        head, history, queued = self._admitted(client_result)
         heads = [head.decode(), *(topic_head.decode() for topic_head, _ in topic_results)]
         replay = _replay_of(history, queued, *(topic_history for _, topic_history in topic_results))
         return max(heads, key=parse_event_id), replay
@@ -242,7 +249,14 @@ class RedisBroker:
     def _history_from(self, after: str | None) -> str:
         return _first_id_after(after) if after and self._history_size else ""
 
-    def _join_call(self, client_id: str, members: list[str], after: str | None) -> dict:
+    def _admitted(self, join_result: list) -> list:
+        if len(join_result) == 1:  # {'full'}: MAX_CONNECTIONS_PER_CLIENT live connections cluster-wide
+            raise ConnectionRefused("client_connection_limit", f"clientId already has {self._per_client} open connections")
+        return join_result
+
+    def _join_call(self, client_id: str, members: list[str], after: str | None, per_client: int = 0) -> dict:
+        """JOIN's keys and arguments; `per_client` > 0 refuses members past that many live
+        connections of the client (0 for re-registering connections already open)."""
         keys = [
             self._keys.presence(client_id),
             self._keys.history(client_id),
@@ -250,7 +264,7 @@ class RedisBroker:
             self._keys.online,
             self._keys.connections,
         ]
-        args = [client_id, self._presence.ttl_ms, self._history_from(after), self._history_ttl_ms, *members]
+        args = [client_id, self._presence.ttl_ms, self._history_from(after), self._history_ttl_ms, per_client, *members]
         return {"keys": keys, "args": args}
 
     async def _stop_listening(self, client_id: str) -> None:

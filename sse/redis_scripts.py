@@ -130,11 +130,17 @@ return {'queued', id, 0}
 
 # KEYS: presence, history, queue, online, connections. ARGV: client,
 # presence_ttl_ms, history_from (inclusive id, '' for no history),
-# history_ttl_ms, members...  Returns {head, {id, frame, ...}, {frame, ...}}.
+# history_ttl_ms, per_client cap (0: none), members...  Returns {head, {id,
+# frame, ...}, {frame, ...}}, or {'full'} (and changes nothing) when the
+# members would take the client's live connections past the cap.
 JOIN = LUA_HELPERS + """
 local now = now_ms()
+local cap = tonumber(ARGV[5])
+if cap > 0 and redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf') + #ARGV - 5 > cap then
+  return {'full'}
+end
 local expires = now + tonumber(ARGV[2])
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   redis.call('ZADD', KEYS[1], expires, ARGV[i])
   redis.call('ZADD', KEYS[5], expires, ARGV[i])
 end

@@ -10,6 +10,7 @@ import pytest
 from tests.support.apps import client_token, make_app
 from tests.support.server import run_server
 from tests.support.sse_client import SseReader
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -72,3 +73,31 @@ async def test_check_does_not_take_a_connection_slot(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         status = (await http.get("/sse/status")).json()
     assert status["connections"] == 0
+
+
+@pytest.mark.redis
+async def test_with_redis_the_tab_cap_counts_every_instance(redis_server, redis_url):
+    # A tab open on instance a fills a cap of 1: instance b's check and connect say 429.
+    settings = {"redis_url": redis_url, "max_connections_per_client": 1, "redis_timeout_seconds": 0.5}
+    token = client_token("visitor")
+    with run_server(make_app(instance_id="a", **settings)) as a, run_server(make_app(instance_id="b", **settings)) as b:
+        async with httpx.AsyncClient(base_url=a.url) as http:
+            async with http.stream("GET", "/sse/connect", params={"clientId": "visitor", "token": token}) as stream:
+                reader = SseReader(stream)  # kept referenced: a collected reader closes its stream
+                await reader.next_event()
+                refused_check = await check(b, "visitor", token)
+                async with httpx.AsyncClient(base_url=b.url) as other:
+                    refused_connect = await other.get("/sse/connect", params={"clientId": "visitor", "token": token})
+        assert (refused_check.status_code, refused_check.json()["error"]["type"]) == (429, "CLIENT_CONNECTION_LIMIT")
+        assert (refused_connect.status_code, refused_connect.json()["error"]["type"]) == (429, "CLIENT_CONNECTION_LIMIT")
+        async def admitted_again() -> bool:  # once a has seen its tab close
+            return (await check(b, "visitor", token)).status_code == 200
+
+        await eventually(admitted_again)
+        redis_server.stop()
+        try:
+            unreachable = await check(b, "visitor", token)
+        finally:
+            redis_server.start()
+    assert (unreachable.status_code, unreachable.json()["error"]["type"]) == (503, "UNAVAILABLE")
+    assert unreachable.headers["retry-after"] == "3"

@@ -14,6 +14,7 @@ import pytest
 
 from sse.broker import BrokerUnavailable
 from sse.redis_scripts import BrokerScripts, RedisKeys
+from sse.registry import ConnectionRefused
 from tests.support.brokers import next_frame, no_subscriber, note, nothing_arrives, parse_frame, running_broker
 from tests.support.waiting import eventually
 
@@ -27,6 +28,25 @@ async def test_client_on_one_instance_receives_a_publish_made_on_another(redis_u
             assert delivery.delivered == 1 and not delivery.queued
             received = await next_frame(on_b.connection)
             assert (received.id, received.data) == (delivery.event_id, {"message": "across"})
+
+
+async def test_max_connections_per_client_holds_across_instances(redis_url):
+    # Two tabs on different instances fill a cap of 2: a third is refused on either,
+    # with or without topics, and leaves no presence behind; a closed tab frees a slot.
+    settings = {"redis_url": redis_url, "max_connections_per_client": 2}
+    async with running_broker(instance_id="a", **settings) as a, running_broker(instance_id="b", **settings) as b:
+        async with a.subscribe("alice", None), b.subscribe("alice", None, ("promo",)):
+            for broker, topics in ((a, ()), (b, ()), (a, ("promo",))):
+                with pytest.raises(ConnectionRefused) as refused:
+                    async with broker.subscribe("alice", None, topics):
+                        pass
+                assert refused.value.reason == "client_connection_limit"
+            assert await a.connection_count("alice") == 2
+            assert (await b.publish_topic("promo", note("once"))).delivered == 1
+            async with b.subscribe("bob", None):
+                pass  # other clients are not affected
+        async with b.subscribe("alice", None), a.subscribe("alice", None):
+            assert await b.connection_count("alice") == 2
 
 
 async def test_presence_and_totals_are_cluster_wide(redis_url):
