@@ -16,6 +16,7 @@ from channel_app.lifecycle import Lifecycle
 from channel_app.methods import MethodDeps
 from channel_app.metrics import Metrics
 from channel_app.native.client import NativeApiClient
+from channel_app.native.token_share import RedisTokenShare
 from channel_app.native.tokens import TokenManager
 from channel_app.observers import ConnectionEvents
 from channel_app.policies import SecurityPolicies
@@ -50,8 +51,11 @@ class Services:
     body_deadlines: BodyDeadlines
 
 
-def channel_api(settings: Settings, http: httpx.AsyncClient) -> tuple[NativeApiClient, TokenManager] | None:
-    """Channel's native API, when the app secret is configured."""
+def channel_api(
+    settings: Settings, http: httpx.AsyncClient, shared_redis: redis_asyncio.Redis | None = None
+) -> tuple[NativeApiClient, TokenManager] | None:
+    """Channel's native API, when the app secret is configured; with Redis, every
+    instance shares its tokens and their budget (channel_app/native/token_share.py)."""
     if settings.channel_app_secret is None:
         return None
     client = NativeApiClient(
@@ -60,7 +64,8 @@ def channel_api(settings: Settings, http: httpx.AsyncClient) -> tuple[NativeApiC
         timeout_seconds=settings.channel_api_timeout_seconds,
         max_retries=1,
     )
-    return client, TokenManager(client, settings.channel_app_secret.get_secret_value())
+    shared = RedisTokenShare(shared_redis, settings.redis_timeout_seconds) if shared_redis is not None else None
+    return client, TokenManager(client, settings.channel_app_secret.get_secret_value(), shared=shared)
 
 
 def idempotency_store(settings: Settings, shared_redis: redis_asyncio.Redis | None) -> IdempotencyStore:
@@ -92,7 +97,7 @@ async def running_services(
     limits = RateLimits(limiter, policies.rates, on_refused=metrics.rate_limited)
     acks = make_acks(settings, broker)
     async with httpx.AsyncClient(timeout=settings.channel_api_timeout_seconds) as http:
-        native = channel_api(settings, http)
+        native = channel_api(settings, http, shared_redis)
         fallback_deadline = 2 * settings.channel_api_timeout_seconds
         chat = ChatFallback(*native, fallback_deadline) if native and settings.chat_fallback_enabled else None
         await broker.start()

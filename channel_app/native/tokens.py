@@ -9,6 +9,13 @@ call spends one unit of an app-wide sliding-window budget; when the budget is
 spent, :class:`NativeApiError` ``rate_limited`` is raised without calling
 Channel. If renewal fails while the cached token has not expired yet, the
 cached token is served and renewal is retried after a short cooldown.
+
+With a ``TokenShare`` (REDIS_URL: channel_app/native/token_share.py) the
+instances share tokens, renewals and the budget: before renewing, an instance
+takes a token another one stored; one instance renews a channel at a time
+and the others wait for its token (RENEWAL_WAIT_SECONDS, then they renew
+themselves); every issue or refresh also spends the shared budget. While
+Redis does not answer, each instance goes on with its own cache and budget.
 """
 
 from __future__ import annotations
@@ -17,15 +24,22 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
 from channel_app.native.client import NativeApiClient, NativeApiError
+from channel_app.native.token_share import SharedToken, TokenShare
+from sse.broker import BrokerUnavailable
 
 logger = logging.getLogger(__name__)
+
+RENEWAL_WAIT_SECONDS = 5.0  # for another instance's renewal: longer than an issueToken call takes
+RENEWAL_POLL_SECONDS = 0.1
+REJECTED_REMEMBERED = 16
+T = TypeVar("T")
 
 
 @dataclass
@@ -60,6 +74,8 @@ class TokenManager:
         budget_window_seconds: float = 1800,
         *,
         retry_cooldown_seconds: float = 30,
+        shared: TokenShare | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not app_secret:
             raise ValueError("app_secret is required")
@@ -77,6 +93,11 @@ class TokenManager:
         self._tokens: dict[str | None, _Token] = {}
         self._flights: dict[str | None, _Flight] = {}
         self._spent: deque[float] = deque()
+        self._shared = shared
+        self._wall_clock = wall_clock
+        self._shared_failing = False
+        # Access tokens Channel refused (`invalidate`): never taken from the share again.
+        self._rejected: deque[str] = deque(maxlen=REJECTED_REMEMBERED)
 
     def __repr__(self) -> str:  # never show the secret or tokens
         return f"TokenManager(channels={len(self._tokens)}, budget={self._budget}/{self._window}s)"
@@ -115,7 +136,10 @@ class TokenManager:
         a late 401 does not throw away a token renewed in the meantime.
         """
         cached = self._tokens.get(channel_id)
+        if access_token is not None:
+            self._rejected.append(access_token)
         if cached is not None and (access_token is None or cached.access == access_token):
+            self._rejected.append(cached.access)
             del self._tokens[channel_id]
 
     def remaining_budget(self) -> int:
@@ -124,7 +148,10 @@ class TokenManager:
 
     async def _renew(self, channel_id: str | None, cached: _Token | None) -> _Token:
         try:
-            token = await self._fetch(channel_id, cached)
+            if self._shared is None:
+                token = await self._fetch(channel_id, cached)
+            else:
+                token = await self._fetch_shared(self._shared, channel_id, cached)
         except NativeApiError as exc:
             now = self._clock()
             if cached is None or now >= cached.expires_at:
@@ -138,9 +165,57 @@ class TokenManager:
         self._tokens[channel_id] = token
         return token
 
+    async def _fetch_shared(self, shared: TokenShare, channel_id: str | None, cached: _Token | None) -> _Token:
+        """Another instance's token if it has a fresh one; else renew here, one instance at a time."""
+        if (taken := await self._take_shared(shared, channel_id)) is not None:
+            return taken
+        renewing = await self._shared_or(shared.begin_renewal(channel_id, RENEWAL_WAIT_SECONDS), True)
+        if not renewing:
+            waited = 0.0
+            while waited < RENEWAL_WAIT_SECONDS:
+                await anyio.sleep(RENEWAL_POLL_SECONDS)
+                waited += RENEWAL_POLL_SECONDS
+                if (taken := await self._take_shared(shared, channel_id)) is not None:
+                    return taken
+            logger.warning("no other instance stored a token for %s in time; renewing here", _scope(channel_id))
+        try:
+            latest = await self._shared_or(shared.current(channel_id), None)
+            if latest is not None and latest.access not in self._rejected:
+                cached = self._local(latest)  # its refresh token is the current one
+            token = await self._fetch(channel_id, cached)
+            now, wall = self._clock(), self._wall_clock()
+            stored = SharedToken(token.access, token.refresh, wall + token.renew_at - now, wall + token.expires_at - now)
+            await self._shared_or(shared.store(channel_id, stored), None)
+            return token
+        finally:
+            if renewing:
+                await self._shared_or(shared.end_renewal(channel_id), None)
+
+    async def _take_shared(self, shared: TokenShare, channel_id: str | None) -> _Token | None:
+        latest = await self._shared_or(shared.current(channel_id), None)
+        if latest is None or latest.access in self._rejected or self._wall_clock() >= latest.renew_at:
+            return None
+        return self._local(latest)
+
+    def _local(self, shared: SharedToken) -> _Token:
+        """`shared` with its wall-clock times moved onto this manager's clock."""
+        offset = self._clock() - self._wall_clock()
+        return _Token(shared.access, shared.refresh, renew_at=shared.renew_at + offset, expires_at=shared.expires_at + offset)
+
+    async def _shared_or(self, call: Awaitable[T], fallback: T) -> T:
+        try:
+            answer = await call
+        except BrokerUnavailable:
+            if not self._shared_failing:
+                logger.warning("native tokens: Redis unreachable; this instance uses its own tokens and budget for now")
+            self._shared_failing = True
+            return fallback
+        self._shared_failing = False
+        return answer
+
     async def _fetch(self, channel_id: str | None, cached: _Token | None) -> _Token:
         if cached is not None and cached.refresh:
-            self._spend()
+            await self._spend()
             try:
                 answer = await self._client.call("refreshToken", {"refreshToken": cached.refresh}, max_retries=0)
                 return self._parse(answer, "refreshToken", cached.refresh)
@@ -150,17 +225,20 @@ class TokenManager:
                 logger.warning(
                     "refreshToken for %s failed (%s); issuing a new token", _scope(channel_id), exc.kind
                 )
-        self._spend()
+        await self._spend()
         params: dict[str, Any] = {"secret": self._secret}
         if channel_id is not None:
             params["channelId"] = channel_id
         answer = await self._client.call("issueToken", params, max_retries=0)
         return self._parse(answer, "issueToken", None)
 
-    def _spend(self) -> None:
+    async def _spend(self) -> None:
         now = self._clock()
         self._expire_spent(now)
-        if len(self._spent) >= self._budget:
+        within = len(self._spent) < self._budget
+        if within and self._shared is not None:
+            within = await self._shared_or(self._shared.spend(self._budget, self._window), True)
+        if not within:
             raise NativeApiError(
                 "rate_limited",
                 f"token budget spent: {self._budget} issue/refresh calls per {self._window:g}s",
