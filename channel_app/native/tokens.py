@@ -177,7 +177,7 @@ class TokenManager:
                 waited += RENEWAL_POLL_SECONDS
                 if (taken := await self._take_shared(shared, channel_id)) is not None:
                     return taken
-            logger.warning("no other instance stored a token for %s in time; renewing here", _scope(channel_id))
+            logger.warning("native API: no other instance renewed %s within %gs; renewing here", _scope(channel_id), RENEWAL_WAIT_SECONDS)
         try:
             latest = await self._shared_or(shared.current(channel_id), None)
             if latest is not None and latest.access not in self._rejected:
@@ -207,7 +207,7 @@ class TokenManager:
             answer = await call
         except BrokerUnavailable:
             if not self._shared_failing:
-                logger.warning("native tokens: Redis unreachable; this instance uses its own tokens and budget for now")
+                logger.warning("native API: Redis unreachable; this instance renews and counts on its own for now")
             self._shared_failing = True
             return fallback
         self._shared_failing = False
