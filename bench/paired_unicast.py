@@ -176,7 +176,7 @@ def run(args: argparse.Namespace, server_core: int | None, load_core: int | None
             print(f"{kind}: {held['connected']} of {args.clients} clients held, {held['failures']} failures", flush=True)
             if held["failures"]:
                 raise RuntimeError(f"{kind}: {held['failures']} clients failed to connect")
-        for kind in KINDS:  # one unmeasured slice each: the first after a connection storm ran slow
+        for kind in KINDS:  # one unmeasured slice each: the first calls after a hold are not what is compared
             _pause_other(targets, kind, lambda: workers[kind].run_slice(WARM_UP_SECONDS))
         write_us_before = host_write_us()
         slices = []
