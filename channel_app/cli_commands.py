@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 import httpx
+import redis.asyncio as redis_asyncio
 
 from channel_app.native.client import NativeApiError
 from channel_app.native.commands import command_definitions, format_commands, register_commands
@@ -33,8 +34,14 @@ def register(settings: Settings, scope: str) -> int:
 
 
 async def _register(settings: Settings, scope: str) -> None:
-    async with httpx.AsyncClient() as http:
-        native = channel_api(settings, http)  # the service's own client: same timeouts and retries
-        if native is None:
-            raise NativeApiError("unauthorized", "CHANNEL_APP_SECRET is not set")
-        await register_commands(*native, settings.channel_app_id, scope=scope)
+    # With REDIS_URL, the running instances' app token and budget are used (native/token_share.py).
+    shared_redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    try:
+        async with httpx.AsyncClient() as http:
+            native = channel_api(settings, http, shared_redis)  # the service's own client: same timeouts and retries
+            if native is None:
+                raise NativeApiError("unauthorized", "CHANNEL_APP_SECRET is not set")
+            await register_commands(*native, settings.channel_app_id, scope=scope)
+    finally:
+        if shared_redis is not None:
+            await shared_redis.aclose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import jwt
 import pytest
@@ -179,6 +181,30 @@ def test_register_commands_sends_our_definitions_with_an_app_token(monkeypatch, 
     assert registered.token == "app-token"
     assert registered.params == {"appId": "app-42", "commands": command_definitions("desk")}
     assert "app-42" in capsys.readouterr().out
+
+
+@pytest.mark.redis
+def test_register_commands_with_redis_uses_the_app_token_the_instances_share(monkeypatch, redis_url):
+    import orjson
+    import redis
+    import respx
+
+    from channel_app.__main__ import main
+    from tests.support.fake_channel import APP_SECRET, BASE_URL, FakeChannel, ok
+
+    now = time.time()
+    shared = {"access": "shared-app-token", "refresh": "r", "renew_at": now + 600, "expires_at": now + 900}
+    with redis.Redis.from_url(redis_url) as admin:
+        admin.set("cp:native:token:-", orjson.dumps(shared), px=900_000)
+    for key, value in {"CHANNEL_APP_ID": "app-42", "CHANNEL_APP_SECRET": APP_SECRET, "CHANNEL_API_BASE_URL": BASE_URL,
+                       "CLIENT_JWT_SECRET": CLIENT_JWT_SECRET, "REDIS_URL": redis_url}.items():
+        monkeypatch.setenv(key, value)
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        channel = FakeChannel(router)
+        channel.on("registerCommands", ok({}))
+        assert main(["register-commands"]) == 0
+    [registered] = channel.calls
+    assert (registered.method, registered.token) == ("registerCommands", "shared-app-token")
 
 
 def test_development_on_any_free_port_starts_rather_than_refusing_its_own_allow_list():
