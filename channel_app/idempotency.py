@@ -10,7 +10,18 @@ surely a bug. A request whose id is still being answered is refused too
 
 `claim` reserves the id (or returns the stored record); `complete` stores the
 answer; `release` frees the id when nothing was published (e.g. Redis was
-unreachable), so a retry can go ahead. A reservation lasts PENDING_SECONDS,
+unreachable), so a retry can go ahead.
+
+On Redis a publish can outlive the request's wait for it: a script sent to a
+Redis slower than REDIS_TIMEOUT_SECONDS still runs once Redis gets to it. So
+each request reserves the id with a value of its own (`attempt`), publishes a
+single event behind a `fence` (sse.broker.Fence) that publishes only while the
+id still holds that value and writes the answer there in the same script, and
+`release` deletes the id only while it still holds that value. Whichever of
+the late publish and the release Redis runs first, the event goes out at most
+once: before the release, its answer is there for the retry; after it, it
+publishes nothing and the retry publishes. A sequence of events is not fenced,
+so a retry after a 503 may still repeat one of its events. A reservation lasts PENDING_SECONDS,
 not the whole retention: should its release be lost too (Redis stalled, the
 process died mid-request), retries are refused as in progress for half a
 minute, not for minutes. Memory store for one process, Redis store
@@ -28,9 +39,15 @@ from typing import Any, Callable, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from sse.broker import Fence
 from sse.redis_scripts import PREFIX, guarded
 
 MAX_MEMORY_RECORDS = 100_000
+# KEYS: the id. ARGV: this request's reservation value.
+RELEASE_IF_PENDING = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 PENDING_SECONDS = 30.0  # far longer than answering a publish takes
 
 
@@ -50,12 +67,18 @@ def body_digest(body: bytes) -> str:
 
 
 class IdempotencyStore(Protocol):
-    async def claim(self, key: str, digest: str) -> Record | None:
-        """None: the id is now reserved for this request. Else the existing record."""
+    async def claim(self, key: str, digest: str, attempt: str) -> Record | None:
+        """None: the id is now reserved for this request (`attempt`, unique to it).
+        Else the existing record."""
+
+    def fence(self, key: str, digest: str, attempt: str) -> Fence | None:
+        """The fence for this request's single-event publish, where a publish can
+        outlive the request's wait for it; else None."""
 
     async def complete(self, key: str, digest: str, status: int, answer: dict[str, Any]) -> None: ...
 
-    async def release(self, key: str) -> None: ...
+    async def release(self, key: str, digest: str, attempt: str) -> None:
+        """Free the id, unless something else was stored there since this request reserved it."""
 
 
 class MemoryIdempotency:
@@ -64,7 +87,7 @@ class MemoryIdempotency:
         self._clock = clock
         self._records: OrderedDict[str, tuple[float, Record]] = OrderedDict()
 
-    async def claim(self, key: str, digest: str) -> Record | None:
+    async def claim(self, key: str, digest: str, attempt: str) -> Record | None:
         now = self._clock()
         while self._records and (next(iter(self._records.values()))[0] < now or len(self._records) > MAX_MEMORY_RECORDS):
             self._records.popitem(last=False)
@@ -75,11 +98,14 @@ class MemoryIdempotency:
         self._records.move_to_end(key)
         return None
 
+    def fence(self, key: str, digest: str, attempt: str) -> Fence | None:
+        return None  # the memory broker's publish never outlives its caller
+
     async def complete(self, key: str, digest: str, status: int, answer: dict[str, Any]) -> None:
         self._records[key] = (self._clock() + self._ttl, Record(digest, status, answer))
         self._records.move_to_end(key)
 
-    async def release(self, key: str) -> None:
+    async def release(self, key: str, digest: str, attempt: str) -> None:
         self._records.pop(key, None)
 
 
@@ -91,12 +117,13 @@ class RedisIdempotency:
         self._ttl_ms = int(ttl_seconds * 1000)
         self._pending_ms = int(min(ttl_seconds, PENDING_SECONDS) * 1000)
         self._timeout = timeout_seconds
+        self._release = redis.register_script(RELEASE_IF_PENDING)
 
     def _key(self, key: str) -> str:
         return f"{PREFIX}publish-id:{key}"
 
-    async def claim(self, key: str, digest: str) -> Record | None:
-        pending = orjson.dumps({"digest": digest})
+    async def claim(self, key: str, digest: str, attempt: str) -> Record | None:
+        pending = _pending(digest, attempt)
         for _ in range(2):  # SET NX then GET (Redis 6.2 has no SET NX GET); again if it expired between
             if await guarded(self._redis.set(self._key(key), pending, px=self._pending_ms, nx=True), self._timeout):
                 return None
@@ -110,5 +137,15 @@ class RedisIdempotency:
         value = orjson.dumps({"digest": digest, "status": status, "answer": answer})
         await guarded(self._redis.set(self._key(key), value, px=self._ttl_ms), self._timeout)
 
-    async def release(self, key: str) -> None:
-        await guarded(self._redis.delete(self._key(key)), self._timeout)
+    def fence(self, key: str, digest: str, attempt: str) -> Fence:
+        record = orjson.dumps({"digest": digest, "status": 200})[:-1] + b',"answer":'
+        return Fence(self._key(key), _pending(digest, attempt), record, self._ttl_ms)
+
+    async def release(self, key: str, digest: str, attempt: str) -> None:
+        # Only while the id holds this request's reservation: a fenced publish that ran
+        # late has replaced it with its answer, which the retry must get.
+        await guarded(self._release(keys=[self._key(key)], args=[_pending(digest, attempt)]), self._timeout)
+
+
+def _pending(digest: str, attempt: str) -> bytes:
+    return orjson.dumps({"digest": digest, "attempt": attempt})

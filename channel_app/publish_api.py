@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 from typing import Any
 
@@ -43,7 +44,7 @@ from channel_app.publish_request import PublishRequest
 from channel_app.publishing import Outcome, publish_sequence
 from channel_app.responses import JSONBody
 from security.redirects import RedirectRefused
-from sse.broker import BrokerUnavailable, QueueFull
+from sse.broker import BrokerUnavailable, Fence, PublishFenced, QueueFull
 
 logger = logging.getLogger("channel_push.publish")
 
@@ -123,8 +124,9 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
         status, answer = await _publish_within_limit(services, publish)
         return status, answer, None
     store, key, digest = services.idempotency, record_key(publisher, publish.id), body_digest(body)
+    attempt = secrets.token_hex(8)
     try:
-        earlier = await store.claim(key, digest)
+        earlier = await store.claim(key, digest, attempt)
     except BrokerUnavailable:
         raise Refused(503, "UNAVAILABLE", "the shared broker (Redis) is unreachable; nothing was published, retry shortly") from None
     if earlier is not None:
@@ -133,12 +135,14 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
         if earlier.status is None:
             raise Refused(409, "IN_PROGRESS", "a request with this id is still being answered; retry shortly")
         return earlier.status, earlier.answer or {}, {"Idempotent-Replayed": "true"}
+    fence = store.fence(key, digest, attempt) if publish.events is None else None
     try:
-        status, answer = await _publish_within_limit(services, publish)
+        status, answer = await _publish_within_limit(services, publish, fence)
     except BaseException:
         # Refused, an unexpected failure answered with a 500, or the request cancelled:
-        # no answer was recorded, so the id is freed for a retry rather than held IN_PROGRESS.
-        await _release(store, key)
+        # no answer was recorded, so the id is freed for a retry rather than held IN_PROGRESS
+        # (unless a fenced publish ran after all and left its answer: channel_app/idempotency.py).
+        await _release(store, key, digest, attempt)
         raise
     try:
         await store.complete(key, digest, status, answer)
@@ -147,32 +151,34 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
     return status, answer, None
 
 
-async def _publish_within_limit(services, publish: PublishRequest) -> tuple[int, dict[str, Any]]:
+async def _publish_within_limit(services, publish: PublishRequest, fence: Fence | None = None) -> tuple[int, dict[str, Any]]:
     """The client's event limit counts events sent, so it is checked here and not
     for a replay: a retry answered from the idempotency record sends nothing, and a
     429 would tell a backend whose event went out that it did not."""
     if publish.target.client_id is not None:
         await _within_limit(services, "function_client", publish.target.client_id, "too many events for this client")
-    return await _publish(services, publish)
+    return await _publish(services, publish, fence)
 
 
-async def _release(store, key: str) -> None:
+async def _release(store, key: str, digest: str, attempt: str) -> None:
     try:
-        await store.release(key)
+        await store.release(key, digest, attempt)
     except BrokerUnavailable:
         pass  # the reservation expires by itself
 
 
-async def _publish(services, publish: PublishRequest) -> tuple[int, dict[str, Any]]:
+async def _publish(services, publish: PublishRequest, fence: Fence | None = None) -> tuple[int, dict[str, Any]]:
     """(status, body). Refused (503) only when nothing was published; a failure
     after part of a sequence was published is an answer, so it is recorded."""
     sequence = publish.events is not None
     queue = services.settings.queue_if_offline_default if publish.queue_if_offline is None else publish.queue_if_offline
     outcome = Outcome()
     try:
-        await publish_sequence(services.sse, publish.target, publish.sequence(), queue, outcome)
+        await publish_sequence(services.sse, publish.target, publish.sequence(), queue, outcome, fence)
     except QueueFull as full:
         return 429, _partial("QUEUE_FULL", f"the client is not connected and {full}", outcome)
+    except PublishFenced:
+        raise Refused(503, "UNAVAILABLE", "this request's hold on its id lapsed before it could publish; nothing was published, retry") from None
     except BrokerUnavailable:
         message = BROKER_UNCONFIRMED
         if not outcome.event_ids:

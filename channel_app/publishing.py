@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channel_app.publish_request import EventSpec, Target
+from sse.broker import Fence
 from sse.events import Event
 from sse.service import SseService
 
@@ -44,18 +45,26 @@ class Outcome:
 
 
 async def publish_sequence(
-    sse: SseService, target: Target, events: list[EventSpec], queue_if_offline: bool, outcome: Outcome
+    sse: SseService,
+    target: Target,
+    events: list[EventSpec],
+    queue_if_offline: bool,
+    outcome: Outcome,
+    fence: Fence | None = None,
 ) -> Outcome:
     """Publishes into `outcome` as it goes, so a caller that catches QueueFull or
-    BrokerUnavailable still knows what was published before it."""
+    BrokerUnavailable still knows what was published before it. A `fence`
+    (sse.broker.Fence) is for a single event: its record holds one answer."""
+    if fence is not None and len(events) != 1:
+        raise ValueError("a fence covers a single event")
     for spec in events:
         event = Event(spec.event, spec.data)
         if target.client_id is not None:
-            delivery = await sse.publish(target.client_id, event, queue_if_offline or bool(outcome.event_ids))
+            delivery = await sse.publish(target.client_id, event, queue_if_offline or bool(outcome.event_ids), fence)
         elif target.topic is not None:
-            delivery = await sse.publish_topic(target.topic, _marked_with_topic(event, target.topic))
+            delivery = await sse.publish_topic(target.topic, _marked_with_topic(event, target.topic), fence)
         else:
-            delivery = await sse.publish_to_all(event)
+            delivery = await sse.publish_to_all(event, fence)
         outcome.delivered = delivery.delivered
         outcome.queued = outcome.queued or delivery.queued
         if delivery.event_id is None:

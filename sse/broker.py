@@ -42,6 +42,27 @@ class Subscription:
     cursor: str  # id of the newest event of the connection's streams (client and topics) at subscribe time
 
 
+class Fence(NamedTuple):
+    """Makes a publish conditional, for retry-safe publishing (channel_app/idempotency.py).
+
+    The broker publishes only while `key` holds `pending`, and in the same
+    atomic step replaces it with `record` followed by the answer's JSON and `}`
+    (`{"delivered", "queued", "eventId"}`), kept `lifetime_ms`. So a publish that
+    runs after its caller stopped waiting (a slow Redis) still leaves its answer
+    for the retry, and one that runs after the caller released the key publishes
+    nothing. Only a broker whose publish can outlive its caller's wait needs it:
+    the memory broker ignores it."""
+
+    key: str
+    pending: bytes
+    record: bytes
+    lifetime_ms: int
+
+
+class PublishFenced(Exception):
+    """The fence's key no longer held its pending value: nothing was published."""
+
+
 class BrokerUnavailable(Exception):
     """The shared backend cannot be reached (or did not answer in time): no
     delivery can be confirmed."""
@@ -67,16 +88,18 @@ class Broker(Protocol):
 
     async def close(self) -> None: ...
 
-    async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
+    async def publish(
+        self, client_id: str, event: Event, queue_if_offline: bool = False, fence: Fence | None = None
+    ) -> Delivery:
         """Deliver to the client's connections. With no connection anywhere the event
         is neither sent nor kept, so a later reconnect cannot act on a call that
         was already answered CLIENT_NOT_CONNECTED; unless `queue_if_offline`, when
         it waits (queued=True) for the client's next connection. Raises QueueFull,
-        BrokerUnavailable."""
+        BrokerUnavailable, and PublishFenced with a `fence` that no longer holds."""
 
-    async def broadcast(self, event: Event) -> Delivery: ...
+    async def broadcast(self, event: Event, fence: Fence | None = None) -> Delivery: ...
 
-    async def publish_topic(self, topic: str, event: Event) -> Delivery:
+    async def publish_topic(self, topic: str, event: Event, fence: Fence | None = None) -> Delivery:
         """Deliver to every connection subscribed to `topic`, cluster-wide, and keep
         it in the topic's history. With no subscriber anywhere nothing is sent or
         kept (Delivery(None, 0)); topics have no store-and-forward queue."""

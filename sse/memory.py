@@ -7,13 +7,16 @@ caller asked (`queue_if_offline`); a new connection receives its Last-Event-ID
 replay (client stream and topics, merged by id) and the queued events, each
 once, oldest first. A topic event is delivered to the topic's subscribers and
 kept in the topic's history, or dropped when there are none.
+
+A publish here finishes before its caller's await returns, so it can never
+run after the caller gave up on it: a `Fence` is accepted and not needed.
 """
 
 from __future__ import annotations
 
 import sys
 
-from sse.broker import Delivery, Subscription, Totals
+from sse.broker import Delivery, Fence, Subscription, Totals
 from sse.events import Event, parse_event_id
 from sse.history import BROADCAST_STREAM, MemoryHistory, topic_stream
 from sse.offline_queue import MemoryQueue
@@ -35,7 +38,9 @@ class MemoryBroker:
     async def close(self) -> None:
         return None
 
-    async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
+    async def publish(
+        self, client_id: str, event: Event, queue_if_offline: bool = False, fence: Fence | None = None
+    ) -> Delivery:
         """Kept in history only when some connection took it. A client whose every
         connection refused it (closing, or dropped as too slow) counts as offline,
         so a reconnect's replay never brings back an event answered as undelivered."""
@@ -52,13 +57,13 @@ class MemoryBroker:
         self._queue.put(client_id, event_id, frame)
         return Delivery(event_id, 0, attempted, queued=True)
 
-    async def broadcast(self, event: Event) -> Delivery:
+    async def broadcast(self, event: Event, fence: Fence | None = None) -> Delivery:
         attempted = self.registry.connection_total
         event_id, frame = self._history.append(BROADCAST_STREAM, event)
         delivered = self.registry.deliver_all(frame)
         return Delivery(event_id, delivered, attempted - delivered)
 
-    async def publish_topic(self, topic: str, event: Event) -> Delivery:
+    async def publish_topic(self, topic: str, event: Event, fence: Fence | None = None) -> Delivery:
         attempted = self.registry.topic_connection_count(topic)
         if not attempted:
             return Delivery(None, 0)

@@ -79,13 +79,13 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from sse.broker import BrokerUnavailable, Delivery, QueueFull, Subscription, Totals
+from sse.broker import BrokerUnavailable, Delivery, Fence, QueueFull, Subscription, Totals
 from sse.events import Event, parse_event_id
 from sse.presence import RedisPresence
 from sse.redis_acks import RedisAcks
 from sse.redis_fanout import LocalFanout
 from sse.redis_listener import PubSubListener
-from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
+from sse.redis_scripts import BrokerScripts, RedisKeys, fenced_call, guarded
 from sse.redis_topics import RedisTopics
 from sse.registry import ConnectionRefused, ConnectionRegistry
 from sse.replay import IdentifiedFrame, frame_event_id, merge_replay, newest_id
@@ -137,7 +137,9 @@ class RedisBroker:
         await self._redis.aclose()
         await self._pubsub_redis.aclose()
 
-    async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
+    async def publish(
+        self, client_id: str, event: Event, queue_if_offline: bool = False, fence: Fence | None = None
+    ) -> Delivery:
         keys = [self._keys.presence(client_id), self._keys.history(client_id), self._keys.queue(client_id), self._keys.ids]
         args = [
             self._keys.channel(client_id),
@@ -149,21 +151,21 @@ class RedisBroker:
             self._queue_ttl_ms,
             self._queue_size,
         ]
-        outcome, event_id, delivered = await guarded(self._scripts.publish(keys=keys, args=args), self._timeout)
+        outcome, event_id, delivered = await fenced_call(self._scripts.publish, keys, args, fence, self._timeout)
         if outcome == b"queue_full":
             raise QueueFull(f"{self._queue_size} events already wait for client {client_id}")
         if outcome == b"offline":
             return Delivery(None, 0)
         return Delivery(event_id.decode(), int(delivered), queued=outcome == b"queued")
 
-    async def broadcast(self, event: Event) -> Delivery:
+    async def broadcast(self, event: Event, fence: Fence | None = None) -> Delivery:
         keys = [self._keys.ids, self._keys.connections]
         args = [self._keys.broadcast_channel, event.name, event.encode_data()]
-        event_id, delivered = await guarded(self._scripts.broadcast(keys=keys, args=args), self._timeout)
+        _, event_id, delivered = await fenced_call(self._scripts.broadcast, keys, args, fence, self._timeout)
         return Delivery(event_id.decode(), int(delivered))
 
-    async def publish_topic(self, topic: str, event: Event) -> Delivery:
-        return await self._topics.publish(topic, event)
+    async def publish_topic(self, topic: str, event: Event, fence: Fence | None = None) -> Delivery:
+        return await self._topics.publish(topic, event, fence)
 
     async def connection_count(self, client_id: str) -> int:
         return await self._presence.count(client_id)

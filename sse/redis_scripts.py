@@ -45,7 +45,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sse.broker import BrokerUnavailable
+from sse.broker import BrokerUnavailable, Fence, PublishFenced
 
 logger = logging.getLogger("channel_push.redis")
 
@@ -92,12 +92,28 @@ local function head_of(history)
   if #last > 0 then return last[1][1] end
   return '0-0'
 end
+-- A fenced publish (sse.broker.Fence): one more key and three more arguments.
+-- It runs only while the key holds the pending value, and leaves its answer
+-- there (the record's JSON up to its answer, then the answer) for the lifetime.
+local function fenced_run(base_keys, publish)
+  if #KEYS == base_keys then return publish() end
+  local fence, pending, record, lifetime_ms = KEYS[#KEYS], ARGV[#ARGV - 2], ARGV[#ARGV - 1], ARGV[#ARGV]
+  if redis.call('GET', fence) ~= pending then return {'fenced', '', 0} end
+  local result = publish()
+  if result[1] ~= 'queue_full' then
+    local answer = {delivered = result[3], queued = result[1] == 'queued', eventId = result[2]}
+    if result[2] == '' then answer.eventId = cjson.null end
+    redis.call('SET', fence, record .. cjson.encode(answer) .. '}', 'PX', lifetime_ms)
+  end
+  return result
+end
 """
 
-# KEYS: presence, history, queue, ids. ARGV: channel, name, data, history_size,
-# history_ttl_ms, queue_if_offline (0/1), queue_ttl_ms, queue_size.
-# Returns {outcome, id, delivered}; outcome: delivered | queued | offline | queue_full.
+# KEYS: presence, history, queue, ids[, fence]. ARGV: channel, name, data, history_size,
+# history_ttl_ms, queue_if_offline (0/1), queue_ttl_ms, queue_size[, fence arguments].
+# Returns {outcome, id, delivered}; outcome: delivered | queued | offline | queue_full | fenced.
 PUBLISH = LUA_HELPERS + """
+return fenced_run(4, function()
 local now = now_ms()
 local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 local queue_if_offline = ARGV[6] == '1'
@@ -126,6 +142,7 @@ end
 redis.call('RPUSH', KEYS[3], string.format('%d', now + tonumber(ARGV[7])) .. ' ' .. message)
 redis.call('PEXPIRE', KEYS[3], ARGV[7])
 return {'queued', id, 0}
+end)
 """
 
 # KEYS: presence, history, queue, online, connections. ARGV: client,
@@ -195,12 +212,15 @@ local now = '(' .. now_ms()
 return {redis.call('ZCOUNT', KEYS[1], now, '+inf'), redis.call('ZCOUNT', KEYS[2], now, '+inf')}
 """
 
-# KEYS: ids, connections. ARGV: channel, name, data. Returns {id, delivered}.
+# KEYS: ids, connections[, fence]. ARGV: channel, name, data[, fence arguments].
+# Returns {outcome, id, delivered}; outcome: delivered | fenced.
 BROADCAST = LUA_HELPERS + """
+return fenced_run(2, function()
 local id = next_id(KEYS[1], now_ms())
 local receivers = redis.call('PUBLISH', ARGV[1], frame(id, ARGV[2], ARGV[3]))
-if receivers == 0 then return {id, 0} end
-return {id, redis.call('ZCOUNT', KEYS[2], '(' .. now_ms(), '+inf')}
+if receivers == 0 then return {'delivered', id, 0} end
+return {'delivered', id, redis.call('ZCOUNT', KEYS[2], '(' .. now_ms(), '+inf')}
+end)
 """
 
 
@@ -273,6 +293,18 @@ class BrokerScripts:
         self.count: AsyncScript = redis.register_script(COUNT)
         self.totals: AsyncScript = redis.register_script(TOTALS)
         self.broadcast: AsyncScript = redis.register_script(BROADCAST)
+
+
+async def fenced_call(script: AsyncScript, keys: list, args: list, fence: Fence | None, timeout_seconds: float) -> Any:
+    """Run a publish script (one built on `fenced_run`), with the fence's key and
+    arguments appended when there is one; raises PublishFenced when it did not hold."""
+    if fence is not None:
+        keys = [*keys, fence.key]
+        args = [*args, fence.pending, fence.record, fence.lifetime_ms]
+    result = await guarded(script(keys=keys, args=args), timeout_seconds)
+    if result[0] == b"fenced":
+        raise PublishFenced("the publish's reservation no longer held: nothing was published")
+    return result
 
 
 async def guarded(call: Awaitable[Any], timeout_seconds: float) -> Any:

@@ -24,14 +24,15 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from sse.broker import Delivery
+from sse.broker import Delivery, Fence
 from sse.events import Event
-from sse.redis_scripts import LUA_HELPERS, RedisKeys, guarded
+from sse.redis_scripts import LUA_HELPERS, RedisKeys, fenced_call, guarded
 
-# KEYS: topic presence, topic history, ids. ARGV: channel, name, data,
-# history_size, history_ttl_ms. Returns {outcome, id, delivered};
-# outcome: delivered | kept | nobody.
+# KEYS: topic presence, topic history, ids[, fence]. ARGV: channel, name, data,
+# history_size, history_ttl_ms[, fence arguments]. Returns {outcome, id, delivered};
+# outcome: delivered | kept | nobody | fenced.
 PUBLISH_TOPIC = LUA_HELPERS + """
+return fenced_run(3, function()
 local now = now_ms()
 local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 if connections == 0 and redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] == 0 then
@@ -42,6 +43,7 @@ local receivers = redis.call('PUBLISH', ARGV[1], frame(id, ARGV[2], ARGV[3]))
 keep(KEYS[2], id, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 if receivers == 0 then return {'kept', id, 0} end
 return {'delivered', id, math.max(connections, receivers)}
+end)
 """
 
 # KEYS: topic presence, topic history. ARGV: presence_ttl_ms, history_from
@@ -104,10 +106,10 @@ class RedisTopics:
         self._history_size = history_size
         self._history_ttl_ms = history_ttl_ms
 
-    async def publish(self, topic: str, event: Event) -> Delivery:
+    async def publish(self, topic: str, event: Event, fence: Fence | None = None) -> Delivery:
         keys = [self._keys.topic_presence(topic), self._keys.topic_history(topic), self._keys.ids]
         args = [self._keys.topic_channel(topic), event.name, event.encode_data(), self._history_size, self._history_ttl_ms]
-        outcome, event_id, delivered = await guarded(self._scripts.publish(keys=keys, args=args), self._timeout)
+        outcome, event_id, delivered = await fenced_call(self._scripts.publish, keys, args, fence, self._timeout)
         if outcome == b"nobody":
             return Delivery(None, 0)
         return Delivery(event_id.decode(), int(delivered))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sse.broker import Broker, Delivery
+from sse.broker import Broker, Delivery, Fence
 from sse.events import Event
 
 
@@ -25,21 +25,24 @@ class SseService:
         self._broker = broker
         self._observer = observer
 
-    async def publish(self, client_id: str, event: Event, queue_if_offline: bool = False) -> Delivery:
+    async def publish(
+        self, client_id: str, event: Event, queue_if_offline: bool = False, fence: Fence | None = None
+    ) -> Delivery:
         """Delivery details; with `queue_if_offline` an unconnected client's event
-        waits for its next connection (`queued`). Raises QueueFull, BrokerUnavailable."""
-        return self._observed(event, await self._broker.publish(client_id, event, queue_if_offline))
+        waits for its next connection (`queued`). Raises QueueFull, BrokerUnavailable
+        (and PublishFenced: see sse.broker.Fence)."""
+        return self._observed(event, await self._broker.publish(client_id, event, queue_if_offline, fence))
 
     async def send_to_client(self, client_id: str, event: Event) -> int:
         """Connections reached, cluster-wide; 0 when the client is not connected."""
         return (await self.publish(client_id, event)).delivered
 
-    async def publish_to_all(self, event: Event) -> Delivery:
-        return self._observed(event, await self._broker.broadcast(event))
+    async def publish_to_all(self, event: Event, fence: Fence | None = None) -> Delivery:
+        return self._observed(event, await self._broker.broadcast(event, fence))
 
-    async def publish_topic(self, topic: str, event: Event) -> Delivery:
+    async def publish_topic(self, topic: str, event: Event, fence: Fence | None = None) -> Delivery:
         """Every connection subscribed to `topic`, cluster-wide; Delivery(None, 0) when none."""
-        return self._observed(event, await self._broker.publish_topic(topic, event))
+        return self._observed(event, await self._broker.publish_topic(topic, event, fence))
 
     async def send_to_topic(self, topic: str, event: Event) -> int:
         return (await self.publish_topic(topic, event)).delivered

@@ -194,3 +194,4 @@ async def test_redis_down_is_503_unavailable_and_nothing_is_remembered(redis_ser
             answer = (await publish(server.url, body)).json()
             assert answer["delivered"] == 1, answer  # the id was not remembered from the failed attempt
             assert (await reader.next_event(timeout=10)).id == answer["eventId"]
+
