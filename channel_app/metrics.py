@@ -33,7 +33,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from sse.broker import Delivery
 
 PREFIX = "channel_push_"
-DISCONNECT_REASONS = ("client_closed", "token_expired", "max_lifetime", "slow_client", "shutdown")
+DISCONNECT_REASONS = ("client_closed", "token_expired", "max_lifetime", "slow_client", "shutdown", "client_connection_limit")
 RATE_LIMIT_SCOPES = ("function_channel", "function_client", "connect_ip", "connect_client", "publish_key")
 PUBLISH_TARGETS = ("client", "topic", "all", "none")
 WRITE_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

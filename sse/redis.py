@@ -198,7 +198,13 @@ class RedisBroker:
             try:
                 for topic in topics:
                     await self._listener.add(self._keys.topic_channel(topic))
-                head, replay = await self._join(client_id, [member], last_event_id, topics)
+                try:
+                    head, replay = await self._join(client_id, [member], last_event_id, topics)
+                except ConnectionRefused as refused:
+                    # Registered here before JOIN refused it cluster-wide: it leaves with
+                    # the refusal as its reason, not as a client that closed its stream.
+                    connection.close(refused.reason)
+                    raise
                 cursor = newest_id(head, replay)
                 self._fanout.joined(connection, cursor)
                 yield Subscription(connection, self._fanout.replay_then_early_frames(connection, replay, cursor, last_event_id), cursor)

@@ -90,6 +90,10 @@ async def test_with_redis_the_tab_cap_counts_every_instance(redis_server, redis_
                     refused_connect = await other.get("/sse/connect", params={"clientId": "visitor", "token": token})
         assert (refused_check.status_code, refused_check.json()["error"]["type"]) == (429, "CLIENT_CONNECTION_LIMIT")
         assert (refused_connect.status_code, refused_connect.json()["error"]["type"]) == (429, "CLIENT_CONNECTION_LIMIT")
+        async with httpx.AsyncClient(base_url=b.url) as http:
+            metrics = (await http.get("/metrics")).text
+        assert 'channel_push_disconnects_total{reason="client_connection_limit"} 1.0' in metrics
+        assert 'channel_push_disconnects_total{reason="client_closed"} 0.0' in metrics
         async def admitted_again() -> bool:  # once a has seen its tab close
             return (await check(b, "visitor", token)).status_code == 200
 
