@@ -12,19 +12,21 @@ surely a bug. A request whose id is still being answered is refused too
 answer; `release` frees the id when nothing was published (e.g. Redis was
 unreachable), so a retry can go ahead.
 
-On Redis a publish can outlive the request's wait for it: a script sent to a
-Redis slower than REDIS_TIMEOUT_SECONDS still runs once Redis gets to it. So
-each request reserves the id with a value of its own (`attempt`), publishes a
-single event behind a `fence` (sse.broker.Fence) that publishes only while the
-id still holds that value and writes the answer there in the same script, and
-`release` deletes the id only while it still holds that value. Whichever of
-the late publish and the release Redis runs first, the event goes out at most
-once: before the release, its answer is there for the retry; after it, it
-publishes nothing and the retry publishes. A sequence of events is not fenced,
-so a retry after a 503 may still repeat one of its events. A reservation lasts PENDING_SECONDS,
-not the whole retention: should its release be lost too (Redis stalled, the
-process died mid-request), retries are refused as in progress for half a
-minute, not for minutes. Memory store for one process, Redis store
+On Redis a publish can outlive the request's wait for it: a script Redis is
+running (or has run, its answer still on the way) when REDIS_TIMEOUT_SECONDS
+ends takes effect although the request answers 503. So each request reserves
+the id with a value of its own (`attempt`), publishes a single event behind a
+`fence` (sse.broker.Fence) that publishes only while the id still holds that
+value and writes the answer there in the same script, and `release` deletes
+the id only while it still holds that value. Whichever of the publish and the
+release Redis runs first, the event goes out once: before the release, its
+answer is there for the retry; after it, it publishes nothing and the retry
+publishes. A sequence of events is not fenced, so a retry after a 503 may
+still repeat one of its events.
+
+A reservation lasts PENDING_SECONDS, not the whole retention: should its
+release be lost too (Redis stalled, the process died mid-request), retries are
+refused as in progress for half a minute, not for minutes. Memory store for one process, Redis store
 (`SET NX PX`) for several instances.
 """
 
@@ -43,12 +45,12 @@ from sse.broker import Fence
 from sse.redis_scripts import PREFIX, guarded
 
 MAX_MEMORY_RECORDS = 100_000
+PENDING_SECONDS = 30.0  # far longer than answering a publish takes
 # KEYS: the id. ARGV: this request's reservation value.
 RELEASE_IF_PENDING = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-PENDING_SECONDS = 30.0  # far longer than answering a publish takes
 
 
 @dataclass(frozen=True)

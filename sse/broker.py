@@ -48,9 +48,9 @@ class Fence(NamedTuple):
     The broker publishes only while `key` holds `pending`, and in the same
     atomic step replaces it with `record` followed by the answer's JSON and `}`
     (`{"delivered", "queued", "eventId"}`), kept `lifetime_ms`. So a publish that
-    runs after its caller stopped waiting (a slow Redis) still leaves its answer
-    for the retry, and one that runs after the caller released the key publishes
-    nothing. Only a broker whose publish can outlive its caller's wait needs it:
+    takes effect after its caller stopped waiting (a slow Redis) still leaves its
+    answer for the retry, and one that runs after the caller released the key
+    publishes nothing. Only a broker whose publish can outlive its caller's wait needs it:
     the memory broker ignores it."""
 
     key: str
