@@ -26,8 +26,8 @@ still repeat one of its events.
 
 A reservation lasts PENDING_SECONDS, not the whole retention: should its
 release be lost too (Redis stalled, the process died mid-request), retries are
-refused as in progress for half a minute, not for minutes. Memory store for one process, Redis store
-(`SET NX PX`) for several instances.
+refused as in progress for half a minute, not for minutes. Memory store for
+one process, Redis store (`SET NX PX`) for several instances.
 """
 
 from __future__ import annotations

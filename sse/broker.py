@@ -50,8 +50,8 @@ class Fence(NamedTuple):
     (`{"delivered", "queued", "eventId"}`), kept `lifetime_ms`. So a publish that
     takes effect after its caller stopped waiting (a slow Redis) still leaves its
     answer for the retry, and one that runs after the caller released the key
-    publishes nothing. Only a broker whose publish can outlive its caller's wait needs it:
-    the memory broker ignores it."""
+    publishes nothing. Only a broker whose publish can outlive its caller's
+    wait needs it: the memory broker ignores it."""
 
     key: str
     pending: bytes

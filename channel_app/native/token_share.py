@@ -24,6 +24,7 @@ every event). Every call has REDIS_TIMEOUT_SECONDS and raises
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Callable, NamedTuple, Protocol
 
@@ -95,6 +96,5 @@ class RedisTokenShare:
 
     async def spend(self, budget: int, window_seconds: float) -> bool:
         now = self._wall_clock()
-        member = f"{now:.6f}-{id(self)}-{time.perf_counter_ns()}"
-        args = [now, window_seconds, budget, member]
+        args = [now, window_seconds, budget, secrets.token_hex(8)]  # a member of its own per spend
         return bool(await guarded(self._spend(keys=[f"{PREFIX}native:budget"], args=args), self._timeout))

@@ -170,14 +170,8 @@ class TokenManager:
         if (taken := await self._take_shared(shared, channel_id)) is not None:
             return taken
         renewing = await self._shared_or(shared.begin_renewal(channel_id, RENEWAL_WAIT_SECONDS), True)
-        if not renewing:
-            waited = 0.0
-            while waited < RENEWAL_WAIT_SECONDS:
-                await anyio.sleep(RENEWAL_POLL_SECONDS)
-                waited += RENEWAL_POLL_SECONDS
-                if (taken := await self._take_shared(shared, channel_id)) is not None:
-                    return taken
-            logger.warning("native API: no other instance renewed %s within %gs; renewing here", _scope(channel_id), RENEWAL_WAIT_SECONDS)
+        if not renewing and (taken := await self._await_other_renewal(shared, channel_id)) is not None:
+            return taken
         try:
             latest = await self._shared_or(shared.current(channel_id), None)
             if latest is not None and latest.access not in self._rejected:
@@ -190,6 +184,15 @@ class TokenManager:
         finally:
             if renewing:
                 await self._shared_or(shared.end_renewal(channel_id), None)
+
+    async def _await_other_renewal(self, shared: TokenShare, channel_id: str | None) -> _Token | None:
+        """The token another instance is renewing, once it stores it; None after RENEWAL_WAIT_SECONDS."""
+        for _ in range(round(RENEWAL_WAIT_SECONDS / RENEWAL_POLL_SECONDS)):
+            await anyio.sleep(RENEWAL_POLL_SECONDS)
+            if (taken := await self._take_shared(shared, channel_id)) is not None:
+                return taken
+        logger.warning("native API: no other instance renewed %s within %gs; renewing here", _scope(channel_id), RENEWAL_WAIT_SECONDS)
+        return None
 
     async def _take_shared(self, shared: TokenShare, channel_id: str | None) -> _Token | None:
         latest = await self._shared_or(shared.current(channel_id), None)
