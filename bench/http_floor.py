@@ -26,7 +26,7 @@ import sys
 import time
 
 from bench.calls import CallFactory, open_callers
-from bench.processes import REPO_ROOT, Target, free_port, raise_fd_limit, split_cores, wait_until_serving
+from bench.processes import REPO_ROOT, Target, child_setup, free_port, raise_fd_limit, split_cores, wait_until_serving
 from bench.sse_clients import ArrivalLog, ClientFleet
 
 ANSWER = b'{"result":{"type":"string","attributes":{"message":"ok"}}}'
@@ -62,14 +62,9 @@ def start_floor_server(cpu: int | None) -> Target:
     log_path = REPO_ROOT / "bench" / "results" / "floor-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
-    def pin() -> None:
-        raise_fd_limit()
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=child_setup(cpu))
     target = Target("floor", port, process.pid, process, log_path)
     wait_until_serving(target)
     return target

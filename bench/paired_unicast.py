@@ -36,7 +36,7 @@ from bench import scenarios
 from bench.calls import CallFactory, open_callers
 from bench.load_collector import measured
 from bench.processes import (
-    REPO_ROOT, RunningServer, Secrets, Target, mint_tokens, raise_fd_limit, split_cores, start_target,
+    REPO_ROOT, RunningServer, Secrets, Target, child_setup, mint_tokens, raise_fd_limit, split_cores, start_target,
 )
 from bench.sse_clients import LOOPBACK_SOURCES, ArrivalLog, ClientFleet
 from bench.write_floor import host_write_us
@@ -98,14 +98,8 @@ class LoadWorker:
         command = [sys.executable, "-m", "bench.paired_unicast", "--worker", target.kind, "--port", str(target.port),
                    "--server-pid", str(target.pid), "--clients", str(args.clients), "--callers", str(args.callers),
                    "--connect-concurrency", str(args.connect_concurrency)]
-
-        def prepare_child() -> None:
-            raise_fd_limit()
-            if cpu is not None:
-                os.sched_setaffinity(0, {cpu})
-
         self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True, preexec_fn=prepare_child)
+                                        text=True, preexec_fn=child_setup(cpu))
 
     def answer(self) -> dict:
         line = self.process.stdout.readline()

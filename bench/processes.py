@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from security.tokens import mint_client_token
 
@@ -77,6 +78,17 @@ class Target(RunningServer):
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def child_setup(cpu: int | None) -> Callable[[], None]:
+    """For `Popen(preexec_fn=...)`: the child lifts its fd limit and, given `cpu`, runs on that core only."""
+
+    def prepare_child() -> None:
+        raise_fd_limit()
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+
+    return prepare_child
 
 
 def raise_fd_limit() -> int:
@@ -140,14 +152,9 @@ def start_target(kind: str, results_dir: Path, keys: Secrets, cpu: int | None) -
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = results_dir / f"{kind}-server.log"
 
-    def prepare_child() -> None:
-        raise_fd_limit()
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=prepare_child
+            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=child_setup(cpu)
         )
     target = Target(kind, port, process.pid, process, log_path)
     wait_until_serving(target)
