@@ -7,10 +7,22 @@ import pytest
 from redis.asyncio import Redis
 
 from channel_app.idempotency import PENDING_SECONDS, MemoryIdempotency, RedisIdempotency
+from sse.broker import PublishFenced
+from sse.events import Event
+from tests.support.brokers import next_frame, nothing_arrives, running_broker
 
 pytestmark = pytest.mark.anyio
 
 RETENTION = 300.0
+
+
+@pytest.fixture
+async def redis(redis_url: str):
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 class Clock:
@@ -43,79 +55,59 @@ async def test_an_answer_is_kept_for_the_whole_retention():
 
 
 @pytest.mark.redis
-async def test_on_redis_a_reservation_expires_after_pending_seconds_and_an_answer_after_the_retention(redis_url):
-    redis = Redis.from_url(redis_url)
-    try:
-        store = RedisIdempotency(redis, RETENTION, timeout_seconds=2)
-        assert await store.claim("k", "digest", "a1") is None
-        assert 0 < await redis.pttl("cp:publish-id:k") <= PENDING_SECONDS * 1000
-        await store.complete("k", "digest", 200, {"delivered": 1})
-        assert PENDING_SECONDS * 1000 < await redis.pttl("cp:publish-id:k") <= RETENTION * 1000
-    finally:
-        await redis.aclose()
-
+async def test_on_redis_a_reservation_expires_after_pending_seconds_and_an_answer_after_the_retention(redis):
+    store = RedisIdempotency(redis, RETENTION, timeout_seconds=2)
+    assert await store.claim("k", "digest", "a1") is None
+    assert 0 < await redis.pttl("cp:publish-id:k") <= PENDING_SECONDS * 1000
+    await store.complete("k", "digest", 200, {"delivered": 1})
+    assert PENDING_SECONDS * 1000 < await redis.pttl("cp:publish-id:k") <= RETENTION * 1000
 
 
 @pytest.mark.redis
 @pytest.mark.parametrize("late_publish_runs_first", [True, False])
-async def test_a_publish_redis_runs_after_its_caller_gave_up_goes_out_once(redis_url, late_publish_runs_first):
+async def test_a_publish_redis_runs_after_its_caller_gave_up_goes_out_once(redis_url, redis, late_publish_runs_first):
     """A request's publish outlives its wait (the API answered 503 and releases the
     id), and Redis runs the publish and the release in either order. Then the
     retry either gets the late publish's answer or publishes the one event itself."""
-    from sse.broker import PublishFenced
-    from sse.events import Event
-    from tests.support.brokers import next_frame, nothing_arrives, running_broker
-
-    store_redis = Redis.from_url(redis_url)
-    try:
-        store = RedisIdempotency(store_redis, RETENTION, timeout_seconds=2)
-        async with running_broker(redis_url=redis_url) as broker, broker.subscribe("alice", None) as alice:
-            event = Event("charge", {"amount": 5})
-            assert await store.claim("k", "digest", "first") is None
-            late = broker.publish("alice", event, fence=store.fence("k", "digest", "first"))
-            if late_publish_runs_first:
-                published = await late
-                await store.release("k", "digest", "first")
-            else:
-                await store.release("k", "digest", "first")
-                with pytest.raises(PublishFenced):
-                    await late
-            earlier = await store.claim("k", "digest", "retry")
-            if late_publish_runs_first:
-                assert (earlier.status, earlier.answer) == (200, {"delivered": 1, "queued": False, "eventId": published.event_id})
-                event_id = earlier.answer["eventId"]
-            else:
-                assert earlier is None
-                event_id = (await broker.publish("alice", event, fence=store.fence("k", "digest", "retry"))).event_id
-            assert (await next_frame(alice.connection)).id == event_id
-            assert await nothing_arrives(alice.connection, within=0.3)
-    finally:
-        await store_redis.aclose()
+    store = RedisIdempotency(redis, RETENTION, timeout_seconds=2)
+    async with running_broker(redis_url=redis_url) as broker, broker.subscribe("alice", None) as alice:
+        event = Event("charge", {"amount": 5})
+        assert await store.claim("k", "digest", "first") is None
+        late = broker.publish("alice", event, fence=store.fence("k", "digest", "first"))
+        if late_publish_runs_first:
+            published = await late
+            await store.release("k", "digest", "first")
+        else:
+            await store.release("k", "digest", "first")
+            with pytest.raises(PublishFenced):
+                await late
+        earlier = await store.claim("k", "digest", "retry")
+        if late_publish_runs_first:
+            assert (earlier.status, earlier.answer) == (200, {"delivered": 1, "queued": False, "eventId": published.event_id})
+            event_id = earlier.answer["eventId"]
+        else:
+            assert earlier is None
+            event_id = (await broker.publish("alice", event, fence=store.fence("k", "digest", "retry"))).event_id
+        assert (await next_frame(alice.connection)).id == event_id
+        assert await nothing_arrives(alice.connection, within=0.3)
 
 
 @pytest.mark.redis
-async def test_the_answer_a_fenced_publish_leaves_matches_its_delivery_for_every_target(redis_url):
-    from sse.events import Event
-    from tests.support.brokers import running_broker
-
-    store_redis = Redis.from_url(redis_url)
-    try:
-        store = RedisIdempotency(store_redis, RETENTION, timeout_seconds=2)
-        async with running_broker(redis_url=redis_url, allow_broadcast=True) as broker:
-            async with broker.subscribe("alice", None, ("promo",)):
-                publishes = {
-                    "client": lambda fence: broker.publish("alice", Event("a", {}), fence=fence),
-                    "queued": lambda fence: broker.publish("bob", Event("b", {}), True, fence),
-                    "offline": lambda fence: broker.publish("carol", Event("c", {}), fence=fence),
-                    "topic": lambda fence: broker.publish_topic("promo", Event("d", {}), fence=fence),
-                    "nobody": lambda fence: broker.publish_topic("empty", Event("e", {}), fence=fence),
-                    "all": lambda fence: broker.broadcast(Event("f", {}), fence=fence),
-                }
-                for name, publish in publishes.items():
-                    assert await store.claim(name, "digest", "a") is None
-                    delivery = await publish(store.fence(name, "digest", "a"))
-                    record = await store.claim(name, "digest", "b")
-                    expected = {"delivered": delivery.delivered, "queued": delivery.queued, "eventId": delivery.event_id}
-                    assert (record.status, record.answer) == (200, expected), name
-    finally:
-        await store_redis.aclose()
+async def test_the_answer_a_fenced_publish_leaves_matches_its_delivery_for_every_target(redis_url, redis):
+    store = RedisIdempotency(redis, RETENTION, timeout_seconds=2)
+    async with running_broker(redis_url=redis_url, allow_broadcast=True) as broker:
+        async with broker.subscribe("alice", None, ("promo",)):
+            publishes = {
+                "client": lambda fence: broker.publish("alice", Event("a", {}), fence=fence),
+                "queued": lambda fence: broker.publish("bob", Event("b", {}), True, fence),
+                "offline": lambda fence: broker.publish("carol", Event("c", {}), fence=fence),
+                "topic": lambda fence: broker.publish_topic("promo", Event("d", {}), fence=fence),
+                "nobody": lambda fence: broker.publish_topic("empty", Event("e", {}), fence=fence),
+                "all": lambda fence: broker.broadcast(Event("f", {}), fence=fence),
+            }
+            for name, publish in publishes.items():
+                assert await store.claim(name, "digest", "a") is None
+                delivery = await publish(store.fence(name, "digest", "a"))
+                record = await store.claim(name, "digest", "b")
+                expected = {"delivered": delivery.delivered, "queued": delivery.queued, "eventId": delivery.event_id}
+                assert (record.status, record.answer) == (200, expected), name
