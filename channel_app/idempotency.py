@@ -14,15 +14,20 @@ unreachable), so a retry can go ahead.
 
 On Redis a publish can outlive the request's wait for it: a script Redis is
 running (or has run, its answer still on the way) when REDIS_TIMEOUT_SECONDS
-ends takes effect although the request answers 503. So each request reserves
-the id with a value of its own (`attempt`), publishes a single event behind a
-`fence` (sse.broker.Fence) that publishes only while the id still holds that
-value and writes the answer there in the same script, and `release` deletes
-the id only while it still holds that value. Whichever of the publish and the
-release Redis runs first, the event goes out once: before the release, its
-answer is there for the retry; after it, it publishes nothing and the retry
-publishes. A sequence of events is not fenced, so a retry after a 503 may
-still repeat one of its events.
+ends takes effect although the request answers 503. So each request holds the
+id with a value of its own (`attempt`), and publishes each event behind a
+`fence` (sse.broker.Fence): the script publishes only while the id is still
+held by that request, and writes the event's answer there in the same step.
+An event with more of its sequence to follow leaves a record that keeps the
+hold (a concurrent retry is told IN_PROGRESS); the last event's record is the
+request's answer. `release` lets go of the id: the reservation, if no event
+went out, is deleted; a record of events that did go out becomes the answer
+(`publishing.answer_after`: the events up to it, as a 503 UNAVAILABLE when
+more were to follow). Whichever of a late publish and the release Redis runs
+first, each event goes out once: before the release, its record is there for
+the retry; after it, it publishes nothing. The answer the request itself gave
+(503) may list one event fewer than its record, when the event it stopped
+waiting for went out after all.
 
 A reservation lasts PENDING_SECONDS, not the whole retention: should its
 release be lost too (Redis stalled, the process died mid-request), retries are
@@ -41,15 +46,20 @@ from typing import Any, Callable, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from channel_app.publishing import answer_after
 from sse.broker import Fence
 from sse.redis_scripts import PREFIX, guarded
 
 MAX_MEMORY_RECORDS = 100_000
 PENDING_SECONDS = 30.0  # far longer than answering a publish takes
-# KEYS: the id. ARGV: this request's reservation value.
-RELEASE_IF_PENDING = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+# KEYS: the id. ARGV: this request's hold (how each value it writes starts), its
+# reservation, the retention in ms.
+RELEASE = """
+local held = redis.call('GET', KEYS[1])
+if not held or string.sub(held, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+if held == ARGV[2] then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], '{' .. string.sub(held, #ARGV[1] + 1), 'PX', ARGV[3])
+return 1
 """
 
 
@@ -73,14 +83,15 @@ class IdempotencyStore(Protocol):
         """None: the id is now reserved for this request (`attempt`, unique to it).
         Else the existing record."""
 
-    def fence(self, key: str, digest: str, attempt: str) -> Fence | None:
-        """The fence for this request's single-event publish, where a publish can
-        outlive the request's wait for it; else None."""
+    def fence(self, key: str, digest: str, attempt: str, before: dict[str, Any]) -> Fence | None:
+        """The fence for this request's next event (`before`: publishing.Outcome.before_step),
+        where a publish can outlive the request's wait for it; else None."""
 
     async def complete(self, key: str, digest: str, status: int, answer: dict[str, Any]) -> None: ...
 
     async def release(self, key: str, digest: str, attempt: str) -> None:
-        """Free the id, unless something else was stored there since this request reserved it."""
+        """Let go of the id, if this request still holds it: free it when nothing was
+        published, else keep the record of what was as the answer."""
 
 
 class MemoryIdempotency:
@@ -100,7 +111,7 @@ class MemoryIdempotency:
         self._records.move_to_end(key)
         return None
 
-    def fence(self, key: str, digest: str, attempt: str) -> Fence | None:
+    def fence(self, key: str, digest: str, attempt: str, before: dict[str, Any]) -> Fence | None:
         return None  # the memory broker's publish never outlives its caller
 
     async def complete(self, key: str, digest: str, status: int, answer: dict[str, Any]) -> None:
@@ -119,7 +130,7 @@ class RedisIdempotency:
         self._ttl_ms = int(ttl_seconds * 1000)
         self._pending_ms = int(min(ttl_seconds, PENDING_SECONDS) * 1000)
         self._timeout = timeout_seconds
-        self._release = redis.register_script(RELEASE_IF_PENDING)
+        self._release = redis.register_script(RELEASE)
 
     def _key(self, key: str) -> str:
         return f"{PREFIX}publish-id:{key}"
@@ -131,23 +142,39 @@ class RedisIdempotency:
                 return None
             stored = await guarded(self._redis.get(self._key(key)), self._timeout)
             if stored is not None:
-                value = orjson.loads(stored)
-                return Record(value["digest"], value.get("status"), value.get("answer"))
+                return _record(orjson.loads(stored))
         return None
 
     async def complete(self, key: str, digest: str, status: int, answer: dict[str, Any]) -> None:
         value = orjson.dumps({"digest": digest, "status": status, "answer": answer})
         await guarded(self._redis.set(self._key(key), value, px=self._ttl_ms), self._timeout)
 
-    def fence(self, key: str, digest: str, attempt: str) -> Fence:
-        record = orjson.dumps({"digest": digest, "status": 200})[:-1] + b',"answer":'
-        return Fence(self._key(key), _pending(digest, attempt), record, self._ttl_ms)
+    def fence(self, key: str, digest: str, attempt: str, before: dict[str, Any]) -> Fence:
+        # The last event's record is the answer; an earlier one's keeps the hold, and
+        # lasts no longer than a reservation: a request that died mid-sequence holds
+        # its id no longer than one that died before publishing.
+        last = before["last"]
+        held = {} if last else {"attempt": attempt}
+        record = orjson.dumps({**held, "digest": digest, "before": before})[:-1] + b',"step":'
+        return Fence(self._key(key), _holder(attempt), record, self._ttl_ms if last else self._pending_ms)
 
     async def release(self, key: str, digest: str, attempt: str) -> None:
-        # Only while the id holds this request's reservation: a fenced publish that ran
-        # late has replaced it with its answer, which the retry must get.
-        await guarded(self._release(keys=[self._key(key)], args=[_pending(digest, attempt)]), self._timeout)
+        args = [_holder(attempt), _pending(digest, attempt), self._ttl_ms]
+        await guarded(self._release(keys=[self._key(key)], args=args), self._timeout)
+
+
+def _holder(attempt: str) -> bytes:
+    """How every value a request writes while it holds its id starts."""
+    return b'{"attempt":' + orjson.dumps(attempt) + b","
 
 
 def _pending(digest: str, attempt: str) -> bytes:
-    return orjson.dumps({"digest": digest, "attempt": attempt})
+    return orjson.dumps({"attempt": attempt, "digest": digest})
+
+
+def _record(value: dict[str, Any]) -> Record:
+    if "attempt" in value:
+        return Record(value["digest"])  # still held by the request answering it
+    if "step" in value:
+        return Record(value["digest"], *answer_after(value["before"], value["step"]))
+    return Record(value["digest"], value.get("status"), value.get("answer"))

@@ -41,7 +41,7 @@ from channel_app.idempotency import body_digest, record_key
 from channel_app.inputs import describe_validation_error
 from channel_app.publish_auth import PublishAuthFailed, authenticate_publisher, publish_enabled
 from channel_app.publish_request import PublishRequest
-from channel_app.publishing import Outcome, publish_sequence
+from channel_app.publishing import FenceFor, Outcome, publish_sequence
 from channel_app.responses import JSONBody
 from security.redirects import RedirectRefused
 from sse.broker import BrokerUnavailable, Fence, PublishFenced, QueueFull
@@ -135,15 +135,24 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
         if earlier.status is None:
             raise Refused(409, "IN_PROGRESS", "a request with this id is still being answered; retry shortly")
         return earlier.status, earlier.answer or {}, {"Idempotent-Replayed": "true"}
-    fence = store.fence(key, digest, attempt) if publish.events is None else None
+    sequence = publish.events is not None
+
+    def fence_for(outcome: Outcome, last: bool) -> Fence | None:
+        return store.fence(key, digest, attempt, outcome.before_step(sequence, last))
+
     try:
-        status, answer = await _publish_within_limit(services, publish, fence)
+        status, answer = await _publish_within_limit(services, publish, fence_for)
     except BaseException:
         # Refused, an unexpected failure answered with a 500, or the request cancelled:
-        # no answer was recorded, so the id is freed for a retry rather than held IN_PROGRESS
-        # (unless a fenced publish ran after all and left its answer: channel_app/idempotency.py).
+        # no answer was recorded, so the id is let go for a retry rather than held
+        # IN_PROGRESS; what a fenced publish sent stays as its answer (channel_app/idempotency.py).
         await _release(store, key, digest, attempt)
         raise
+    if status == 503:
+        # Redis stopped answering after part of a sequence: the record of the last event
+        # that went out is the answer, and may know one more than this request does.
+        await _release(store, key, digest, attempt)
+        return status, answer, None
     try:
         await store.complete(key, digest, status, answer)
     except BrokerUnavailable:
@@ -151,13 +160,13 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
     return status, answer, None
 
 
-async def _publish_within_limit(services, publish: PublishRequest, fence: Fence | None = None) -> tuple[int, dict[str, Any]]:
+async def _publish_within_limit(services, publish: PublishRequest, fence_for: FenceFor | None = None) -> tuple[int, dict[str, Any]]:
     """The client's event limit counts events sent, so it is checked here and not
     for a replay: a retry answered from the idempotency record sends nothing, and a
     429 would tell a backend whose event went out that it did not."""
     if publish.target.client_id is not None:
         await _within_limit(services, "function_client", publish.target.client_id, "too many events for this client")
-    return await _publish(services, publish, fence)
+    return await _publish(services, publish, fence_for)
 
 
 async def _release(store, key: str, digest: str, attempt: str) -> None:
@@ -167,25 +176,20 @@ async def _release(store, key: str, digest: str, attempt: str) -> None:
         pass  # the reservation expires by itself
 
 
-async def _publish(services, publish: PublishRequest, fence: Fence | None = None) -> tuple[int, dict[str, Any]]:
+async def _publish(services, publish: PublishRequest, fence_for: FenceFor | None = None) -> tuple[int, dict[str, Any]]:
     """(status, body). Refused (503) only when nothing was published; a failure
     after part of a sequence was published is an answer, so it is recorded."""
     sequence = publish.events is not None
     queue = services.settings.queue_if_offline_default if publish.queue_if_offline is None else publish.queue_if_offline
     outcome = Outcome()
     try:
-        await publish_sequence(services.sse, publish.target, publish.sequence(), queue, outcome, fence)
+        await publish_sequence(services.sse, publish.target, publish.sequence(), queue, outcome, fence_for)
     except QueueFull as full:
-        return 429, _partial("QUEUE_FULL", f"the client is not connected and {full}", outcome)
-    except PublishFenced:
-        raise Refused(503, "UNAVAILABLE", "this request's hold on its id lapsed before it could publish; nothing was published, retry") from None
-    except BrokerUnavailable:
-        message = BROKER_UNCONFIRMED
-        if not outcome.event_ids:
-            raise Refused(503, "UNAVAILABLE", message) from None
-        return 503, _partial("UNAVAILABLE", message, outcome)
+        return 429, outcome.partial("QUEUE_FULL", f"the client is not connected and {full}")
+    except (BrokerUnavailable, PublishFenced) as failed:
+        if outcome.event_ids:
+            return 503, outcome.partial("UNAVAILABLE", BROKER_UNCONFIRMED)
+        if isinstance(failed, PublishFenced):
+            raise Refused(503, "UNAVAILABLE", "this request's hold on its id lapsed before it could publish; nothing was published, retry") from None
+        raise Refused(503, "UNAVAILABLE", BROKER_UNCONFIRMED) from None
     return 200, outcome.answer(sequence)
-
-
-def _partial(error_type: str, message: str, outcome: Outcome) -> dict[str, Any]:
-    return {"error": {"type": error_type, "message": message, "eventIds": list(outcome.event_ids)}}

@@ -19,8 +19,9 @@ subscribers) ends the sequence: the rest would make no sense without it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
+from channel_app.errors import BROKER_UNCONFIRMED
 from channel_app.publish_request import EventSpec, Target
 from sse.broker import Fence
 from sse.events import Event
@@ -43,6 +44,33 @@ class Outcome:
             body["eventIds"] = list(self.event_ids)
         return body
 
+    def partial(self, error_type: str, message: str) -> dict[str, Any]:
+        """The error answer of a publish that stopped after some of its events went out."""
+        return {"error": {"type": error_type, "message": message, "eventIds": list(self.event_ids)}}
+
+    def before_step(self, sequence: bool, last: bool) -> dict[str, Any]:
+        """What a fence's record keeps of the publish so far (see `answer_after`)."""
+        return {"eventIds": list(self.event_ids), "queued": self.queued, "sequence": sequence, "last": last}
+
+
+# The fence for the next event, from what was published before it and whether it is the last.
+FenceFor = Callable[[Outcome, bool], Fence | None]
+
+
+def answer_after(before: dict[str, Any], step: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The answer a fenced event's record stands for once its request is gone:
+    `before` from `Outcome.before_step`, `step` the event's own answer
+    (`{"delivered", "queued", "eventId"}`). The sequence's end (its last event, or
+    one that reached nobody) answers as the request would have; an event with
+    more to follow answers as a request Redis stopped answering after it."""
+    outcome = Outcome(step["delivered"], before["queued"] or step["queued"], list(before["eventIds"]))
+    if step["eventId"] is None:
+        return 200, outcome.answer(before["sequence"])
+    outcome.event_ids.append(step["eventId"])
+    if before["last"]:
+        return 200, outcome.answer(before["sequence"])
+    return 503, outcome.partial("UNAVAILABLE", BROKER_UNCONFIRMED)
+
 
 async def publish_sequence(
     sse: SseService,
@@ -50,15 +78,14 @@ async def publish_sequence(
     events: list[EventSpec],
     queue_if_offline: bool,
     outcome: Outcome,
-    fence: Fence | None = None,
+    fence_for: FenceFor | None = None,
 ) -> Outcome:
     """Publishes into `outcome` as it goes, so a caller that catches QueueFull or
-    BrokerUnavailable still knows what was published before it. A `fence`
-    (sse.broker.Fence) is for a single event: its record holds one answer."""
-    if fence is not None and len(events) != 1:
-        raise ValueError("a fence covers a single event")
-    for spec in events:
+    BrokerUnavailable still knows what was published before it. `fence_for`
+    gives each event's fence (sse.broker.Fence)."""
+    for position, spec in enumerate(events):
         event = Event(spec.event, spec.data)
+        fence = None if fence_for is None else fence_for(outcome, position == len(events) - 1)
         if target.client_id is not None:
             delivery = await sse.publish(target.client_id, event, queue_if_offline or bool(outcome.event_ids), fence)
         elif target.topic is not None:

@@ -45,16 +45,18 @@ class Subscription:
 class Fence(NamedTuple):
     """Makes a publish conditional, for retry-safe publishing (channel_app/idempotency.py).
 
-    The broker publishes only while `key` holds `pending`, and in the same
-    atomic step replaces it with `record` followed by the answer's JSON and `}`
+    The broker publishes only while `key` holds a value that starts with
+    `holder` (the publishing request's hold on it), and in the same atomic step
+    replaces it with `record` followed by the answer's JSON and `}`
     (`{"delivered", "queued", "eventId"}`), kept `lifetime_ms`. So a publish that
     takes effect after its caller stopped waiting (a slow Redis) still leaves its
-    answer for the retry, and one that runs after the caller released the key
-    publishes nothing. Only a broker whose publish can outlive its caller's
-    wait needs it: the memory broker ignores it."""
+    answer for the retry, and one that runs after the caller let go of the key
+    publishes nothing. A `record` that starts with `holder` keeps the hold, for
+    the next event of a sequence. Only a broker whose publish can outlive its
+    caller's wait needs it: the memory broker ignores it."""
 
     key: str
-    pending: bytes
+    holder: bytes
     record: bytes
     lifetime_ms: int
 

@@ -93,12 +93,13 @@ local function head_of(history)
   return '0-0'
 end
 -- A fenced publish (sse.broker.Fence): one more key and three more arguments.
--- It runs only while the key holds the pending value, and leaves its answer
--- there (the record's JSON up to its answer, then the answer) for the lifetime.
+-- It runs only while the key's value starts with the holder, and leaves its
+-- answer there (the record's JSON up to its answer, then the answer) for the lifetime.
 local function fenced_run(base_keys, publish)
   if #KEYS == base_keys then return publish() end
-  local fence, pending, record, lifetime_ms = KEYS[#KEYS], ARGV[#ARGV - 2], ARGV[#ARGV - 1], ARGV[#ARGV]
-  if redis.call('GET', fence) ~= pending then return {'fenced', '', 0} end
+  local fence, holder, record, lifetime_ms = KEYS[#KEYS], ARGV[#ARGV - 2], ARGV[#ARGV - 1], ARGV[#ARGV]
+  local held = redis.call('GET', fence)
+  if not held or string.sub(held, 1, #holder) ~= holder then return {'fenced', '', 0} end
   local result = publish()
   if result[1] ~= 'queue_full' then
     local answer = {delivered = result[3], queued = result[1] == 'queued', eventId = result[2]}
@@ -300,7 +301,7 @@ async def fenced_call(script: AsyncScript, keys: list, args: list, fence: Fence 
     arguments appended when there is one; raises PublishFenced when it did not hold."""
     if fence is not None:
         keys = [*keys, fence.key]
-        args = [*args, fence.pending, fence.record, fence.lifetime_ms]
+        args = [*args, fence.holder, fence.record, fence.lifetime_ms]
     result = await guarded(script(keys=keys, args=args), timeout_seconds)
     if result[0] == b"fenced":
         raise PublishFenced("the publish's reservation no longer held: nothing was published")

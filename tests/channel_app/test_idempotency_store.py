@@ -7,6 +7,7 @@ import pytest
 from redis.asyncio import Redis
 
 from channel_app.idempotency import PENDING_SECONDS, MemoryIdempotency, RedisIdempotency
+from channel_app.publishing import Outcome
 from sse.broker import PublishFenced
 from sse.events import Event
 from tests.support.brokers import next_frame, nothing_arrives, running_broker
@@ -14,6 +15,7 @@ from tests.support.brokers import next_frame, nothing_arrives, running_broker
 pytestmark = pytest.mark.anyio
 
 RETENTION = 300.0
+ONE_EVENT = Outcome().before_step(sequence=False, last=True)
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ async def test_a_publish_redis_runs_after_its_caller_gave_up_goes_out_once(redis
     async with running_broker(redis_url=redis_url) as broker, broker.subscribe("alice", None) as alice:
         event = Event("charge", {"amount": 5})
         assert await store.claim("k", "digest", "first") is None
-        late = broker.publish("alice", event, fence=store.fence("k", "digest", "first"))
+        late = broker.publish("alice", event, fence=store.fence("k", "digest", "first", ONE_EVENT))
         if late_publish_runs_first:
             published = await late
             await store.release("k", "digest", "first")
@@ -87,7 +89,7 @@ async def test_a_publish_redis_runs_after_its_caller_gave_up_goes_out_once(redis
             event_id = earlier.answer["eventId"]
         else:
             assert earlier is None
-            event_id = (await broker.publish("alice", event, fence=store.fence("k", "digest", "retry"))).event_id
+            event_id = (await broker.publish("alice", event, fence=store.fence("k", "digest", "retry", ONE_EVENT))).event_id
         assert (await next_frame(alice.connection)).id == event_id
         assert await nothing_arrives(alice.connection, within=0.3)
 
@@ -107,7 +109,71 @@ async def test_the_answer_a_fenced_publish_leaves_matches_its_delivery_for_every
             }
             for name, publish in publishes.items():
                 assert await store.claim(name, "digest", "a") is None
-                delivery = await publish(store.fence(name, "digest", "a"))
+                delivery = await publish(store.fence(name, "digest", "a", ONE_EVENT))
                 record = await store.claim(name, "digest", "b")
                 expected = {"delivered": delivery.delivered, "queued": delivery.queued, "eventId": delivery.event_id}
                 assert (record.status, record.answer) == (200, expected), name
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("late_publish_runs_first", [True, False])
+@pytest.mark.parametrize("late_step", [0, 1])
+async def test_a_sequence_whose_publish_redis_runs_after_its_caller_gave_up_sends_each_event_once(
+    redis_url, redis, late_step, late_publish_runs_first
+):
+    """A two-event sequence whose `late_step` event outlives the request's wait (503,
+    then the release), Redis running that publish and the release in either order.
+    The retry gets an answer naming exactly the events that went out, or, when none
+    did, publishes the sequence itself. Before, a sequence was not fenced: a first
+    event that went out late was published again by the retry, and a second one was
+    missing from the recorded answer."""
+    store = RedisIdempotency(redis, RETENTION, timeout_seconds=2)
+    events = [Event("chunk", {"text": "a"}), Event("complete", {})]
+    async with running_broker(redis_url=redis_url) as broker, broker.subscribe("alice", None) as alice:
+
+        async def publish(step: int, outcome: Outcome, attempt: str):
+            fence = store.fence("k", "digest", attempt, outcome.before_step(sequence=True, last=step == 1))
+            return await broker.publish("alice", events[step], fence=fence)
+
+        assert await store.claim("k", "digest", "first") is None
+        sent = Outcome()
+        for step in range(late_step):
+            sent.event_ids.append((await publish(step, sent, "first")).event_id)
+        late = publish(late_step, sent, "first")
+        if late_publish_runs_first:
+            sent.event_ids.append((await late).event_id)
+            await store.release("k", "digest", "first")
+        else:
+            await store.release("k", "digest", "first")
+            with pytest.raises(PublishFenced):
+                await late
+        earlier = await store.claim("k", "digest", "retry")
+        if not sent.event_ids:
+            assert earlier is None
+            for step in range(2):
+                sent.event_ids.append((await publish(step, sent, "retry")).event_id)
+        elif len(sent.event_ids) == 2:
+            assert (earlier.status, earlier.answer["eventIds"]) == (200, sent.event_ids)
+        else:
+            assert (earlier.status, earlier.answer["error"]["type"], earlier.answer["error"]["eventIds"]) == (
+                503, "UNAVAILABLE", sent.event_ids,
+            )
+        for event_id in sent.event_ids:
+            assert (await next_frame(alice.connection)).id == event_id
+        assert await nothing_arrives(alice.connection, within=0.3)
+
+
+@pytest.mark.redis
+async def test_a_retry_while_a_sequence_is_still_being_published_is_told_it_is_in_progress(redis_url, redis):
+    store = RedisIdempotency(redis, RETENTION, timeout_seconds=2)
+    async with running_broker(redis_url=redis_url) as broker, broker.subscribe("alice", None):
+        assert await store.claim("k", "digest", "first") is None
+        first = store.fence("k", "digest", "first", Outcome().before_step(sequence=True, last=False))
+        published = await broker.publish("alice", Event("chunk", {}), fence=first)
+        assert (await store.claim("k", "digest", "retry")).status is None
+        assert 0 < await redis.pttl("cp:publish-id:k") <= PENDING_SECONDS * 1000
+        done = Outcome(event_ids=[published.event_id])
+        await broker.publish("alice", Event("complete", {}), fence=store.fence("k", "digest", "first", done.before_step(True, True)))
+        record = await store.claim("k", "digest", "retry")
+        assert (record.status, len(record.answer["eventIds"])) == (200, 2)
+        assert PENDING_SECONDS * 1000 < await redis.pttl("cp:publish-id:k")

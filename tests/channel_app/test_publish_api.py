@@ -12,6 +12,7 @@ import asyncio
 import httpx
 import pytest
 
+from sse.broker import BrokerUnavailable
 from tests.support.apps import make_app
 from tests.support.http import PUBLISH_KEY, open_stream, publish
 from tests.support.server import run_server
@@ -195,3 +196,34 @@ async def test_redis_down_is_503_unavailable_and_nothing_is_remembered(redis_ser
             assert answer["delivered"] == 1, answer  # the id was not remembered from the failed attempt
             assert (await reader.next_event(timeout=10)).id == answer["eventId"]
 
+
+
+@pytest.mark.redis
+async def test_a_sequence_whose_answer_redis_lost_midway_is_replayed_with_every_event_that_went_out(redis_url):
+    """Redis publishes a sequence's second event but its answer is lost (a timeout):
+    the request answers 503 with the one id it knows, and a retry gets the record the
+    publish left in Redis, with both ids, and publishes nothing again. Before, the
+    request recorded its own answer over it, so the retry was told one event fewer."""
+    app = make_app(publish_api_keys=PUBLISH_KEY, redis_url=redis_url)
+    body = {"target": {"clientId": "alice"}, "events": chunks(2), "id": "seq-1"}
+    with run_server(app) as server:
+        sse = app.state.services.sse
+        publish_for_real, published = sse.publish, []
+
+        async def answer_lost_after_the_second(*args, **kwargs):
+            published.append(await publish_for_real(*args, **kwargs))
+            if len(published) == 2:
+                raise BrokerUnavailable("the answer timed out")
+            return published[-1]
+
+        sse.publish = answer_lost_after_the_second
+        async with open_stream(server.url, "alice") as (reader, _):
+            first = await publish(server.url, body)
+            again = await publish(server.url, body)
+            sse.publish = publish_for_real
+            marker = (await publish(server.url, {"target": {"clientId": "alice"}, "event": "marker"})).json()
+            received = [(await reader.next_event()).id for _ in range(3)]
+    sent = [delivery.event_id for delivery in published]
+    assert (first.status_code, first.json()["error"]["eventIds"]) == (503, sent[:1])
+    assert (again.status_code, again.json()["error"]["eventIds"], again.headers["idempotent-replayed"]) == (503, sent, "true")
+    assert received == [*sent, marker["eventId"]]
