@@ -50,13 +50,13 @@ class ChatFallback:
 
     async def post(self, call: FunctionCall, message: ChatMessage) -> bool:
         """True when posted; False when the call did not come from a user chat."""
-        chat = call.params.chat
-        if chat is None or chat.type != "userChat" or not chat.id or not call.channel_id:
+        chat_id = call.user_chat_id
+        if not chat_id or not call.channel_id:
             return False
         try:
             with anyio.fail_after(self.deadline_seconds):
                 await write_user_chat_message(
-                    self.client, self.tokens, call.channel_id, chat.id, message.text, message.link, message.link_label
+                    self.client, self.tokens, call.channel_id, chat_id, message.text, message.link, message.link_label
                 )
         except NativeApiError as failure:
             raise _failed(failure.kind, failure.status) from None

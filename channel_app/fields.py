@@ -5,18 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator
 
 from sse.names import check_client_id, check_event_name, check_topic
 
 # orjson parses 1024 levels of nesting but encodes at most 254: a payload we accept
 # must be one we can send on, so the limit is checked when the request is validated.
 MAX_PAYLOAD_DEPTH = 32
-
-
-def _blank_is_absent(value: Any) -> Any:
-    """ALF sends optional command parameters as empty strings."""
-    return None if value == "" else value
 
 
 def check_payload_depth(value: Any) -> Any:
@@ -37,6 +32,4 @@ def check_payload_depth(value: Any) -> Any:
 ClientId = Annotated[str, AfterValidator(check_client_id)]
 TopicName = Annotated[str, AfterValidator(check_topic)]
 EventName = Annotated[str, AfterValidator(check_event_name)]
-OptionalClientId = Annotated[ClientId | None, BeforeValidator(_blank_is_absent)]
-OptionalTopicName = Annotated[TopicName | None, BeforeValidator(_blank_is_absent)]
 EventPayload = Annotated[Any, AfterValidator(check_payload_depth)]

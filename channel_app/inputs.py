@@ -1,26 +1,46 @@
 """Arguments of each function method (`params.input`), with Channel's names.
 
 Wire names (`clientId`) are aliases of snake_case fields; unknown fields are
-ignored.
+ignored. ALF fills a command's parameters as text (channel_app/native/commands.py)
+and sends the optional ones it leaves out as empty strings: so a blank (or
+all-space) value is taken as absent, `"true"`/`"false"` as a bool, and digits as
+a number.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
-from channel_app.fields import EventName, OptionalClientId, OptionalTopicName, check_payload_depth
+from channel_app.fields import ClientId, EventName, TopicName, check_payload_depth
 from sse.names import InvalidName
 
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {name: value for name, value in data.items() if not (isinstance(value, str) and not value.strip())}
+        return data
+
+
+def _bool_text(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
+# Strict otherwise: 1, "yes" or "on" for a bool is more likely a mistake than a wish.
+CommandBool = Annotated[StrictBool, BeforeValidator(_bool_text)]
+
 
 class ClientTarget(_Input):
-    client_id: OptionalClientId = Field(None, alias="clientId")
+    client_id: ClientId | None = Field(None, alias="clientId")
 
 
 MAX_WAIT_FOR_ACK_MS = 5000
@@ -49,14 +69,14 @@ class QueueableTarget(ClientTarget):
     """`queueIfOffline: true` keeps the event for the client's next connection
     (QUEUE_TTL_SECONDS) when it has none now; absent: QUEUE_IF_OFFLINE_DEFAULT."""
 
-    queue_if_offline: StrictBool | None = Field(None, alias="queueIfOffline")
+    queue_if_offline: CommandBool | None = Field(None, alias="queueIfOffline")
 
 
 class TopicOption(_Input):
     """`topic` in place of `clientId`: every stream subscribed to it (broadcast
     rules apply: ALLOW_BROADCAST). Not with clientId, queueIfOffline or waitForAck."""
 
-    topic: OptionalTopicName = None
+    topic: TopicName | None = None
 
     @model_validator(mode="after")
     def _topic_alone(self) -> "TopicOption":

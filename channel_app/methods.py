@@ -131,7 +131,7 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
     except RedirectRefused as refused:
         raise FunctionError("URL_NOT_ALLOWED", f"Redirect refused: {refused.reason}") from None
     event = Event("redirect", {"type": "redirect", "url": url, "timestamp": utc_timestamp()})
-    fallback = partial(link_message, url, call.params.language)
+    fallback = partial(link_message, url, call.language)
     return await _deliver(deps, call, args, client_id, event, "Redirect command", fallback, args.wait_for_ack)
 
 

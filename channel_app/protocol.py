@@ -1,18 +1,22 @@
 """Channel's function-call request and the answers we give, as Channel spells them.
 
 See ../shared/docs/channel-protocol.md. Unknown fields are accepted and
-ignored everywhere, because Channel may add fields at any time.
+ignored everywhere, because Channel may add fields at any time. Only a body
+that is not a call at all (no `method` string, a field of the wrong shape) is
+a 400: an unknown method, however spelled, is a function-level failure (200
+METHOD_NOT_FOUND). Ids that arrive as numbers are taken as their text, and an
+`input` of null (Go's empty map) as no arguments.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, coerce_numbers_to_str=True)
 
 
 class ChannelRef(_Lenient):
@@ -29,31 +33,49 @@ class ChannelUser(_Lenient):
     member_id: str | None = Field(None, alias="memberId")
 
 
-class CallContext(_Lenient):
-    channel: ChannelRef | None = None
-    caller: Caller | None = None
-    user: ChannelUser | None = None
-
-
 class Chat(_Lenient):
     type: str | None = None
     id: str | None = None
 
 
+class CallContext(_Lenient):
+    channel: ChannelRef | None = None
+    caller: Caller | None = None
+    user: ChannelUser | None = None
+    user_chat: Chat | None = Field(None, alias="userChat")
+    language: str | None = None
+
+
+def _null_is_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
 class CallParams(_Lenient):
     chat: Chat | None = None
-    input: dict[str, Any] = Field(default_factory=dict)
+    input: Annotated[dict[str, Any], BeforeValidator(_null_is_empty)] = Field(default_factory=dict)
     language: str | None = None
 
 
 class FunctionCall(_Lenient):
-    method: str = Field(min_length=1, max_length=128)
+    method: str
     params: CallParams = Field(default_factory=CallParams)
     context: CallContext = Field(default_factory=CallContext)
 
     @property
     def channel_id(self) -> str | None:
         return self.context.channel.id if self.context.channel else None
+
+    @property
+    def language(self) -> str | None:
+        return self.params.language or self.context.language
+
+    @property
+    def user_chat_id(self) -> str | None:
+        """The user chat the call came from: `params.chat` when it is one, else `context.userChat`."""
+        chat = self.params.chat
+        if chat is not None:
+            return chat.id if chat.type == "userChat" else None
+        return self.context.user_chat.id if self.context.user_chat is not None else None
 
     @property
     def caller_type(self) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -105,3 +106,23 @@ async def test_calls_outside_a_user_chat_do_not_fall_back(channel):
     assert answer["error"]["type"] == "CLIENT_NOT_CONNECTED"
     assert channel.calls == []
 
+
+
+async def test_the_fallback_takes_the_user_chat_and_language_from_the_context_too(channel):
+    """`context` may carry `userChat` and `language` (channel-protocol.md §1); before,
+    only `params.chat` and `params.language` were read, so such a call posted nothing
+    (or posted in English)."""
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", ok({}))
+    call_body = {
+        "method": "redirectClient",
+        "params": {"input": {"clientId": "away", "url": "https://shop.example.com/cart"}},
+        "context": {"channel": {"id": "channel-1"}, "userChat": {"id": "chat-9"}, "language": "ja"},
+    }
+    body = json.dumps(call_body).encode()
+    async with asgi_client(**NATIVE) as http:
+        answer = (await http.put("/functions", content=body, headers=signed_headers(body))).json()
+    assert answer["result"]["fallback"] == "chat_message"
+    [write] = channel.calls_to("writeUserChatMessage")
+    assert write.params["userChatId"] == "chat-9"
+    assert write.params["dto"]["plainText"].startswith("ご依頼のページ")

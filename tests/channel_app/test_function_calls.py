@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -132,3 +134,40 @@ async def test_send_event_payload_given_as_json_text_arrives_as_an_object(server
         await call(server, "sendEvent", {"clientId": "visitor-6", "action": "applyCoupon", "payload": '{"couponCode": "WELCOME10"}'})
         event = await stream.next_event()
     assert event.data["payload"] == {"couponCode": "WELCOME10"}
+
+
+async def test_optional_parameters_alf_leaves_blank_are_absent_and_bool_text_is_a_bool(server):
+    """ALF fills command parameters as text and sends the ones it leaves out as empty
+    strings. Before, a blank `level`, `waitForAck` or `queueIfOffline` (and the text
+    "true") was INVALID_PARAMS, and a blank clientId of spaces did not fall back to
+    the chat user's memberId."""
+    async with open_stream(server.url, "visitor-7") as (stream, _):
+        notified = await call(server, "notify", {"clientId": "visitor-7", "message": "hi", "title": "", "level": "", "queueIfOffline": ""})
+        assert notified.json()["result"]["delivered"] == 1
+        event = await stream.next_event()
+        assert (event.data["level"], event.data.get("title")) == ("info", None)
+        redirected = await call(server, "redirectClient", {"clientId": "visitor-7", "url": "https://shop.example.com/", "waitForAck": " "})
+        assert redirected.json()["result"]["delivered"] == 1
+    queued = await call(server, "redirectClient", {"clientId": "away-7", "url": "https://shop.example.com/", "queueIfOffline": "true"})
+    assert queued.json()["result"]["queued"] is True
+    dropped = await call(server, "redirectClient", {"clientId": "away-8", "url": "https://shop.example.com/", "queueIfOffline": "FALSE"})
+    assert dropped.json()["error"]["type"] == "CLIENT_NOT_CONNECTED"
+    unclear = await call(server, "redirectClient", {"clientId": "away-9", "url": "https://shop.example.com/", "queueIfOffline": "yes"})
+    assert unclear.json()["error"]["type"] == "INVALID_PARAMS"
+    async with open_stream(server.url, "member-8"):
+        status = await call(server, "getClientStatus", {"clientId": "  "}, user={"memberId": "member-8"})
+    assert status.json()["result"]["clientId"] == "member-8"
+
+
+async def test_null_input_numeric_ids_and_any_method_name_are_answered_as_calls(server):
+    """Go's SDK encodes an empty map as null, and ids may arrive as numbers: these
+    were 400 INVALID_REQUEST, as was a method name over 128 characters, where Channel
+    expects a function-level answer (HTTP 200)."""
+    async with open_stream(server.url, "12345"):
+        body = json.dumps({"method": "getClientStatus", "params": {"input": None}, "context": {"channel": {"id": 7}, "user": {"memberId": 12345}}})
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            status = await http.put("/functions", content=body, headers=signed_headers(body.encode()))
+    assert (status.status_code, status.json()["result"]["clientId"]) == (200, "12345")
+    unknown = await call(server, "x" * 500, {})
+    assert (unknown.status_code, unknown.json()["error"]["type"]) == (200, "METHOD_NOT_FOUND")
+    assert len(unknown.json()["error"]["message"]) < 100
