@@ -226,7 +226,10 @@
         // retry hint, and counting that as open would reconnect forever without backoff.
         var connectedSinceError = false;
         self._source = source;
-        source.onerror = function () {
+        source.onerror = function (event) {
+          if (isServerEvent(event)) {
+            return; // an event the server named `error`: EventSource hands those to onerror too
+          }
           var wasConnected = connectedSinceError;
           connectedSinceError = false;
           if (self._previous && source === self._source) {
@@ -419,6 +422,10 @@
     }
   };
 
+  function isServerEvent(event) {
+    return !!event && typeof event.data === "string";
+  }
+
   // Handlers for event names of the site's own (options.events); the built-in ones keep theirs.
   var BUILT_IN_EVENTS = { connected: true, redirect: true, notification: true, custom: true };
 
@@ -430,6 +437,9 @@
         return;
       }
       source.addEventListener(name, function (event) {
+        if (!isServerEvent(event)) {
+          return; // the browser's own `error` (a dropped connection) has no data
+        }
         self._dispatch(event, function (data, id) {
           return handlers[name](data, id) === false ? "declined" : "done";
         }, true);

@@ -225,3 +225,18 @@ def test_a_page_opened_while_redis_is_down_backs_off_and_never_claims_to_be_open
     expect(page.locator("#status")).to_have_text("open", timeout=20_000)
     redis_sites.call("notify", {"clientId": "visitor", "message": "back"})
     expect(page.locator(".channelpush-toast-message")).to_have_text("back")
+
+
+def test_an_event_named_error_reaches_its_handler_and_is_not_taken_for_a_dropped_stream(page, sites):
+    """EventSource hands a server event named `error` to `onerror` as well (a sequence may
+    end in one: channel_app/publishing.py). The widget took it for a dropped connection:
+    status `retrying` on a healthy stream, and its next real drop handled as a refusal."""
+    open_shop(page, sites, "visitor", events="error")
+    services = sites.push.app.state.services
+    for name in ("error", "notification"):
+        data = {"code": "llm_timeout"} if name == "error" else {"type": "notification", "message": "still here"}
+        in_server_loop(sites.push, services.sse.publish("visitor", Event(name, data)))
+    expect(page.locator(".channelpush-toast-message")).to_have_text("still here")
+    assert [entry["data"] for entry in page.evaluate("log.named")] == [{"code": "llm_timeout"}]
+    assert page.evaluate("log.statuses") == ["connecting", "open"]
+    expect(page.locator("#status")).to_have_text("open")
