@@ -6,11 +6,15 @@ expired token, 403 for a token issued to another clientId.
 
 A token in a cookie is ambient: the browser attaches it to requests any site
 makes (with `SameSite=None`, which a widget on another site needs). So a cookie
-counts only on a request with no `Origin` (same-origin navigation, servers) or
-one from this service's own origin or `CORS_ALLOWED_ORIGINS`; otherwise a hostile
-page could post acknowledgements, or open streams that take the visitor's
-connection slots, in the visitor's name. A token in the header or query string
-was put there by the page itself and needs no such check.
+counts only on a request from this service's own origin or
+`CORS_ALLOWED_ORIGINS`, or on one with no `Origin` that no other site made:
+without `Sec-Fetch-Site`, or with `same-origin` or `none` (servers, a same-origin
+EventSource, a typed URL). An `<img>` or `<script>` tag on another site sends
+no `Origin` but says `cross-site` (or `same-site`). Otherwise a hostile page
+could post acknowledgements, or hold streams that take the visitor's connection
+slots, in the visitor's name. A browser too old to send `Sec-Fetch-Site`
+(Safari before 16.4) is not covered for tag-made requests; a token in the
+header or query string was put there by the page itself and needs no such check.
 """
 
 from __future__ import annotations
@@ -51,17 +55,23 @@ def presented_token(request: Request, cookie_name: str, trusted_origins: list[st
     return cookie_token or None
 
 
+_UNMADE_BY_ANOTHER_SITE = (None, "same-origin", "none")
+
+
 def _cookie_origin_trusted(request: Request, trusted_origins: list[str]) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
-        return True
+        return request.headers.get("sec-fetch-site") in _UNMADE_BY_ANOTHER_SITE
     return origin in trusted_origins or urlsplit(origin).netloc == request.headers.get("host")
 
 
 async def authenticate_client(services, client_id: str, token: str | None) -> ClientClaims:
     """The verified claims of `token`, which must belong to `client_id`; else ClientAuthFailed."""
-    if not token or len(token) > MAX_TOKEN_CHARS:
+    if not token:
         raise ClientAuthFailed("missing_token", error_response(401, "UNAUTHORIZED", "a client token is required", BEARER_CHALLENGE))
+    if len(token) > MAX_TOKEN_CHARS:
+        message = f"the token is longer than {MAX_TOKEN_CHARS} characters"
+        raise ClientAuthFailed("invalid_token", error_response(401, "INVALID_TOKEN", message, BEARER_CHALLENGE))
     try:
         claims = await services.tokens.verify(token)
     except TokenRejected as rejected:

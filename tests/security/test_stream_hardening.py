@@ -270,6 +270,39 @@ async def test_a_cookie_token_counts_from_a_listed_origin_our_own_or_without_ori
     assert (check.status_code, ack.status_code) == (200, 204)
 
 
+@pytest.mark.parametrize("fetch_site", ["cross-site", "same-site"])
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("GET", "/sse/connect", {"params": {"clientId": "visitor"}}),
+        ("POST", "/sse/ack", {"content": json.dumps({"clientId": "visitor", "eventId": "1-0"})}),
+    ],
+)
+async def test_a_cookie_token_on_a_request_another_site_made_without_origin_is_refused(method, path, kwargs, fetch_site):
+    """An `<img>` or `<script>` tag on another site sends the cookie and no `Origin`.
+    Before, such requests counted as trusted: five hidden tags held all of a
+    visitor's stream slots and locked their real tab out (429)."""
+    async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
+        headers = {"Cookie": f"channel_push_token={client_token('visitor')}", "Sec-Fetch-Site": fetch_site, "Sec-Fetch-Mode": "no-cors"}
+        refused = await http.request(method, path, headers=headers, **kwargs)
+    assert (refused.status_code, refused.json()["error"]["type"]) == (403, "FORBIDDEN_ORIGIN")
+
+
+@pytest.mark.parametrize("fetch_site", ["same-origin", "none"])
+async def test_a_cookie_token_without_origin_counts_when_the_browser_says_no_other_site_made_it(fetch_site):
+    async with asgi_client() as http:
+        headers = {"Cookie": f"channel_push_token={client_token('visitor')}", "Sec-Fetch-Site": fetch_site}
+        check = await http.get("/sse/check", params={"clientId": "visitor"}, headers=headers)
+    assert check.status_code == 200
+
+
+async def test_a_token_over_the_size_limit_is_called_invalid_not_missing():
+    async with asgi_client() as http:
+        response = await http.get("/sse/check", params={"clientId": "visitor", "token": "x" * 9000})
+    assert (response.status_code, response.json()["error"]["type"]) == (401, "INVALID_TOKEN")
+    assert "longer than" in response.json()["error"]["message"]
+
+
 async def test_a_token_the_page_put_in_the_url_is_not_ambient_and_works_from_any_origin():
     async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
         params = {"clientId": "visitor", "token": client_token("visitor")}
