@@ -57,7 +57,10 @@ def _refuse_weak_secrets(settings: Settings) -> None:
         if secret is None:
             continue
         value = secret.get_secret_value().strip()
-        if any(value == development_secret(known) for known in REQUIRED_SECRETS):
+        # A signing key is read as hex, which ignores case and spaces between bytes:
+        # the public value in capitals, or spaced out, is the same key.
+        spelled = "".join(value.split()).lower()
+        if any(spelled == development_secret(known) for known in REQUIRED_SECRETS):
             raise SecretRefused(f"{env_name} is a public development value; set your own when APP_ENV=production")
         if len(value) < MIN_PRODUCTION_SECRET_CHARS:
             raise SecretRefused(f"{env_name} is too short for APP_ENV=production (at least {MIN_PRODUCTION_SECRET_CHARS} characters)")

@@ -48,6 +48,8 @@ PUBLIC_SIGNING_KEY = development_secret("channel_signing_key")
         ({"CHANNEL_SIGNING_KEY": PUBLIC_SIGNING_KEY}, "CHANNEL_SIGNING_KEY", "public development value"),
         ({"CLIENT_JWT_SECRET": development_secret("client_jwt_secret")}, "CLIENT_JWT_SECRET", "public development value"),
         ({"CHANNEL_SIGNING_KEY_PREVIOUS": PUBLIC_SIGNING_KEY}, "CHANNEL_SIGNING_KEY_PREVIOUS", "public development value"),
+        ({"CHANNEL_SIGNING_KEY": PUBLIC_SIGNING_KEY.upper()}, "CHANNEL_SIGNING_KEY", "public development value"),
+        ({"CHANNEL_SIGNING_KEY": " ".join(PUBLIC_SIGNING_KEY[i : i + 2] for i in range(0, 64, 2))}, "CHANNEL_SIGNING_KEY", "public development value"),
         ({"CHANNEL_SIGNING_KEY": "00"}, "CHANNEL_SIGNING_KEY", "too short"),
         ({"CLIENT_JWT_SECRET": "short-secret"}, "CLIENT_JWT_SECRET", "too short"),
         ({"CLIENT_JWT_SECRET": " " * 40}, "CLIENT_JWT_SECRET", "must be set"),
