@@ -109,6 +109,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=lifespan,
     )
+    # Starlette would answer `/sse/connect/` with a 307 to the same URL, query (tokens
+    # included) and all, on whatever Host the request named and on plain http behind a
+    # TLS proxy. A path with a stray slash is not ours: 404 with the error object.
+    app.router.redirect_slashes = False
     app.state.lifecycle = lifecycle
     app.state.settings = settings
     app.state.metrics = metrics

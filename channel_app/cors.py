@@ -15,15 +15,29 @@ from typing import Sequence
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from channel_app.responses import error_response
 
 NO_CORS_PREFIXES = ("/functions", "/api/", "/dev/")
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 
 
+class JSONErrorCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, refusing a preflight with the service's JSON error object, not plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        kept = {name: value for name, value in response.headers.items() if name not in ("content-type", "content-length")}
+        return error_response(400, "CORS_REFUSED", response.body.decode(), kept)
+
+
 def starlette_cors(app: ASGIApp, allowed_origins: Sequence[str]) -> CORSMiddleware:
     explicit = "*" not in allowed_origins
-    return CORSMiddleware(
+    return JSONErrorCORSMiddleware(
         app,
         allow_origins=list(allowed_origins),
         allow_methods=["GET", "POST"],

@@ -13,6 +13,9 @@ BROKER_UNCONFIRMED = (
 )
 
 
+BROKER_UNREACHABLE = "the shared broker (Redis) did not answer in time; retry shortly"
+
+
 class FunctionError(Exception):
     def __init__(self, error_type: str, message: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(message)

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from channel_app.body import UnreadableBody, read_limited_body
-from channel_app.errors import BROKER_UNCONFIRMED, FunctionError
+from channel_app.errors import BROKER_UNCONFIRMED, BROKER_UNREACHABLE, FunctionError
 from channel_app.inputs import describe_validation_error
 from channel_app.methods import METHODS, MethodDeps
 from channel_app.observers import record_call
@@ -95,7 +95,7 @@ async def dispatch(call: FunctionCall, deps: MethodDeps, allowed_channel_ids: li
         return error_body(error.error_type, error.message, error.data)
     except BrokerUnavailable:
         logger.warning("function %s: broker unavailable", call.method)
-        return error_body("UNAVAILABLE", BROKER_UNCONFIRMED)
+        return error_body("UNAVAILABLE", BROKER_UNCONFIRMED if spec.publishes else BROKER_UNREACHABLE)
     except Exception:
         logger.exception("function %s failed", call.method)
         return error_body("INTERNAL_ERROR", "an internal error occurred; it has been logged")

@@ -21,20 +21,16 @@ Behind a proxy with its own header limits this changes nothing.
 
 from __future__ import annotations
 
-import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from channel_app.responses import closing_error_response
 
 MAX_REQUEST_HEAD_BYTES = 64 * 1024  # request line and headers; nginx's default cap is 32 KB
 
 
 def head_too_large_response() -> bytes:
-    body = orjson.dumps(
-        {"error": {"type": "HEADERS_TOO_LARGE", "message": f"request line and headers exceed {MAX_REQUEST_HEAD_BYTES} bytes"}}
-    )
-    return (
-        b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
-    )
+    message = f"request line and headers exceed {MAX_REQUEST_HEAD_BYTES} bytes"
+    return closing_error_response(b"431 Request Header Fields Too Large", "HEADERS_TOO_LARGE", message)
 
 
 def _head_ends_within(data: bytes, room: int) -> bool:

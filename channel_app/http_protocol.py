@@ -13,12 +13,17 @@ It also tells the request it was serving that the connection is gone
 (`server_connection.report_connection_lost`): an open stream is closed then,
 without a task of its own waiting on `receive()` for `http.disconnect`.
 
+A request the parser refuses (an unknown method, a bad Content-Length or
+chunk size, Content-Length with Transfer-Encoding) gets the service's JSON
+error object, where uvicorn answers in plain text.
+
 No instance attributes are added (see header_limit.py on why that matters).
 """
 
 from __future__ import annotations
 
 from channel_app.header_limit import HeaderLimitedProtocol
+from channel_app.responses import closing_error_response
 from channel_app.server_connection import report_connection_lost
 
 
@@ -35,6 +40,10 @@ class ServiceHttpProtocol(HeaderLimitedProtocol):
         self.pipeline.clear()
         if current is not None and current.disconnected:
             report_connection_lost(current)
+
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(closing_error_response(b"400 Bad Request", "BAD_REQUEST", "the request is not valid HTTP/1.1"))
+        self.transport.close()
 
 
 def reports_lost_connections(cycle: object) -> bool:

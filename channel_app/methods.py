@@ -51,6 +51,7 @@ Handler = Callable[[Any, FunctionCall, MethodDeps], Awaitable[dict[str, Any]]]
 class MethodSpec:
     input_model: type[BaseModel]
     handler: Handler
+    publishes: bool = True  # whether a broker failure may leave an event on its way
 
 
 async def target_client(args: ClientTarget, call: FunctionCall, deps: MethodDeps) -> str:
@@ -207,5 +208,5 @@ METHODS: dict[str, MethodSpec] = {
     "notify": MethodSpec(NotifyInput, notify),
     "sendEvent": MethodSpec(SendEventInput, send_event),
     "broadcast": MethodSpec(BroadcastInput, broadcast),
-    "getClientStatus": MethodSpec(ClientStatusInput, get_client_status),
+    "getClientStatus": MethodSpec(ClientStatusInput, get_client_status, publishes=False),
 }

@@ -26,6 +26,16 @@ class JSONBody(Response):
             await super().__call__(scope, receive, send)
 
 
+def closing_error_response(status_line: bytes, error_type: str, message: str) -> bytes:
+    """A whole HTTP/1.1 error response with the JSON error body, for the protocol to
+    write itself before it closes the connection (no request reached the app)."""
+    body = orjson.dumps({"error": {"type": error_type, "message": message}})
+    return (
+        b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+        % (status_line, len(body), body)
+    )
+
+
 def error_response(
     status_code: int,
     error_type: str,

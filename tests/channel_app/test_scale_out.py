@@ -117,6 +117,7 @@ async def test_redis_restart_mid_stream_fails_loudly_then_delivery_resumes(clust
         assert "may still be delivered" in down["error"]["message"]
         status = await call_function(a.url, "getClientStatus", {"clientId": "visitor"})
         assert status["error"]["type"] == "UNAVAILABLE"
+        assert "event" not in status["error"]["message"]  # it sends none
         for instance in (a, b):
             code, body = await get_json(instance.url, "/readyz")
             assert (code, body["broker"]) == (503, False)

@@ -445,3 +445,46 @@ def test_a_head_of_exactly_the_limit_with_its_body_in_the_same_read_is_served():
             sock.settimeout(5)
             answer = sock.recv(65536)
         assert answer.startswith(b"HTTP/1.1 404")
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"PUT /functions HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"PUT /functions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ],
+    ids=["unknown-method", "negative-length", "length-and-chunked"],
+)
+def test_a_request_the_http_parser_refuses_gets_the_json_error_object(request_bytes):
+    """uvicorn answered these in plain text ("Invalid HTTP request received.")."""
+    with run_server(make_app()) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(request_bytes)
+            sock.settimeout(5)
+            answer = b""
+            with contextlib.suppress(ConnectionError):
+                while chunk := sock.recv(65536):
+                    answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head
+    assert json.loads(body)["error"]["type"] == "BAD_REQUEST"
+
+
+async def test_a_refused_cors_preflight_gets_the_json_error_object():
+    async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
+        headers = {"Origin": FOREIGN_ORIGIN, "Access-Control-Request-Method": "GET"}
+        response = await http.options("/sse/check", headers=headers)
+    assert (response.status_code, response.json()["error"]["type"]) == (400, "CORS_REFUSED")
+    assert "origin" in response.json()["error"]["message"]
+    assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/sse/connect/", "/sse/check/", "/api/publish/", "/metrics/"])
+async def test_a_path_with_a_stray_slash_is_404_never_a_redirect_carrying_the_query(path):
+    """Starlette redirected these (307) to `http://<the request's Host>/...?token=...`."""
+    async with asgi_client() as http:
+        response = await http.get(path, params={"clientId": "visitor", "token": "secret-looking"}, headers={"Host": "evil.example"})
+    assert (response.status_code, response.json()["error"]["type"]) == (404, "NOT_FOUND")
+    assert "location" not in response.headers
