@@ -28,3 +28,9 @@ class RateLimits:
         if not decision.allowed and self.on_refused is not None:
             self.on_refused(scope)
         return decision
+
+    async def would_allow(self, scope: str, key: str) -> Decision:
+        """What `hit` would answer now, without counting a hit or a refusal."""
+        if self.limiter is None:
+            return ALLOWED
+        return await self.limiter.hit(f"{scope}:{key}", self.rates[scope], spend=False)

@@ -3,11 +3,14 @@
 A browser's EventSource gives up on any non-200 answer without saying which
 one it was. The widget then asks here, with the same clientId and token, and
 learns whether to fetch a fresh token (401), stop (400, 403) or back off
-(429, 503). Answering from here rather than probing `/sse/connect` itself
-means a probe never takes one of the client's connection slots.
+(429, 503, with Retry-After). Answering from here rather than probing
+`/sse/connect` itself means a probe never takes one of the client's connection
+slots, nor a hit of its connect rate limits: those are asked, not spent.
 """
 
 from __future__ import annotations
+
+import math
 
 from starlette.requests import Request
 
@@ -30,6 +33,12 @@ async def check_stream(request: Request) -> JSONBody:
         return error_response(400, "INVALID_CLIENT_ID", str(invalid))
     except ClientAuthFailed as failed:
         return failed.response
+    client_ip = request.client.host if request.client else "-"
+    for scope, key in (("connect_ip", client_ip), ("connect_client", client_id)):
+        decision = await services.limits.would_allow(scope, key)
+        if not decision.allowed:
+            wait = {"Retry-After": str(max(1, math.ceil(decision.retry_after_seconds))), **NO_STORE}
+            return error_response(429, "RATE_LIMITED", "too many connection attempts", wait)
     retry_after = {"Retry-After": str(max(1, settings.retry_ms // 1000)), **NO_STORE}
     registry = services.broker.registry
     if services.lifecycle.draining:

@@ -99,7 +99,8 @@ class Decision(NamedTuple):
 
 
 class RateLimiter(Protocol):
-    async def hit(self, key: str, rate: Rate) -> Decision: ...
+    async def hit(self, key: str, rate: Rate, spend: bool = True) -> Decision:
+        """Whether a hit is allowed now; with `spend=False` it is only asked, not counted."""
 
 
 def bucket_id(key: str, rate: Rate) -> str:
@@ -154,12 +155,14 @@ class MemoryRateLimiter:
     def __len__(self) -> int:
         return len(self._tats)
 
-    async def hit(self, key: str, rate: Rate) -> Decision:
+    async def hit(self, key: str, rate: Rate, spend: bool = True) -> Decision:
         now_us = round(self._clock() * _MICROS)
         self._prune_if_due(now_us)
         bucket = rate.bucket_prefix + key if len(key) <= MAX_PLAIN_KEY_CHARS else bucket_id(key, rate)
         tat_us = self._tats.get(bucket)
         decision, new_tat = gcra_step(tat_us, now_us, rate)
+        if not spend:
+            return decision
         if new_tat is not None:
             self._store(bucket, new_tat)
         elif tat_us is not None:

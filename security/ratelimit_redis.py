@@ -28,7 +28,7 @@ __all__ = ["RedisRateLimiter"]
 
 logger = logging.getLogger(__name__)
 
-# Mirror of ratelimit.gcra_step. KEYS[1]: bucket; ARGV: interval_us, burst_us.
+# Mirror of ratelimit.gcra_step. KEYS[1]: bucket; ARGV: interval_us, burst_us, spend (1, or 0 to only ask).
 # Returns {allowed (0/1), retry_after_us, remaining}.
 # string.format('%d') because tostring() would round a 16-digit TAT.
 _GCRA_LUA = """
@@ -43,8 +43,10 @@ local wait = new_tat - burst - now
 if wait > 0 then
   return {0, wait, 0}
 end
-local ttl_ms = math.ceil((new_tat - now) / 1000)
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
+if ARGV[3] == '1' then
+  local ttl_ms = math.ceil((new_tat - now) / 1000)
+  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
+end
 return {1, 0, math.floor((burst - (new_tat - now)) / interval)}
 """
 
@@ -79,12 +81,12 @@ class RedisRateLimiter:
         self._script = redis.register_script(_GCRA_LUA)
         self._failing = False
 
-    async def hit(self, key: str, rate: Rate) -> Decision:
+    async def hit(self, key: str, rate: Rate, spend: bool = True) -> Decision:
         redis_key = self._prefix + bucket_id(key, rate)
         try:
             with anyio.fail_after(self._timeout_seconds):
                 allowed, wait_us, remaining = await self._script(
-                    keys=[redis_key], args=[rate.interval_us, rate.burst_us]
+                    keys=[redis_key], args=[rate.interval_us, rate.burst_us, 1 if spend else 0]
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             return self._on_failure(exc, rate)

@@ -105,3 +105,22 @@ async def test_with_redis_the_tab_cap_counts_every_instance(redis_server, redis_
             redis_server.start()
     assert (unreachable.status_code, unreachable.json()["error"]["type"]) == (503, "UNAVAILABLE")
     assert unreachable.headers["retry-after"] == "3"
+
+
+async def test_check_reports_the_connect_rate_limit_with_its_retry_after_and_spends_none_of_it():
+    """The widget asks here after a refused connect and backs off by Retry-After.
+    The check answered 200 while connects were rate-limited, so the widget retried
+    at its own pace through the whole window (25 refused connects in one review run)."""
+    with run_server(make_app(rate_limit_connect_per_client="2/minute")) as server:
+        token = client_token("visitor")
+        for _ in range(5):
+            assert (await check(server, "visitor", token)).status_code == 200  # asking spends nothing
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            for _ in range(2):
+                async with http.stream("GET", "/sse/connect", params={"clientId": "visitor", "token": token}) as stream:
+                    assert stream.status_code == 200
+            refused = await http.get("/sse/connect", params={"clientId": "visitor", "token": token})
+        assert refused.status_code == 429
+        answer = await check(server, "visitor", token)
+    assert (answer.status_code, answer.json()["error"]["type"]) == (429, "RATE_LIMITED")
+    assert 1 <= int(answer.headers["retry-after"]) <= 30

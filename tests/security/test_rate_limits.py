@@ -117,6 +117,15 @@ async def test_flooding_caller_is_refused_after_count_with_retry_after(limiter: 
         assert refused.remaining == 0
 
 
+async def test_asking_without_spending_counts_nothing_and_answers_as_a_hit_would(limiter: RateLimiter) -> None:
+    rate = Rate.parse("2/minute")
+    asked = [await limiter.hit("sse:client:x", rate, spend=False) for _ in range(5)]
+    assert all(decision.allowed for decision in asked)
+    assert [d.allowed for d in await hit_many(limiter, "sse:client:x", rate, 3)] == [True, True, False]
+    refused = await limiter.hit("sse:client:x", rate, spend=False)
+    assert not refused.allowed and 29.0 < refused.retry_after_seconds <= 30.0
+
+
 async def test_refused_caller_recovers_after_the_period(limiter: RateLimiter) -> None:
     rate = Rate(3, 0.3)
     assert [d.allowed for d in await hit_many(limiter, "sse:ip:10.0.0.1", rate, 4)] == [
