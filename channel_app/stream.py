@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 
 from starlette.requests import Request
@@ -29,6 +30,8 @@ from sse.timestamps import utc_timestamp
 logger = logging.getLogger("channel_push.stream")
 
 RAW_STREAM_HEADERS = raw_headers(STREAM_HEADERS)
+LIFETIME_JITTER = 0.1  # a stream lasts between 90 % and all of MAX_STREAM_SECONDS
+PLANNED_END_RETRY_MS = 250  # the `retry:` hint that ends a stream at its maximum lifetime
 
 
 async def connect_stream(request: Request) -> ASGIApp:
@@ -57,7 +60,9 @@ async def connect_stream(request: Request) -> ASGIApp:
     if services.lifecycle.draining:
         refused("draining")
         return Response(retry, media_type="text/event-stream", headers=STREAM_HEADERS)
-    lifetime_ends = time.time() + services.settings.max_stream_seconds
+    # Jittered, so streams opened together (every visitor after a restart) do not
+    # all end, and reconnect, in the same instant MAX_STREAM_SECONDS later.
+    lifetime_ends = time.time() + services.settings.max_stream_seconds * random.uniform(1 - LIFETIME_JITTER, 1)
     if claims.expires_at <= lifetime_ends:
         deadline, reason = claims.expires_at, "token_expired"
     else:
@@ -91,10 +96,14 @@ class ClientStream:
             # Headers only: a stream answering HEAD would never complete and would hold a slot.
             await Response(b"", media_type="text/event-stream", headers=STREAM_HEADERS)(scope, receive, send)
             return
+        # A planned end is no failure: the browser comes straight back, so the visitor is
+        # unreachable for a moment, not RETRY_MS (calls meanwhile answer CLIENT_NOT_CONNECTED).
+        planned = self._deadline_reason == "max_lifetime"
+        farewell = encode_retry(min(settings.retry_ms, PLANNED_END_RETRY_MS)) if planned else retry
         try:
             subscription = self._services.broker.subscribe(self._client_id, self._resume_from, self._topics)
             async with subscription as active:
-                active.connection.close_at(self._deadline, self._deadline_reason, retry)
+                active.connection.close_at(self._deadline, self._deadline_reason, farewell)
                 # Heartbeats come from one shared loop, not a task per stream.
                 opening = [retry + self._connected_frame(active), *active.replay]
                 metrics = self._services.metrics

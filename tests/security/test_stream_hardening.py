@@ -186,7 +186,24 @@ async def test_stream_ends_cleanly_at_maximum_lifetime():
                 reader = SseReader(response)
                 await reader.until_end(timeout=4)
     assert time.monotonic() - started < 3.5
-    assert len(reader.retries) == 2
+    assert reader.retries == [3000, 250]  # the browser comes straight back after a planned end
+
+
+async def test_streams_opened_together_end_at_different_times_within_the_maximum_lifetime():
+    """Every visitor reconnects at once after a restart; without jitter they all ended,
+    and reconnected, in the same instant MAX_STREAM_SECONDS later."""
+    app = make_app(max_stream_seconds=1000)
+    with run_server(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http, contextlib.AsyncExitStack() as streams:
+            readers = []
+            for n in range(5):
+                params = {"clientId": f"visitor-{n}", "token": client_token(f"visitor-{n}", 3600)}
+                readers.append(SseReader(await streams.enter_async_context(http.stream("GET", "/sse/connect", params=params))))
+                await readers[-1].next_event()
+            now = server.loop.time()
+            ends = [connection._expiry.when() - now for connection in app.state.services.broker.registry.connections()]
+    assert len(ends) == 5 and all(895 < end <= 1000 for end in ends)
+    assert max(ends) - min(ends) > 1  # opened within a second; five draws from 100 s of jitter
 
 
 async def test_status_shows_counts_to_anyone_but_client_ids_only_to_operators():
