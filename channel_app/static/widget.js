@@ -40,9 +40,18 @@
  *   the new token and the last event id, then the old one closes.
  * - pagehide closes the stream cleanly; a page restored from the back/forward
  *   cache reconnects.
+ * - One connection per clientId and service on a page: a second connect() for
+ *   them (the widget embedded twice) returns the live one, with a console
+ *   warning, rather than acting on every event twice and taking another of the
+ *   client's MAX_CONNECTIONS_PER_CLIENT slots. close() it to connect anew. The
+ *   script loaded twice keeps its first copy.
  */
 (function (global) {
   "use strict";
+
+  if (global.ChannelPush && global.ChannelPush.version) {
+    return;
+  }
 
   var VERSION = "1.0.0";
   var STATES = { connecting: "connecting", open: "open", retrying: "retrying", closed: "closed" };
@@ -628,10 +637,22 @@
     }
   }
 
+  var liveConnections = {};
+
   global.ChannelPush = {
     version: VERSION,
     connect: function (options) {
-      return new Connection(options);
+      var key = options ? withoutTrailingSlash(options.url || DEFAULT_BASE || "") + " " + options.clientId : "";
+      var live = liveConnections[key];
+      if (live && !live._stopped) {
+        if (global.console && global.console.warn) {
+          global.console.warn("[channel-push] " + options.clientId + " is already connected on this page; connect() returns that connection");
+        }
+        return live;
+      }
+      var connection = new Connection(options);
+      liveConnections[key] = connection;
+      return connection;
     },
   };
 })(window);

@@ -45,8 +45,15 @@ SHOP_PAGE = """<!doctype html>
     onEvent: function (detail) { log.events.push(detail); }
   });
 </script>
+%(second_embed)s
 </body>
 </html>
+"""
+
+SECOND_EMBED = """<script src="%(push)s/widget.js"></script>
+<script>
+  log.secondIsFirst = ChannelPush.connect({ clientId: %(client_id)s, getToken: function () { return Promise.reject(new Error("unused")); } }) === window.push;
+</script>
 """
 
 LANDING_PAGE = """<!doctype html>
@@ -61,7 +68,7 @@ def shop_app(push_url: str) -> Starlette:
         machine); otherwise the widget asks getToken for its first token. `?topics=a,b`
         subscribes to topics (the tokens allow them), `?events=chunk,complete` logs those
         named events in `log.named`, `?tokenDelay=3` makes the site's token endpoint take
-        that many seconds."""
+        that many seconds, `?twice=1` embeds the widget and connects a second time."""
         client_id = request.query_params.get("clientId", "visitor")
         topics = [topic for topic in request.query_params.get("topics", "").split(",") if topic]
         named_events = [name for name in request.query_params.get("events", "").split(",") if name]
@@ -71,6 +78,7 @@ def shop_app(push_url: str) -> Starlette:
             "push": push_url, "client_id": json.dumps(client_id), "token": json.dumps(token),
             "topics": json.dumps(topics), "topics_query": json.dumps(",".join(topics)), "named_events": json.dumps(named_events),
             "token_delay": json.dumps(request.query_params.get("tokenDelay", "0")),
+            "second_embed": SECOND_EMBED % {"push": push_url, "client_id": json.dumps(client_id)} if request.query_params.get("twice") else "",
         }
         return HTMLResponse(SHOP_PAGE % values)
 

@@ -240,3 +240,14 @@ def test_an_event_named_error_reaches_its_handler_and_is_not_taken_for_a_dropped
     assert [entry["data"] for entry in page.evaluate("log.named")] == [{"code": "llm_timeout"}]
     assert page.evaluate("log.statuses") == ["connecting", "open"]
     expect(page.locator("#status")).to_have_text("open")
+
+
+def test_a_page_that_embeds_the_widget_twice_holds_one_stream_and_acts_once(page, sites):
+    """Before, the second embed opened a second stream: every notification showed
+    twice, every redirect ran twice, and two of the client's five slots were taken."""
+    open_shop(page, sites, "visitor", twice="1")
+    assert page.evaluate("log.secondIsFirst") is True
+    answer = sites.call("notify", {"clientId": "visitor", "message": "only once"})
+    assert answer["result"]["delivered"] == 1
+    expect(page.locator(".channelpush-toast-message")).to_have_text("only once")
+    assert sites.connections() == 1
