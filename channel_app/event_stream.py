@@ -45,9 +45,7 @@ from channel_app.metrics import Tally
 from channel_app.one_write import OneWrite
 from channel_app.server_connection import LOST_HOOK, httptools_cycle
 from channel_app.socket_abort import abort_socket
-from sse.registry import CLIENT_CLOSED, Connection
-
-STALLED_WRITE = "stalled write"  # the stall sweep's cancel message
+from sse.registry import CLIENT_CLOSED, STALLED_WRITE, Connection
 
 BASE_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -97,8 +95,9 @@ class EventStreamResponse:
         except asyncio.CancelledError as cancelled:
             if STALLED_WRITE not in cancelled.args:
                 raise
-            # Cancelled by the stall sweep, whatever the connection was closed for
-            # (slow client, or a drain that found it stuck): end quietly, socket dropped.
+            # Cancelled as stalled (a full queue, or the sweep, whatever the connection
+            # was closed for: slow client, or a drain that found it stuck): end quietly,
+            # socket dropped.
             asyncio.current_task().uncancel()
             if abort_socket(scope):
                 await asyncio.sleep(0)  # uvicorn hears of the lost connection before we return

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 
-from channel_app.event_stream import STALLED_WRITE
 from channel_app.lifecycle import Lifecycle
 from sse.registry import ConnectionRegistry
 
@@ -30,7 +29,7 @@ def drop_stalled_writers(registry: ConnectionRegistry, send_timeout: float, now:
         started = connection.writing_since
         if started and now - started > send_timeout and connection.writer is not None:
             connection.close("slow_client")  # a write blocked too long: same as a full queue
-            connection.writer.cancel(STALLED_WRITE)
+            connection.stop_stalled_writer()
             dropped += 1
     return dropped
 

@@ -45,6 +45,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 from sse.registration import Registration
 
 CLIENT_CLOSED = "client_closed"  # close reason when the stream ended without the server closing it
+STALLED_WRITE = "stalled write"  # the cancel message that tells a stream's writer to drop its socket
 
 
 class ConnectionRefused(Exception):
@@ -100,6 +101,7 @@ class Connection:
                 return False  # the writer found the client gone
         if len(frames) >= self._limit:
             self.close("slow_client")
+            self.stop_stalled_writer()
             return False
         frames.append(frame)
         if timed and self._probe is None:
@@ -175,6 +177,16 @@ class Connection:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def stop_stalled_writer(self) -> bool:
+        """Cancel the task writing this stream (with STALLED_WRITE) if it is inside a
+        write: the stream ends and its socket is dropped now. A client dropped as slow
+        would otherwise stay registered (counted by getClientStatus and the tab cap)
+        until its blocked write returned or the stall sweep found it."""
+        if not self.writing_since or self.writer is None:
+            return False
+        self.writer.cancel(STALLED_WRITE)
+        return True
 
     def close_at(self, deadline: float, reason: str, farewell: bytes | None) -> None:
         delay = max(0.0, deadline - time.time())

@@ -82,3 +82,22 @@ def _server_sockets(port: int) -> int:
             if local_port == port and state not in ("0A", "06"):
                 count += 1
     return count
+
+
+def test_a_client_dropped_for_a_full_queue_is_gone_at_once_not_at_the_send_timeout():
+    """Its writer was left blocked until the stall sweep: for up to SEND_TIMEOUT_SECONDS
+    (here 60 s) the dropped client still counted in getClientStatus and the tab cap."""
+    app = make_app(send_timeout_seconds=60, connection_queue_size=4)
+    with run_server(app) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        client = _stalled_stream(port, "slow")
+        try:
+            services = app.state.services
+            wait_until(lambda: services.broker.registry.connection_total == 1)
+            blob = Event("notification", {"blob": "x" * 1_000_000})
+            for _ in range(12):
+                asyncio.run_coroutine_threadsafe(services.sse.publish("slow", blob), server.loop).result(timeout=10)
+            wait_until(lambda: services.broker.registry.connection_total == 0, timeout=5)
+            wait_until(lambda: _server_sockets(port) == 0, timeout=5)
+        finally:
+            client.close()
