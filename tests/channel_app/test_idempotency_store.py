@@ -76,13 +76,7 @@ async def test_a_publish_redis_runs_after_its_caller_gave_up_goes_out_once(redis
         event = Event("charge", {"amount": 5})
         assert await store.claim("k", "digest", "first") is None
         late = broker.publish("alice", event, fence=store.fence("k", "digest", "first", ONE_EVENT))
-        if late_publish_runs_first:
-            published = await late
-            await store.release("k", "digest", "first")
-        else:
-            await store.release("k", "digest", "first")
-            with pytest.raises(PublishFenced):
-                await late
+        published = await _late_publish_and_release(store, late, late_publish_runs_first)
         earlier = await store.claim("k", "digest", "retry")
         if late_publish_runs_first:
             assert (earlier.status, earlier.answer) == (200, {"delivered": 1, "queued": False, "eventId": published.event_id})
@@ -139,14 +133,9 @@ async def test_a_sequence_whose_publish_redis_runs_after_its_caller_gave_up_send
         sent = Outcome()
         for step in range(late_step):
             sent.event_ids.append((await publish(step, sent, "first")).event_id)
-        late = publish(late_step, sent, "first")
-        if late_publish_runs_first:
-            sent.event_ids.append((await late).event_id)
-            await store.release("k", "digest", "first")
-        else:
-            await store.release("k", "digest", "first")
-            with pytest.raises(PublishFenced):
-                await late
+        published = await _late_publish_and_release(store, publish(late_step, sent, "first"), late_publish_runs_first)
+        if published is not None:
+            sent.event_ids.append(published.event_id)
         earlier = await store.claim("k", "digest", "retry")
         if not sent.event_ids:
             assert earlier is None
@@ -177,3 +166,16 @@ async def test_a_retry_while_a_sequence_is_still_being_published_is_told_it_is_i
         record = await store.claim("k", "digest", "retry")
         assert (record.status, len(record.answer["eventIds"])) == (200, 2)
         assert PENDING_SECONDS * 1000 < await redis.pttl("cp:publish-id:k")
+
+
+async def _late_publish_and_release(store: RedisIdempotency, late, late_publish_runs_first: bool):
+    """Redis runs request "first"'s late publish and its release in the order given:
+    the publish's Delivery, or None when the release came first and fenced it out."""
+    if late_publish_runs_first:
+        published = await late
+        await store.release("k", "digest", "first")
+        return published
+    await store.release("k", "digest", "first")
+    with pytest.raises(PublishFenced):
+        await late
+    return None

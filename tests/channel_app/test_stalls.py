@@ -46,21 +46,7 @@ def test_a_client_that_stopped_reading_loses_its_socket_not_just_its_registratio
     enough, since a graceful close waits for the peer to read what is queued. The socket
     (a file descriptor and megabytes of kernel buffer each) stayed open until the client
     left, outside every connection cap."""
-    app = make_app(send_timeout_seconds=1, max_connections_per_client=5)
-    with run_server(app) as server:
-        port = int(server.url.rsplit(":", 1)[1])
-        clients = [_stalled_stream(port, "slow") for _ in range(3)]
-        try:
-            wait_until(lambda: _server_sockets(port) == 3)
-            services = app.state.services
-            blob = Event("notification", {"blob": "x" * 1_000_000})
-            for _ in range(30):
-                asyncio.run_coroutine_threadsafe(services.sse.publish("slow", blob), server.loop).result(timeout=10)
-            wait_until(lambda: services.broker.registry.connection_total == 0, timeout=10)
-            wait_until(lambda: _server_sockets(port) == 0, timeout=5)
-        finally:
-            for client in clients:
-                client.close()
+    _stall_clients_and_see_them_dropped(make_app(send_timeout_seconds=1, max_connections_per_client=5), clients=3, blobs=30, within=10)
 
 
 def _stalled_stream(port: int, client_id: str) -> socket.socket:
@@ -87,17 +73,23 @@ def _server_sockets(port: int) -> int:
 def test_a_client_dropped_for_a_full_queue_is_gone_at_once_not_at_the_send_timeout():
     """Its writer was left blocked until the stall sweep: for up to SEND_TIMEOUT_SECONDS
     (here 60 s) the dropped client still counted in getClientStatus and the tab cap."""
-    app = make_app(send_timeout_seconds=60, connection_queue_size=4)
+    _stall_clients_and_see_them_dropped(make_app(send_timeout_seconds=60, connection_queue_size=4), clients=1, blobs=12, within=5)
+
+
+def _stall_clients_and_see_them_dropped(app, clients: int, blobs: int, within: float) -> None:
+    """`clients` streams of one clientId that never read, then `blobs` 1 MB events to it:
+    all are unregistered within `within` seconds, and their sockets gone soon after."""
     with run_server(app) as server:
         port = int(server.url.rsplit(":", 1)[1])
-        client = _stalled_stream(port, "slow")
+        stalled = [_stalled_stream(port, "slow") for _ in range(clients)]
         try:
+            wait_until(lambda: _server_sockets(port) == clients)
             services = app.state.services
-            wait_until(lambda: services.broker.registry.connection_total == 1)
             blob = Event("notification", {"blob": "x" * 1_000_000})
-            for _ in range(12):
+            for _ in range(blobs):
                 asyncio.run_coroutine_threadsafe(services.sse.publish("slow", blob), server.loop).result(timeout=10)
-            wait_until(lambda: services.broker.registry.connection_total == 0, timeout=5)
+            wait_until(lambda: services.broker.registry.connection_total == 0, timeout=within)
             wait_until(lambda: _server_sockets(port) == 0, timeout=5)
         finally:
-            client.close()
+            for client in stalled:
+                client.close()

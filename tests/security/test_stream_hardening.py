@@ -439,14 +439,7 @@ def test_an_oversized_head_arriving_whole_in_one_read_gets_431_too(head_bytes):
     with run_server(make_app()) as server:
         port = int(server.url.rsplit(":", 1)[1])
         start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: "
-        request = start + b"a" * (head_bytes - len(start) - 4) + b"\r\n\r\n"
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(request)
-            sock.settimeout(5)
-            answer = b""
-            with contextlib.suppress(ConnectionError):
-                while chunk := sock.recv(65536):
-                    answer += chunk
+        answer = _raw_exchange(port, start + b"a" * (head_bytes - len(start) - 4) + b"\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 431")
 
 
@@ -476,14 +469,7 @@ def test_a_head_of_exactly_the_limit_with_its_body_in_the_same_read_is_served():
 def test_a_request_the_http_parser_refuses_gets_the_json_error_object(request_bytes):
     """uvicorn answered these in plain text ("Invalid HTTP request received.")."""
     with run_server(make_app()) as server:
-        port = int(server.url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(request_bytes)
-            sock.settimeout(5)
-            answer = b""
-            with contextlib.suppress(ConnectionError):
-                while chunk := sock.recv(65536):
-                    answer += chunk
+        answer = _raw_exchange(int(server.url.rsplit(":", 1)[1]), request_bytes)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head
     assert json.loads(body)["error"]["type"] == "BAD_REQUEST"
@@ -505,3 +491,15 @@ async def test_a_path_with_a_stray_slash_is_404_never_a_redirect_carrying_the_qu
         response = await http.get(path, params={"clientId": "visitor", "token": "secret-looking"}, headers={"Host": "evil.example"})
     assert (response.status_code, response.json()["error"]["type"]) == (404, "NOT_FOUND")
     assert "location" not in response.headers
+
+
+def _raw_exchange(port: int, request: bytes) -> bytes:
+    """Send raw bytes and read the answer until the server closes (or 5 s pass)."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request)
+        sock.settimeout(5)
+        answer = b""
+        with contextlib.suppress(ConnectionError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer
