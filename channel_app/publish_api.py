@@ -149,8 +149,9 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
         await _release(store, key, digest, attempt)
         raise
     if status == 503:
-        # Redis stopped answering after part of a sequence: the record of the last event
-        # that went out is the answer, and may know one more than this request does.
+        # Redis (the only broker that answers 503) stopped answering after part of a
+        # sequence: the fenced record of the last event that went out is the answer, and
+        # may know one more than this request does.
         await _release(store, key, digest, attempt)
         return status, answer, None
     try:
