@@ -9,7 +9,9 @@ stream open on it (sse/redis_listener.py). A publish is one Lua script
    NUMSUB: a stream that is opening, or whose presence a stalled heartbeat let
    lapse). Nobody and no `queue_if_offline`: answers "offline" and stores
    nothing, so a later reconnect never acts on a call answered
-   CLIENT_NOT_CONNECTED;
+   CLIENT_NOT_CONNECTED. Except within two heartbeats of Redis losing its data
+   while instances held streams (a restart without persistence), when presence
+   may not be back yet: then the event is queued (step 4);
 2. takes the next id from the broker's one sequence (`<ms>-<seq>`, the wire
    id, increasing across every client and topic stream: `next_id` in
    sse/redis_scripts.py), encodes the frame once and PUBLISHes it;
@@ -116,6 +118,9 @@ class RedisBroker:
         self._pubsub_redis = Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), **timeouts)
         self._scripts = BrokerScripts(self._redis)
         presence_ttl_ms = int(2 * settings.heartbeat_seconds * 1000)
+        # By then every live instance has registered its streams again (sse/redis_scripts.py, PUBLISH).
+        self._loss_grace_ms = presence_ttl_ms
+        self._seen_since = ""  # when Redis's data started, as of this instance's last catch-up
         self._presence = RedisPresence(self._scripts, self._keys, settings.instance_id, presence_ttl_ms, self._timeout)
         self._topics = RedisTopics(self._redis, self._keys, self._timeout, self._history_size, self._history_ttl_ms)
         self._listener = PubSubListener(
@@ -150,6 +155,8 @@ class RedisBroker:
             int(queue_if_offline),
             self._queue_ttl_ms,
             self._queue_size,
+            self._loss_grace_ms,
+            self._seen_since,
         ]
         outcome, event_id, delivered = await fenced_call(self._scripts.publish, keys, args, fence, self._timeout)
         if outcome == b"queue_full":
@@ -299,6 +306,8 @@ class RedisBroker:
         (client and topics) and read what each local client and topic missed, batched
         in pipelines; then offer each connection the missed frames of its client and
         topics, merged by id."""
+        since = await guarded(self._scripts.mark_data_start(keys=[self._keys.ids], args=[self._seen_since]), self._timeout)
+        self._seen_since = since.decode()
         streams: list[tuple[str, object, dict]] = []  # (channel, script, call)
         for client_id in [c for c in list(self.registry.client_ids()) if self.registry.connection_count(c)]:
             members = [self._presence.member(c.id) for c in self.registry.connections_of(client_id)]

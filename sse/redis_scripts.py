@@ -20,7 +20,8 @@ Keys (prefix `cp:`; `<c>` is a client id, `<m>` a connection `<instance>|<id>`):
     cp:queue:<c>       LIST  "<expiry ms> <frame>": events waiting for the next connection
     cp:online          ZSET  c -> expiry ms: clients with a live connection (status totals)
     cp:connections     ZSET  m -> expiry ms: every live connection (status totals)
-    cp:ids             HASH  ms, seq: the last event id issued, on any stream (never expires)
+    cp:ids             HASH  ms, seq: the last event id issued, on any stream; since: when this
+                       Redis's data started, after_loss: whether it started by a loss (PUBLISH)
     cp:topic-presence:<t>, cp:topic-history:<t>, channel cp:topic:<t>: the same for topics
                        (sse/redis_topics.py); topic presence is not counted in cp:online/cp:connections
     cp:ack:<c>:<id>    STRING  a browser's acknowledgement, kept briefly (sse/redis_acks.py)
@@ -111,15 +112,39 @@ end
 """
 
 # KEYS: presence, history, queue, ids[, fence]. ARGV: channel, name, data, history_size,
-# history_ttl_ms, queue_if_offline (0/1), queue_ttl_ms, queue_size[, fence arguments].
-# Returns {outcome, id, delivered}; outcome: delivered | queued | offline | queue_full | fenced.
+# history_ttl_ms, queue_if_offline (0/1), queue_ttl_ms, queue_size, loss_grace_ms,
+# seen_since[, fence arguments]. Returns {outcome, id, delivered}; outcome: delivered |
+# queued | offline | queue_full | fenced.
+#
+# A Redis that lost its data while instances held streams (a restart without
+# persistence) has no presence until each instance registers its streams again (on
+# its reconnect, or at its next heartbeat). Within loss_grace_ms of such a loss, an
+# event for a client with no known connection is queued rather than answered
+# offline: it may well have one, and its instance's catch-up hands it the queue.
+# A loss is told by cp:ids `since`, the time the data started, which the first
+# catch-up after it records (MARK_DATA_START): an instance that saw another value
+# (seen_since) before knows the data was lost, and marks it (`after_loss`). A
+# first deployment on an empty Redis is no loss: no instance saw anything before.
 PUBLISH = LUA_HELPERS + """
 return fenced_run(4, function()
 local now = now_ms()
 local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 local queue_if_offline = ARGV[6] == '1'
 if connections == 0 and not queue_if_offline and redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] == 0 then
-  return {'offline', '', 0}
+  local data = redis.call('HMGET', KEYS[4], 'since', 'after_loss')
+  local since, after_loss = data[1], data[2]
+  if ARGV[10] ~= '' and since ~= ARGV[10] and not after_loss then
+    if not since then
+      since = string.format('%d', now)
+      redis.call('HSET', KEYS[4], 'since', since)
+    end
+    redis.call('HSET', KEYS[4], 'after_loss', '1')
+    after_loss = '1'
+  end
+  if not after_loss or now - tonumber(since) >= tonumber(ARGV[9]) then
+    return {'offline', '', 0}
+  end
+  queue_if_offline = true
 end
 local id = next_id(KEYS[4], now)
 local message = frame(id, ARGV[2], ARGV[3])
@@ -144,6 +169,15 @@ redis.call('RPUSH', KEYS[3], string.format('%d', now + tonumber(ARGV[7])) .. ' '
 redis.call('PEXPIRE', KEYS[3], ARGV[7])
 return {'queued', id, 0}
 end)
+"""
+
+# KEYS: ids. ARGV: the `since` this instance saw before ('' if none). Records when
+# this Redis's data started, and whether that start was a loss (see PUBLISH); returns `since`.
+MARK_DATA_START = LUA_HELPERS + """
+if redis.call('HSETNX', KEYS[1], 'since', string.format('%d', now_ms())) == 1 and ARGV[1] ~= '' then
+  redis.call('HSET', KEYS[1], 'after_loss', '1')
+end
+return redis.call('HGET', KEYS[1], 'since')
 """
 
 # KEYS: presence, history, queue, online, connections. ARGV: client,
@@ -294,6 +328,7 @@ class BrokerScripts:
         self.count: AsyncScript = redis.register_script(COUNT)
         self.totals: AsyncScript = redis.register_script(TOTALS)
         self.broadcast: AsyncScript = redis.register_script(BROADCAST)
+        self.mark_data_start: AsyncScript = redis.register_script(MARK_DATA_START)
 
 
 async def fenced_call(script: AsyncScript, keys: list, args: list, fence: Fence | None, timeout_seconds: float) -> Any:

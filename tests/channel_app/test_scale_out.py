@@ -188,3 +188,31 @@ async def _connections(base_url: str, expected: int) -> bool:
 async def _ready(base_url: str) -> bool:
     code, _ = await get_json(base_url, "/readyz")
     return code == 200
+
+
+async def test_right_after_redis_lost_its_data_a_visitor_whose_stream_is_open_is_never_called_not_connected(redis_url, redis_server, tmp_path):
+    """Redis restarted without persistence forgets every presence; until the instance
+    holding the stream registers it again (its reconnect, or its next heartbeat),
+    calls on the other instance were answered CLIENT_NOT_CONNECTED and the event
+    dropped (review: 5 runs of 5, for 0.25-1.3 s). Now such an event is queued, and
+    the stream's instance hands it over when it catches up."""
+    with running_instances(redis_url, tmp_path, HEARTBEAT_SECONDS="5") as (a, b):
+        async with open_stream(b.url, "visitor") as (on_b, _):
+            first = (await notify(a.url, "visitor", "before"))["result"]
+            assert (await on_b.next_event()).id == first["eventId"]
+            redis_server.stop()
+            await asyncio.sleep(3)  # long enough for b's reconnect backoff to reach its 2 s cap
+            redis_server.start()
+            answers = []
+            started = time.monotonic()
+            while time.monotonic() - started < 3:
+                answers.append(await notify(a.url, "visitor", f"after {len(answers)}"))
+                await asyncio.sleep(0.05)
+            refused = [answer["error"]["type"] for answer in answers if "error" in answer]
+            assert "CLIENT_NOT_CONNECTED" not in refused
+            sent = [answer["result"]["eventId"] for answer in answers if "result" in answer]
+            assert sent, refused
+            received = []
+            while not set(sent) <= set(received):
+                received.append((await on_b.next_event(timeout=10)).id)
+    assert received == sorted(received, key=lambda event_id: tuple(map(int, event_id.split("-"))))
