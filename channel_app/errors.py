@@ -14,6 +14,10 @@ BROKER_UNCONFIRMED = (
 
 
 BROKER_UNREACHABLE = "the shared broker (Redis) did not answer in time; retry shortly"
+CUT_BY_SHUTDOWN = (
+    "this instance shut down before the call finished; an event it sent may have been "
+    "delivered, so retry only where a repeat is harmless"
+)
 
 
 class FunctionError(Exception):

@@ -7,6 +7,7 @@ answered or refused, is timed, counted and logged once (observers.record_call).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from channel_app.body import UnreadableBody, read_limited_body
-from channel_app.errors import BROKER_UNCONFIRMED, BROKER_UNREACHABLE, FunctionError
+from channel_app.errors import BROKER_UNCONFIRMED, BROKER_UNREACHABLE, CUT_BY_SHUTDOWN, FunctionError
 from channel_app.inputs import describe_validation_error
 from channel_app.methods import METHODS, MethodDeps
 from channel_app.observers import record_call
@@ -31,7 +32,17 @@ logger = logging.getLogger("channel_push.functions")
 async def handle_function_call(request: Request) -> Response:
     services = request.app.state.services
     started = time.perf_counter()
-    return _recorded(services, await _answer(request, services), started)
+    try:
+        answer = await _answer(request, services)
+    except asyncio.CancelledError:
+        # uvicorn cancels what still runs when SHUTDOWN_GRACE_SECONDS ends (a waitForAck
+        # or a chat fallback can outlast it); it would answer a plain-text 500 and log a
+        # traceback. The call gets its error object instead.
+        if not services.lifecycle.draining:
+            raise
+        asyncio.current_task().uncancel()
+        answer = None, 200, error_body("UNAVAILABLE", CUT_BY_SHUTDOWN)
+    return _recorded(services, answer, started)
 
 
 Answer = tuple[FunctionCall | None, int, dict[str, Any]]

@@ -147,3 +147,29 @@ async def test_a_client_that_stopped_reading_does_not_hold_the_exit_to_the_grace
     assert exit_code == 0
     assert exited_after < grace / 2, exited_after
     assert "Exception in ASGI application" not in log
+
+
+async def test_a_call_still_waiting_when_the_grace_ends_gets_its_error_object_not_a_500(tmp_path):
+    """A waitForAck (up to 5 s) or a chat fallback (twice CHANNEL_API_TIMEOUT_SECONDS)
+    can outlast SHUTDOWN_GRACE_SECONDS; uvicorn then cancelled the call and answered
+    a plain-text 500, with a traceback in the log."""
+    with production_service(tmp_path, SHUTDOWN_GRACE_SECONDS="1") as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=10) as http:
+            params = {"clientId": "visitor", "token": client_token("visitor")}
+            async with http.stream("GET", "/sse/connect", params=params) as stream:
+                assert (await SseReader(stream).next_event()).event == "connected"
+                body = function_body("sendEvent", {"clientId": "visitor", "action": "wait", "waitForAck": 5000})
+                answers: list[httpx.Response] = []
+
+                async def waiting_call() -> None:
+                    answers.append(await http.put("/functions", content=body, headers=signed_headers(body)))
+
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(waiting_call)
+                    await anyio.sleep(0.5)
+                    service.process.send_signal(signal.SIGTERM)
+        exit_code = await anyio.to_thread.run_sync(lambda: service.process.wait(timeout=10))
+        log = service.log_text()
+    assert exit_code == 0
+    assert (answers[0].status_code, answers[0].json()["error"]["type"]) == (200, "UNAVAILABLE")
+    assert "Exception in ASGI application" not in log
