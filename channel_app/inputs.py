@@ -4,7 +4,7 @@ Wire names (`clientId`) are aliases of snake_case fields; unknown fields are
 ignored. ALF fills a command's parameters as text (channel_app/native/commands.py)
 and sends the optional ones it leaves out as empty strings: so a blank (or
 all-space) value is taken as absent, `"true"`/`"false"` as a bool, and digits as
-a number.
+a number; a number where text is expected (a numeric clientId) is read as its text.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sse.names import InvalidName
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True, coerce_numbers_to_str=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -68,6 +68,7 @@ def uvicorn_config(app, settings) -> uvicorn.Config:
         # client address and quoted path of every response to offer one to the logger.
         access_log=settings.log_level in ("debug", "info"),
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,  # None: uvicorn's default, 127.0.0.1
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         log_config=logging_config(settings),  # JSON or text; access lines redacted and without query

@@ -16,7 +16,7 @@ import os
 import socket
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     reuse_port: bool = False
+    # Proxies whose X-Forwarded-For uvicorn trusts. uvicorn reads the variable from the
+    # environment only; as a setting it also comes from .env like every other one.
+    forwarded_allow_ips: str | None = None
     instance_id: str = Field(default_factory=_default_instance_id)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] | None = None  # None: json in production, text in development
@@ -138,6 +141,26 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_client_token_key(self) -> "Settings":
+        keys = [name for name, value in (
+            ("CLIENT_JWT_SECRET", self.client_jwt_secret),
+            ("CLIENT_JWT_PUBLIC_KEY", self.client_jwt_public_key),
+            ("CLIENT_JWT_JWKS_URL", self.client_jwt_jwks_url),
+        ) if value is not None]
+        if len(keys) > 1:
+            # Only one is used: the others would be ignored without a word, and tokens
+            # minted with the secret (the `token` command) refused.
+            raise ValueError(f"set only one of {' and '.join(keys)}: client tokens are checked with exactly one key")
+        return self
 
     @property
     def is_production(self) -> bool:

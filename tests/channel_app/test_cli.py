@@ -85,6 +85,12 @@ def test_blank_secrets_count_as_unset_in_development():
              "CLIENT_JWT_JWKS_URL": "https://id.example.com/.well-known/jwks.json"},
             "CLIENT_JWT_AUDIENCE must be set",
         ),
+        (("serve",), {"REDIS_URL": "localhost:6379"}, "REDIS_URL"),  # was a traceback at startup, exit 3
+        (
+            ("serve",),
+            {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET, "CLIENT_JWT_JWKS_URL": "https://id.example.com/.well-known/jwks.json"},
+            "set only one of CLIENT_JWT_SECRET and CLIENT_JWT_JWKS_URL",  # the secret was ignored without a word
+        ),
         (("token", "--client-id", ""), {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "client_id"),
         (("token", "--client-id", "x", "--ttl", "0"), {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "positive"),
     ],

@@ -168,6 +168,9 @@ async def test_null_input_numeric_ids_and_any_method_name_are_answered_as_calls(
         async with httpx.AsyncClient(base_url=server.url) as http:
             status = await http.put("/functions", content=body, headers=signed_headers(body.encode()))
     assert (status.status_code, status.json()["result"]["clientId"]) == (200, "12345")
+    async with open_stream(server.url, "67890"):
+        numeric = await call(server, "getClientStatus", {"clientId": 67890})
+    assert numeric.json()["result"]["connected"] is True
     unknown = await call(server, "x" * 500, {})
     assert (unknown.status_code, unknown.json()["error"]["type"]) == (200, "METHOD_NOT_FOUND")
     assert len(unknown.json()["error"]["message"]) < 100
