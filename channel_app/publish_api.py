@@ -186,7 +186,11 @@ async def _publish(services, publish: PublishRequest, fence_for: FenceFor | None
     try:
         await publish_sequence(services.sse, publish.target, publish.sequence(), queue, outcome, fence_for)
     except QueueFull as full:
-        return 429, outcome.partial("QUEUE_FULL", f"the client is not connected and {full}")
+        message = f"the client is not connected and {full}"
+        if not outcome.event_ids:
+            # Nothing went out: refused, so the id is freed for a retry once the queue drains.
+            raise Refused(429, "QUEUE_FULL", message, eventIds=[]) from None
+        return 429, outcome.partial("QUEUE_FULL", message)
     except (BrokerUnavailable, PublishFenced) as failed:
         if outcome.event_ids:
             return 503, outcome.partial("UNAVAILABLE", BROKER_UNCONFIRMED)

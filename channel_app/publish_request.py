@@ -6,9 +6,11 @@
      "id": "order-7-shipped",                          # optional idempotency key
      "queueIfOffline": true}                           # clientId targets only
 
-Event names follow the same rules as everywhere (1-64 characters, no CR, LF or
-NUL: sse/names.py); `connected` is the stream's own and is refused. Unknown
-fields are refused, so a typo is an error rather than silently ignored.
+Event names follow the same rules as everywhere (sse/names.py); `connected` is
+the stream's own and is refused. The widget's own events (`redirect`,
+`notification`, `custom`) need object data: the widget reads their fields, and
+on a topic the `topic` field it gains tells the widget not to acknowledge it.
+Unknown fields are refused, so a typo is an error rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from channel_app.fields import ClientId, EventName, EventPayload, TopicName
 
 MAX_SEQUENCE_EVENTS = 100
 RESERVED_EVENTS = frozenset({"connected"})
+WIDGET_EVENTS = frozenset({"redirect", "notification", "custom"})
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
@@ -82,6 +85,9 @@ class PublishRequest(_Strict):
             raise ValueError("data belongs inside each item of events")
         if self.queue_if_offline is not None and self.target.client_id is None:
             raise ValueError("queueIfOffline applies to clientId targets only")
+        for spec in self.sequence():
+            if spec.event in WIDGET_EVENTS and not isinstance(spec.data, dict):
+                raise ValueError(f"a {spec.event} event needs object data: the widget reads its fields")
         return self
 
     def sequence(self) -> list[EventSpec]:

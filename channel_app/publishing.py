@@ -101,9 +101,10 @@ async def publish_sequence(
 
 
 def _marked_with_topic(event: Event, topic: str) -> Event:
-    """Object data gains `topic` (unless it has one), as topic sends from function calls
-    carry it: the widget acts on a topic event without acknowledging it, since no call
-    waits for it, and a large topic would otherwise answer every event with an ack each."""
-    if isinstance(event.data, dict) and "topic" not in event.data:
+    """Object data gains `topic` (unless it has one; a null or empty one counts as none),
+    as topic sends from function calls carry it: the widget acts on a topic event without
+    acknowledging it, since no call waits for it, and a large topic would otherwise
+    answer every event with an ack each."""
+    if isinstance(event.data, dict) and not event.data.get("topic"):
         return Event(event.name, {**event.data, "topic": topic})
     return event

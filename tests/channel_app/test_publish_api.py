@@ -227,3 +227,34 @@ async def test_a_sequence_whose_answer_redis_lost_midway_is_replayed_with_every_
     assert (first.status_code, first.json()["error"]["eventIds"]) == (503, sent[:1])
     assert (again.status_code, again.json()["error"]["eventIds"], again.headers["idempotent-replayed"]) == (503, sent, "true")
     assert received == [*sent, marker["eventId"]]
+
+
+async def test_a_queue_full_refusal_that_published_nothing_frees_its_id(backend):
+    """It was recorded as the id's answer: the retry, once the client had taken its
+    queue, was told QUEUE_FULL again (replayed) for the whole retention, and the
+    event never went out."""
+    with run_server(make_app(publish_api_keys=PUBLISH_KEY, queue_size=2, **backend)) as server:
+        waiting = [(await publish(server.url, {"target": {"clientId": "away"}, "event": "e", "queueIfOffline": True})).json() for _ in range(2)]
+        body = {"target": {"clientId": "away"}, "event": "late", "id": "late-1", "queueIfOffline": True}
+        full = await publish(server.url, body)
+        assert (full.status_code, full.json()["error"]["type"], full.json()["error"]["eventIds"]) == (429, "QUEUE_FULL", [])
+        async with open_stream(server.url, "away") as (reader, _):
+            assert [(await reader.next_event()).id for _ in range(2)] == [answer["eventId"] for answer in waiting]
+            retry = await publish(server.url, body)
+            assert retry.status_code == 200 and "idempotent-replayed" not in retry.headers
+            assert (await reader.next_event()).id == retry.json()["eventId"]
+
+
+@pytest.mark.parametrize("data", ["hi", [1, 2]])
+async def test_the_widgets_own_events_need_object_data(server, data):
+    """Non-object data could not carry `topic`, so every subscriber of a topic acknowledged
+    such an event (an ack flood); the widget reads these events' fields anyway."""
+    response = await publish(server.url, {"target": {"topic": "promo"}, "event": "notification", "data": data})
+    assert (response.status_code, response.json()["error"]["type"]) == (400, "INVALID_REQUEST")
+    assert "object data" in response.json()["error"]["message"]
+
+
+async def test_a_topic_event_with_a_null_topic_field_is_marked_with_its_topic(server):
+    async with open_stream(server.url, "reader", topics=("promo",)) as (reader, _):
+        await publish(server.url, {"target": {"topic": "promo"}, "event": "notification", "data": {"message": "x", "topic": None}})
+        assert (await reader.next_event()).data["topic"] == "promo"
