@@ -20,7 +20,7 @@ class InvalidName(ValueError):
 
 def check_event_name(name: str) -> str:
     if not isinstance(name, str) or not EVENT_NAME_PATTERN.fullmatch(name):
-        raise InvalidName("event names are 1-64 characters: letters, digits, '_', '.', ':', '-'")
+        raise InvalidName("event names are 1-64 characters: a letter, then letters, digits, '_', '.', ':', '-'")
     return name
 
 
