@@ -209,13 +209,18 @@ redis.call('DEL', KEYS[3])
 return {head_of(KEYS[2]), history, queued}
 """
 
-# KEYS: presence, online, connections. ARGV: client, member.
+# Connections that ended, as many as came together. KEYS: online, connections.
+# ARGV: prefix, then client, member pairs.
 LEAVE = LUA_HELPERS + """
-redis.call('ZREM', KEYS[1], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-if redis.call('ZCOUNT', KEYS[1], '(' .. now_ms(), '+inf') == 0 then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
+local now = now_ms()
+for i = 2, #ARGV, 2 do
+  local presence = ARGV[1] .. 'presence:' .. ARGV[i]
+  redis.call('ZREM', presence, ARGV[i + 1])
+  redis.call('ZREM', KEYS[2], ARGV[i + 1])
+  if redis.call('ZCOUNT', presence, '(' .. now, '+inf') == 0 then
+    redis.call('DEL', presence)
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
 end
 return 1
 """

@@ -211,3 +211,25 @@ async def test_a_second_connection_opens_only_once_the_clients_subscription_is_c
             assert (await next_frame(subscription.connection)).id == delivery.event_id
         release.set()
         await asyncio.gather(*tabs)
+
+
+async def test_a_burst_of_streams_ending_together_leaves_no_presence_behind(redis_url, admin):
+    """Each ending stream removed its presence with its own call: a burst of them opened a
+    burst of pool connections whose calls timed out, and the members left behind counted
+    against MAX_CONNECTIONS_PER_CLIENT until they expired (review: 861 of 1,000 left)."""
+    async with running_broker(redis_url=redis_url, instance_id="a") as broker:
+        opened, end = asyncio.Semaphore(0), asyncio.Event()
+
+        async def stream(n: int) -> None:
+            async with broker.subscribe(f"visitor-{n % 300}", None):
+                opened.release()
+                await end.wait()
+
+        streams = [asyncio.create_task(stream(n)) for n in range(600)]
+        for _ in streams:
+            await opened.acquire()
+        assert await admin.zcard("cp:connections") == 600
+        end.set()  # every stream ends in the same moment
+        await asyncio.gather(*streams)
+        assert await admin.zcard("cp:connections") == 0
+        assert await admin.keys("cp:presence:*") == []
