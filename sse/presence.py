@@ -21,7 +21,7 @@ from sse.registry import ConnectionRegistry
 logger = logging.getLogger("channel_push.redis")
 
 REFRESH_BATCH = 500  # connections per refresh script, so one call never holds Redis long
-LEAVE_BATCH = 500
+LEAVE_BATCH = 500  # connections per leave script, for the same reason
 
 
 class RedisPresence:
