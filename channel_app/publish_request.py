@@ -7,9 +7,10 @@
      "queueIfOffline": true}                           # clientId targets only
 
 Event names follow the same rules as everywhere (sse/names.py); `connected` is
-the stream's own and is refused. The widget's own events (`redirect`,
-`notification`, `custom`) need object data: the widget reads their fields, and
-on a topic the `topic` field it gains tells the widget not to acknowledge it.
+the stream's own and is refused. The widget's own `notification` and `custom`
+events need object data: the widget reads their fields, and on a topic the
+`topic` field it gains tells the widget not to acknowledge it. (A `redirect`
+needs `data.url`, checked with the allow-list: publish_api.py.)
 Unknown fields are refused, so a typo is an error rather than silently ignored.
 """
 
@@ -24,7 +25,7 @@ from channel_app.fields import ClientId, EventName, EventPayload, TopicName
 
 MAX_SEQUENCE_EVENTS = 100
 RESERVED_EVENTS = frozenset({"connected"})
-WIDGET_EVENTS = frozenset({"redirect", "notification", "custom"})
+OBJECT_DATA_EVENTS = frozenset({"notification", "custom"})
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
@@ -86,7 +87,7 @@ class PublishRequest(_Strict):
         if self.queue_if_offline is not None and self.target.client_id is None:
             raise ValueError("queueIfOffline applies to clientId targets only")
         for spec in self.sequence():
-            if spec.event in WIDGET_EVENTS and not isinstance(spec.data, dict):
+            if spec.event in OBJECT_DATA_EVENTS and not isinstance(spec.data, dict):
                 raise ValueError(f"a {spec.event} event needs object data: the widget reads its fields")
         return self
 
