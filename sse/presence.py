@@ -11,9 +11,9 @@ removal lost while Redis was unreachable heals the same way.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from sse.batched_calls import BatchedCalls
 from sse.broker import BrokerUnavailable, Totals
 from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
 from sse.registry import ConnectionRegistry
@@ -39,8 +39,7 @@ class RedisPresence:
         self.ttl_ms = ttl_ms
         self._timeout = timeout_seconds
         self._leaving: set[str] = set()
-        self._queued_leaves: list[str] = []  # client, member pairs
-        self._leaves_sent: asyncio.Future[None] | None = None
+        self._leaves = BatchedCalls(self._leave_many, item_size=2, batch_size=LEAVE_BATCH, what="presence removal")
         self._refresh_failing = False
 
     def member(self, connection_id: str) -> str:
@@ -51,34 +50,16 @@ class RedisPresence:
 
     async def leave(self, client_id: str, member: str) -> None:
         """Remove one connection; never raises (an unremoved member expires by itself).
-
-        Connections that end together (a proxy reload, a network blip: hundreds in
-        one moment) leave in one script per LEAVE_BATCH rather than one call each. One
-        call each opened a burst of pool connections whose calls timed out, and the
-        members they left behind counted against MAX_CONNECTIONS_PER_CLIENT until they
-        expired (review: 861 of 1,000 left, reconnects refused 429)."""
+        Connections that end together leave together (sse/batched_calls.py)."""
         self._leaving.add(member)
-        self._queued_leaves += [client_id, member]
         try:
-            if self._leaves_sent is None:
-                self._leaves_sent = asyncio.ensure_future(self._send_leaves())
-            await asyncio.shield(self._leaves_sent)
+            await self._leaves.add(client_id, member)
         finally:
             self._leaving.discard(member)
 
-    async def _send_leaves(self) -> None:
-        """One sender at a time: what queues while a batch is on its way goes in the next."""
-        await asyncio.sleep(0)  # the other streams ending in this moment join the first batch
+    async def _leave_many(self, pairs: list[str]) -> None:
         keys = [self._keys.online, self._keys.connections]
-        try:
-            while self._queued_leaves:
-                pairs, self._queued_leaves = self._queued_leaves[: 2 * LEAVE_BATCH], self._queued_leaves[2 * LEAVE_BATCH :]
-                try:
-                    await guarded(self._scripts.leave(keys=keys, args=[self._keys.prefix, *pairs]), self._timeout)
-                except BrokerUnavailable as unavailable:
-                    logger.warning("presence removal failed (%s); %d connections expire within two heartbeats", unavailable, len(pairs) // 2)
-        finally:
-            self._leaves_sent = None
+        await guarded(self._scripts.leave(keys=keys, args=[self._keys.prefix, *pairs]), self._timeout)
 
     async def refresh(self, registry: ConnectionRegistry) -> None:
         """Extend the expiry of every connection open here; never raises."""

@@ -219,8 +219,7 @@ class RedisBroker:
                 self._fanout.closed(connection)
                 await self._presence.leave(client_id, member)
                 if topics:
-                    with contextlib.suppress(BrokerUnavailable):
-                        await self._topics.leave(topics, member)
+                    await self._topics.leave(topics, member)
 
     def shared_acks(self) -> RedisAcks:
         """Acknowledgements through this broker's Redis and pub/sub listener."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from sse.batched_calls import BatchedCalls
 from sse.broker import Delivery, Fence
 from sse.events import Event
 from sse.redis_scripts import LUA_HELPERS, RedisKeys, fenced_call, guarded
@@ -62,8 +63,9 @@ return {head_of(KEYS[2]), history}
 """
 
 # KEYS: the topic presences of one connection. ARGV: member.
+# ARGV: prefix, then topic, member pairs (connections that ended together: sse/batched_calls.py).
 LEAVE_TOPICS = """
-for _, presence in ipairs(KEYS) do redis.call('ZREM', presence, ARGV[1]) end
+for i = 2, #ARGV, 2 do redis.call('ZREM', ARGV[1] .. 'topic-presence:' .. ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
@@ -105,6 +107,7 @@ class RedisTopics:
         self._timeout = timeout_seconds
         self._history_size = history_size
         self._history_ttl_ms = history_ttl_ms
+        self._leaves = BatchedCalls(self._leave_many, item_size=2, batch_size=REFRESH_BATCH, what="topic presence removal")
 
     async def publish(self, topic: str, event: Event, fence: Fence | None = None) -> Delivery:
         keys = [self._keys.topic_presence(topic), self._keys.topic_history(topic), self._keys.ids]
@@ -125,8 +128,11 @@ class RedisTopics:
         return self._scripts.join
 
     async def leave(self, topics: tuple[str, ...], member: str) -> None:
-        keys = [self._keys.topic_presence(topic) for topic in topics]
-        await guarded(self._scripts.leave(keys=keys, args=[member]), self._timeout)
+        """Never raises (an unremoved listener expires by itself)."""
+        await self._leaves.add(*(part for topic in topics for part in (topic, member)))
+
+    async def _leave_many(self, pairs: list[str]) -> None:
+        await guarded(self._scripts.leave(args=[self._keys.prefix, *pairs]), self._timeout)
 
     async def refresh(self, pairs: list[str], presence_ttl_ms: int) -> None:
         """Extend the expiry of (topic, member) pairs; raises BrokerUnavailable."""

@@ -221,7 +221,7 @@ async def test_a_burst_of_streams_ending_together_leaves_no_presence_behind(redi
         opened, end = asyncio.Semaphore(0), asyncio.Event()
 
         async def stream(n: int) -> None:
-            async with broker.subscribe(f"visitor-{n % 300}", None):
+            async with broker.subscribe(f"visitor-{n % 300}", None, ("promo", f"room-{n % 7}")):
                 opened.release()
                 await end.wait()
 
@@ -233,3 +233,4 @@ async def test_a_burst_of_streams_ending_together_leaves_no_presence_behind(redi
         await asyncio.gather(*streams)
         assert await admin.zcard("cp:connections") == 0
         assert await admin.keys("cp:presence:*") == []
+        assert await admin.zcard("cp:topic-presence:promo") == 0
