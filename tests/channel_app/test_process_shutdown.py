@@ -157,7 +157,8 @@ async def test_a_call_still_waiting_when_the_grace_ends_gets_its_error_object_no
         async with httpx.AsyncClient(base_url=service.url, timeout=10) as http:
             params = {"clientId": "visitor", "token": client_token("visitor")}
             async with http.stream("GET", "/sse/connect", params=params) as stream:
-                assert (await SseReader(stream).next_event()).event == "connected"
+                reader = SseReader(stream)
+                assert (await reader.next_event()).event == "connected"
                 body = function_body("sendEvent", {"clientId": "visitor", "action": "wait", "waitForAck": 5000})
                 answers: list[httpx.Response] = []
 
@@ -166,7 +167,7 @@ async def test_a_call_still_waiting_when_the_grace_ends_gets_its_error_object_no
 
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(waiting_call)
-                    await anyio.sleep(0.5)
+                    assert (await reader.next_event()).event == "custom"  # the call now waits for its ack
                     service.process.send_signal(signal.SIGTERM)
         exit_code = await anyio.to_thread.run_sync(lambda: service.process.wait(timeout=10))
         log = service.log_text()
