@@ -26,7 +26,6 @@ the widget navigates on it. Every request is counted once in
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import time
 from typing import Any
@@ -86,7 +85,7 @@ async def _within_limit(services, scope: str, key: str, message: str) -> None:
     decision = await services.limits.hit(scope, key)
     if not decision.allowed:
         retry = round(decision.retry_after_seconds, 3)
-        headers = {"Retry-After": str(max(1, math.ceil(decision.retry_after_seconds)))}
+        headers = {"Retry-After": decision.retry_after_header}
         raise Refused(429, "RATE_LIMITED", f"{message}; retry in {retry:.1f}s", headers, retryAfterSeconds=retry)
 
 

@@ -9,9 +9,9 @@ shutdown); each of those is a close reason the metrics and logs report.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
+from typing import Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,8 +19,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from channel_app.client_auth import ClientAuthFailed, authenticate_client, last_event_id, presented_token
 from channel_app.event_stream import EventStreamResponse, raw_headers
-from channel_app.responses import STREAM_HEADERS, error_response
+from channel_app.responses import STREAM_HEADERS, JSONBody, error_response
 from channel_app.topic_request import authorize_topics, requested_topics
+from security.ratelimit import Decision
 from sse.broker import BrokerUnavailable, Subscription
 from sse.events import Event, encode_frame, encode_retry
 from sse.names import InvalidName, check_client_id
@@ -72,10 +73,12 @@ async def connect_stream(request: Request) -> ASGIApp:
 
 async def _rate_limited(services, scope: str, key: str) -> ASGIApp | None:
     decision = await services.limits.hit(scope, key)
-    if decision.allowed:
-        return None
-    retry_after = str(max(1, math.ceil(decision.retry_after_seconds)))
-    return error_response(429, "RATE_LIMITED", "too many connection attempts", {"Retry-After": retry_after})
+    return None if decision.allowed else too_many_connects(decision)
+
+
+def too_many_connects(decision: Decision, headers: Mapping[str, str] | None = None) -> JSONBody:
+    """The 429 of a connect over a rate limit (also what /sse/check answers for one)."""
+    return error_response(429, "RATE_LIMITED", "too many connection attempts", {"Retry-After": decision.retry_after_header, **(headers or {})})
 
 
 class ClientStream:

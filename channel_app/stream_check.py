@@ -10,12 +10,11 @@ slots, nor a hit of its connect rate limits: those are asked, not spent.
 
 from __future__ import annotations
 
-import math
-
 from starlette.requests import Request
 
 from channel_app.client_auth import ClientAuthFailed, authenticate_client, presented_token
 from channel_app.responses import JSONBody, NO_STORE, error_response
+from channel_app.stream import too_many_connects
 from channel_app.topic_request import authorize_topics, requested_topics
 from sse.broker import BrokerUnavailable
 from sse.names import InvalidName, check_client_id
@@ -37,8 +36,7 @@ async def check_stream(request: Request) -> JSONBody:
     for scope, key in (("connect_ip", client_ip), ("connect_client", client_id)):
         decision = await services.limits.would_allow(scope, key)
         if not decision.allowed:
-            wait = {"Retry-After": str(max(1, math.ceil(decision.retry_after_seconds))), **NO_STORE}
-            return error_response(429, "RATE_LIMITED", "too many connection attempts", wait)
+            return too_many_connects(decision, NO_STORE)
     retry_after = {"Retry-After": str(max(1, settings.retry_ms // 1000)), **NO_STORE}
     registry = services.broker.registry
     if services.lifecycle.draining:

@@ -97,6 +97,11 @@ class Decision(NamedTuple):
     retry_after_seconds: float  # 0 when allowed
     remaining: int  # best effort
 
+    @property
+    def retry_after_header(self) -> str:
+        """The wait as an HTTP Retry-After value: whole seconds, at least 1."""
+        return str(max(1, math.ceil(self.retry_after_seconds)))
+
 
 class RateLimiter(Protocol):
     async def hit(self, key: str, rate: Rate, spend: bool = True) -> Decision:
