@@ -4,6 +4,13 @@ If a call's target is not connected and the call came from a user chat, the
 link or message is posted into that chat with Channel's
 `writeUserChatMessage`, so the customer still gets it. Custom `sendEvent`
 actions have no chat equivalent and never fall back.
+
+Only when the target is that chat's own user: the call's clientId is the chat
+user's `memberId` (the site's own user id, which it also uses as its widget
+clientId), or the call named no clientId and targeted the memberId. A call for
+some other client, or from the chat of a visitor with no memberId, proves no
+link between that client and the chat, and posting there would show one
+customer's message to another: it is answered CLIENT_NOT_CONNECTED instead.
 """
 
 from __future__ import annotations
@@ -48,10 +55,10 @@ class ChatFallback:
     # this; each Channel request has its own timeout, but a call waits for all of them.
     deadline_seconds: float
 
-    async def post(self, call: FunctionCall, message: ChatMessage) -> bool:
-        """True when posted; False when the call did not come from a user chat."""
+    async def post(self, call: FunctionCall, client_id: str, message: ChatMessage) -> bool:
+        """True when posted; False when the call did not come from the user chat of `client_id`."""
         chat_id = call.user_chat_id
-        if not chat_id or not call.channel_id:
+        if not chat_id or not call.channel_id or call.member_id != client_id:
             return False
         try:
             with anyio.fail_after(self.deadline_seconds):

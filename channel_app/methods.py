@@ -69,9 +69,8 @@ async def target_client(args: ClientTarget, call: FunctionCall, deps: MethodDeps
 
 
 def _member_id(call: FunctionCall) -> str:
-    user = call.context.user
-    if user is not None and user.member_id:
-        return ClientTarget(clientId=user.member_id).client_id or ""
+    if call.member_id:
+        return ClientTarget(clientId=call.member_id).client_id or ""
     raise FunctionError("INVALID_PARAMS", "clientId: field required (and the chat user has no memberId)")
 
 
@@ -91,7 +90,7 @@ async def _deliver(
     except QueueFull as full:
         raise FunctionError("QUEUE_FULL", f"Client {client_id} is not connected and {full}", {"clientId": client_id}) from None
     if not delivery.delivered and not delivery.queued:
-        if fallback is not None and deps.chat is not None and await deps.chat.post(call, fallback()):
+        if fallback is not None and deps.chat is not None and await deps.chat.post(call, client_id, fallback()):
             return result_body(
                 f"Client {client_id} is not connected; posted it in the chat instead",
                 clientId=client_id,

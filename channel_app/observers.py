@@ -89,8 +89,7 @@ def _target(call: FunctionCall | None, body: dict[str, Any]) -> str | None:
     requested = call.params.input.get("clientId")
     if isinstance(requested, str):
         return _short(requested)
-    user = call.context.user
-    return _short(user.member_id) if user is not None else None
+    return _short(call.member_id)
 
 
 def _short(value: str | None) -> str | None:

@@ -78,6 +78,11 @@ class FunctionCall(_Lenient):
         return self.context.user_chat.id if self.context.user_chat is not None else None
 
     @property
+    def member_id(self) -> str | None:
+        """The chat user's `memberId`: the site's own id for its user."""
+        return self.context.user.member_id if self.context.user is not None else None
+
+    @property
     def caller_type(self) -> str | None:
         return self.context.caller.type if self.context.caller else None
 

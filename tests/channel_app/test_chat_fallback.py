@@ -24,8 +24,12 @@ def channel():
         yield FakeChannel(router)
 
 
+# The chat's own user is the target: only then does a call fall back to that chat.
+AWAY_USER = {"id": "user-1", "memberId": "away"}
+
+
 async def call(http: httpx.AsyncClient, method: str, input: dict, **context) -> dict:
-    body = function_body(method, input, **context)
+    body = function_body(method, input, **{"user": AWAY_USER, **context})
     return (await http.put("/functions", content=body, headers=signed_headers(body))).json()
 
 
@@ -117,7 +121,7 @@ async def test_the_fallback_takes_the_user_chat_and_language_from_the_context_to
     call_body = {
         "method": "redirectClient",
         "params": {"input": {"clientId": "away", "url": "https://shop.example.com/cart"}},
-        "context": {"channel": {"id": "channel-1"}, "userChat": {"id": "chat-9"}, "language": "ja"},
+        "context": {"channel": {"id": "channel-1"}, "userChat": {"id": "chat-9"}, "language": "ja", "user": AWAY_USER},
     }
     body = json.dumps(call_body).encode()
     async with asgi_client(**NATIVE) as http:
@@ -126,3 +130,27 @@ async def test_the_fallback_takes_the_user_chat_and_language_from_the_context_to
     [write] = channel.calls_to("writeUserChatMessage")
     assert write.params["userChatId"] == "chat-9"
     assert write.params["dto"]["plainText"].startswith("ご依頼のページ")
+
+
+async def test_a_call_without_client_id_falls_back_to_the_chat_of_its_member(channel):
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", ok({}))
+    async with asgi_client(**NATIVE) as http:
+        answer = await call(http, "notify", {"message": "hi"})
+    assert (answer["result"]["fallback"], answer["result"]["clientId"]) == ("chat_message", "away")
+
+
+@pytest.mark.parametrize(
+    "user",
+    [{"id": "user-1", "memberId": "alice"}, {"id": "user-1"}, None],
+    ids=["another-member", "anonymous-visitor", "no-user"],
+)
+async def test_a_call_for_another_client_never_posts_into_this_chat(channel, user):
+    """Review reproduction: ALF in Alice's chat called notify for clientId "bob", who
+    had no open page, and Bob's message was posted into Alice's chat."""
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", ok({}))
+    async with asgi_client(**NATIVE) as http:
+        answer = await call(http, "notify", {"clientId": "bob", "message": "Bob, your refund is approved"}, user=user)
+    assert answer["error"]["type"] == "CLIENT_NOT_CONNECTED"
+    assert channel.calls == []

@@ -175,9 +175,10 @@ async def test_the_chat_fallback_as_a_whole_answers_by_its_deadline(
     channel.on("issueToken", token_reply("channel-token"))
     channel.on("writeUserChatMessage", hangs)
     fallback = ChatFallback(client, tokens, deadline_seconds=0.3)
-    call = FunctionCall.model_validate(json.loads(function_body("notify", {"clientId": "away", "message": "hi"})))
+    body = function_body("notify", {"clientId": "away", "message": "hi"}, user={"memberId": "away"})
+    call = FunctionCall.model_validate(json.loads(body))
     started = time.monotonic()
     with pytest.raises(FunctionError) as caught:
-        await fallback.post(call, notice_message("hi", None))
+        await fallback.post(call, "away", notice_message("hi", None))
     assert time.monotonic() - started < 0.9  # one request alone may take 1 s, three 3 s
     assert (caught.value.error_type, caught.value.data["kind"]) == ("CHAT_FALLBACK_FAILED", "unavailable")
