@@ -20,7 +20,6 @@ header or query string was put there by the page itself and needs no such check.
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
@@ -62,7 +61,13 @@ def _cookie_origin_trusted(request: Request, trusted_origins: list[str]) -> bool
     origin = request.headers.get("origin")
     if origin is None:
         return request.headers.get("sec-fetch-site") in _UNMADE_BY_ANOTHER_SITE
-    return origin in trusted_origins or urlsplit(origin).netloc == request.headers.get("host")
+    return origin in trusted_origins or _origin_host(origin) == request.headers.get("host")
+
+
+def _origin_host(origin: str) -> str:
+    """The `host[:port]` of an Origin header (`scheme://host[:port]`), without parsing
+    it as a URL: a malformed one (`http://[::1`) is simply no host of ours."""
+    return origin.partition("://")[2]
 
 
 async def authenticate_client(services, client_id: str, token: str | None) -> ClientClaims:

@@ -316,8 +316,28 @@ async def test_a_cookie_token_without_origin_counts_when_the_browser_says_no_oth
 async def test_a_token_over_the_size_limit_is_called_invalid_not_missing():
     async with asgi_client() as http:
         response = await http.get("/sse/check", params={"clientId": "visitor", "token": "x" * 9000})
-    assert (response.status_code, response.json()["error"]["type"]) == (401, "INVALID_TOKEN")
-    assert "longer than" in response.json()["error"]["message"]
+        # The ack's body took it as a malformed request (400) where every other route says 401.
+        ack = await http.post("/sse/ack", content=json.dumps({"clientId": "visitor", "eventId": "1-0", "token": "x" * 9000}))
+    for answer in (response, ack):
+        assert (answer.status_code, answer.json()["error"]["type"]) == (401, "INVALID_TOKEN")
+        assert "longer than" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("origin", ["http://[::1", "http://[", "no-scheme"])
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("GET", "/sse/check", {"params": {"clientId": "visitor"}}),
+        ("GET", "/sse/connect", {"params": {"clientId": "visitor"}}),
+        ("POST", "/sse/ack", {"content": json.dumps({"clientId": "visitor", "eventId": "1-0"})}),
+    ],
+)
+async def test_a_cookie_token_with_a_malformed_origin_is_refused_not_a_500(method, path, kwargs, origin):
+    """Review reproduction: `Origin: http://[::1` with any cookie was a 500 with two
+    tracebacks in the log, before any rate limit, for anyone to send."""
+    async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
+        refused = await _with_cookie(http, method, path, origin, **kwargs)
+    assert (refused.status_code, refused.json()["error"]["type"]) == (403, "FORBIDDEN_ORIGIN")
 
 
 async def test_a_token_the_page_put_in_the_url_is_not_ambient_and_works_from_any_origin():
