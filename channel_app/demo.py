@@ -1,4 +1,9 @@
-"""The development demo. None of these routes exist when APP_ENV=production.
+"""The development demo. None of these routes exist when APP_ENV=production,
+nor with secrets of one's own: they serve only while CHANNEL_SIGNING_KEY and
+CLIENT_JWT_SECRET are the public development values (config/secrets.py). Then
+they let a visitor do nothing the published values do not already allow; with
+real secrets, left in development mode by a deploy that forgot APP_ENV, they
+would mint tokens and sign calls with those for anyone who can reach the port.
 
 - `GET /`: the widget connected as a demo visitor, its state, and buttons.
 - `GET /demo/landing`: where the demo's redirect sends the visitor (the
@@ -18,7 +23,7 @@ from collections import deque
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -28,10 +33,27 @@ from channel_app.functions import answer_function_call
 from channel_app.inputs import describe_validation_error
 from channel_app.responses import JSONBody, NO_STORE, error_response
 from channel_app.static_assets import StaticAsset
+from config.secrets import REQUIRED_SECRETS, development_secret
 from config.settings import Settings
 from security.signature import decode_signing_key, sign
 from security.tokens import mint_client_token
 from sse.names import InvalidName, check_client_id
+
+def mints_own_tokens(settings: Settings) -> bool:
+    """Whether client tokens are HS256 with CLIENT_JWT_SECRET, which this service (and its CLI) can mint."""
+    return settings.client_jwt_secret is not None and not (settings.client_jwt_public_key or settings.client_jwt_jwks_url)
+
+
+def serves_demo(settings: Settings) -> bool:
+    """Whether the demo routes exist: in development, with the public development secrets only."""
+    return not settings.is_production and mints_own_tokens(settings) and all(
+        _is_development_value(getattr(settings, name), name) for name in REQUIRED_SECRETS
+    )
+
+
+def _is_development_value(secret: SecretStr | None, name: str) -> bool:
+    return secret is not None and secret.get_secret_value() == development_secret(name)
+
 
 DEMO_TOKEN_SECONDS = 600
 RECENT_CALLS = 20
@@ -47,10 +69,7 @@ class DevCall(BaseModel):
 
 
 def demo_routes(settings: Settings, widget: StaticAsset) -> list[Route]:
-    mints_own_tokens = settings.client_jwt_secret is not None and not (
-        settings.client_jwt_public_key or settings.client_jwt_jwks_url
-    )
-    if settings.is_production or settings.channel_signing_key is None or not mints_own_tokens:
+    if not serves_demo(settings):
         return []
     template = StaticAsset.load("demo.html", "text/html").body.decode()
     widget_src = f"/widget.js?v={widget.version}"

@@ -20,6 +20,7 @@ import sys
 import uvicorn
 
 from channel_app.app import create_app
+from channel_app.demo import mints_own_tokens, serves_demo
 from channel_app.garbage import GarbagePolicy, settle_garbage_collector
 from channel_app.http_protocol import ServiceHttpProtocol
 from channel_app.logs import logging_config
@@ -35,7 +36,7 @@ def serve(resolved: ResolvedSettings) -> int:
     settings = resolved.settings
     if settings.reuse_port and not settings.redis_url:
         raise InvalidConfiguration("REUSE_PORT needs REDIS_URL: processes sharing a port must share their state")
-    if resolved.generated:
+    if not settings.is_production:
         print_development_banner(resolved)
     app = create_app(settings)
     settle_garbage_collector()
@@ -90,16 +91,28 @@ def shared_port_socket(host: str, port: int) -> socket.socket:
 
 
 def print_development_banner(resolved: ResolvedSettings) -> None:
+    settings = resolved.settings
+    if resolved.generated:
+        secrets = [
+            "  These secrets are public development values. Set APP_ENV=production",
+            "  and real secrets before exposing this service.",
+            "",
+            *(f"  {name}={value}" for name, value in resolved.generated.items()),
+        ]
+    else:
+        secrets = ["  APP_ENV is not production: set APP_ENV=production before exposing", "  this service."]
+    if serves_demo(settings):
+        helpers = "  Demo: / and /dev/* (they mint tokens and sign calls for anyone)"
+    else:
+        helpers = "  Demo and /dev/* off: they serve only with the public development secrets"
     lines = [
         BANNER_RULE,
         "  DEVELOPMENT MODE - NOT FOR PRODUCTION",
-        "  These secrets are public development values. Set APP_ENV=production",
-        "  and real secrets before exposing this service.",
+        *secrets,
         "",
-        *(f"  {name}={value}" for name, value in resolved.generated.items()),
-        "",
-        "  Broker: " + ("redis " if resolved.settings.redis_url else "in-memory (REDIS_URL unset)"),
-        "  Client token: python -m channel_app token --client-id demo",
+        "  Broker: " + ("redis " if settings.redis_url else "in-memory (REDIS_URL unset)"),
+        helpers,
+        *(["  Client token: python -m channel_app token --client-id demo"] if mints_own_tokens(settings) else []),
         BANNER_RULE,
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from sse.events import Event
 from tests.browser.conftest import push_app, running_sites
-from tests.support.apps import make_app
+from tests.support.apps import DEVELOPMENT_SECRETS, make_app
 from tests.support.channel import function_body, signed_headers
 from tests.support.server import free_port, run_server
 from tests.support.waiting import wait_until
@@ -174,7 +174,7 @@ def test_token_is_renewed_before_it_expires_and_the_stream_resumes_from_the_last
 
 def test_demo_page_connects_and_its_buttons_fire_signed_calls(page, artifacts):
     port = free_port()
-    app = make_app(app_env="development", port=port, redirect_allowed_hosts=[], redirect_http_hosts=[])
+    app = make_app(app_env="development", port=port, redirect_allowed_hosts=[], redirect_http_hosts=[], **DEVELOPMENT_SECRETS)
     with run_server(app, port=port) as server:
         page.goto(f"{server.url}/")
         expect(page.locator("#state")).to_have_text("open", timeout=10_000)

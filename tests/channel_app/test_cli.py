@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import jwt
@@ -12,7 +17,7 @@ from channel_app.app import create_app
 from config.secrets import development_secret
 from tests.support.apps import make_settings
 from tests.support.channel import CLIENT_JWT_SECRET, SIGNING_KEY_HEX
-from tests.support.processes import run_cli, service_env, start_service, stop_service
+from tests.support.processes import PROJECT_ROOT, run_cli, service_env, start_service, stop_service, wait_until_healthy
 from tests.support.server import free_port
 
 
@@ -218,3 +223,38 @@ def test_register_commands_with_redis_uses_the_app_token_the_instances_share(mon
 def test_development_on_any_free_port_starts_rather_than_refusing_its_own_allow_list():
     """--port 0 used to build the development redirect entry `localhost:0` and refuse it."""
     create_app(make_settings(app_env="development", port=0, redirect_allowed_hosts=[], redirect_http_hosts=[]))
+
+
+def test_development_with_secrets_of_ones_own_still_has_its_banner_and_no_demo(tmp_path):
+    """Before, the banner came only when a secret was generated: a deploy with real
+    secrets that left APP_ENV unset ran development mode without a word."""
+    port = free_port()
+    log = tmp_path / "service.log"
+    env = service_env(CHANNEL_SIGNING_KEY=SIGNING_KEY_HEX, CLIENT_JWT_SECRET=CLIENT_JWT_SECRET)
+    process = start_service(port, env, log)
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/dev/token", params={"clientId": "x"}).status_code == 404
+    finally:
+        assert stop_service(process) == 0
+    output = log.read_text()
+    assert "DEVELOPMENT MODE" in output and "Demo and /dev/* off" in output
+    assert CLIENT_JWT_SECRET not in output
+
+
+def test_the_procfile_runs_in_production_unless_told_otherwise(tmp_path):
+    port = free_port()
+    log_path = tmp_path / "service.log"
+    command = (PROJECT_ROOT / "Procfile").read_text().split("web:", 1)[1].strip()
+    env = service_env(PORT=str(port), CHANNEL_SIGNING_KEY=SIGNING_KEY_HEX, CLIENT_JWT_SECRET=CLIENT_JWT_SECRET)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            ["sh", "-c", command], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, log_path)
+        assert httpx.get(f"http://127.0.0.1:{port}/dev/token", params={"clientId": "x"}).status_code == 404
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the shell and the service under it, as a platform stops a dyno
+        process.wait(10)
+    assert "DEVELOPMENT MODE" not in log_path.read_text()

@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from security.tokens import ClientTokenVerifier, TokenVerifierConfig
-from tests.support.apps import make_app
+from tests.support.apps import DEVELOPMENT_SECRETS, make_app
+from tests.support.channel import CLIENT_JWT_SECRET, SIGNING_KEY_HEX
 from tests.support.asgi import asgi_client
-from tests.support.channel import CLIENT_JWT_SECRET
 from tests.support.server import free_port, run_server
 from tests.support.sse_client import SseReader
 
@@ -20,7 +20,7 @@ DEV_ROUTES = [("GET", "/"), ("GET", "/demo/landing"), ("GET", "/dev/token?client
 @pytest.fixture
 def dev_server():
     port = free_port()
-    app = make_app(app_env="development", port=port, redirect_allowed_hosts=[], redirect_http_hosts=[])
+    app = make_app(app_env="development", port=port, redirect_allowed_hosts=[], redirect_http_hosts=[], **DEVELOPMENT_SECRETS)
     with run_server(app, port=port) as running:
         yield running
 
@@ -47,7 +47,7 @@ async def test_dev_token_is_a_valid_client_token_for_the_asked_client(dev_server
         response = await http.get("/dev/token", params={"clientId": "demo-1"})
         bad = await http.get("/dev/token", params={"clientId": "bad id"})
     assert response.headers["cache-control"] == "no-store"
-    verifier = ClientTokenVerifier(TokenVerifierConfig(hs256_secret=CLIENT_JWT_SECRET))
+    verifier = ClientTokenVerifier(TokenVerifierConfig(hs256_secret=DEVELOPMENT_SECRETS["client_jwt_secret"]))
     assert (await verifier.verify(response.json()["token"])).subject == "demo-1"
     assert bad.status_code == 400
 
@@ -91,7 +91,7 @@ async def test_dev_routes_are_same_origin_only_even_when_cors_allows_every_origi
     # CORS_ALLOWED_ORIGINS=* in development must not let any visited page mint
     # tokens or fire signed calls through the demo's routes.
     stranger = "https://any-site.example"
-    async with asgi_client(app_env="development", cors_allowed_origins=["*"]) as http:
+    async with asgi_client(app_env="development", cors_allowed_origins=["*"], **DEVELOPMENT_SECRETS) as http:
         preflight = await http.options(
             path, headers={"Origin": stranger, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": "content-type"}
         )
@@ -118,3 +118,15 @@ async def test_demo_and_dev_routes_are_absent_in_production(method, path):
         response = await http.request(method, path, json={"method": "notify", "input": {}} if method == "POST" else None)
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("own", ["channel_signing_key", "client_jwt_secret"])
+@pytest.mark.parametrize(("method", "path"), DEV_ROUTES)
+async def test_demo_and_dev_routes_are_absent_in_development_with_a_secret_of_ones_own(method, path, own):
+    """Review reproduction: a deploy with real secrets that left APP_ENV unset served
+    /dev/token, minting valid tokens for any clientId with the real CLIENT_JWT_SECRET,
+    and /dev/call, signing calls with the real key, to anyone who reached the port."""
+    secrets = {**DEVELOPMENT_SECRETS, own: {"channel_signing_key": SIGNING_KEY_HEX, "client_jwt_secret": CLIENT_JWT_SECRET}[own]}
+    async with asgi_client(app_env="development", **secrets) as http:
+        response = await http.request(method, path, json={"method": "notify", "input": {}} if method == "POST" else None)
+    assert response.status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from channel_app.app import create_app
+from config.secrets import REQUIRED_SECRETS, development_secret
 from config.settings import Settings
 from security.tokens import mint_client_token
 from tests.support.channel import CLIENT_JWT_SECRET, SIGNING_KEY_HEX
@@ -21,6 +22,10 @@ def make_settings(**overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+# What `python -m channel_app` runs on with no secrets set: the only secrets the demo serves with.
+DEVELOPMENT_SECRETS = {name: development_secret(name) for name in REQUIRED_SECRETS}
 
 
 def make_app(**overrides: Any):
