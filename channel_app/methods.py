@@ -69,8 +69,10 @@ async def target_client(args: ClientTarget, call: FunctionCall, deps: MethodDeps
 
 
 def _member_id(call: FunctionCall) -> str:
-    if call.member_id:
-        return ClientTarget(clientId=call.member_id).client_id or ""
+    # Read as input.clientId is: a blank memberId is none, not client "".
+    member = ClientTarget(clientId=call.member_id).client_id if call.member_id else None
+    if member:
+        return member
     raise FunctionError("INVALID_PARAMS", "clientId: field required (and the chat user has no memberId)")
 
 

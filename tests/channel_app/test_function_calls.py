@@ -174,3 +174,11 @@ async def test_null_input_numeric_ids_and_any_method_name_are_answered_as_calls(
     unknown = await call(server, "x" * 500, {})
     assert (unknown.status_code, unknown.json()["error"]["type"]) == (200, "METHOD_NOT_FOUND")
     assert len(unknown.json()["error"]["message"]) < 100
+
+
+async def test_a_blank_member_id_is_no_target(server):
+    """Review reproduction: memberId "   " targeted client "" (queued for it with
+    queueIfOffline), which can never connect; memberId "" was INVALID_PARAMS."""
+    for member_id in ("", "   "):
+        answer = await call(server, "notify", {"message": "hi", "queueIfOffline": True}, user={"memberId": member_id})
+        assert answer.json()["error"]["type"] == "INVALID_PARAMS"
