@@ -75,7 +75,7 @@ from __future__ import annotations
 
 import contextlib
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -112,7 +112,9 @@ class RedisBroker:
         self._queue_ttl_ms = int(settings.queue_ttl_seconds * 1000)
         self._queue_size = settings.queue_size
         self._per_client = settings.max_connections_per_client
-        timeouts = {"socket_connect_timeout": self._timeout, "socket_keepalive": True}
+        timeouts: dict[str, Any] = {"socket_connect_timeout": self._timeout}
+        if not settings.redis_url.startswith("unix://"):  # redis-py's unix connections take no keepalive option
+            timeouts["socket_keepalive"] = True
         # One quick retry lets a pooled connection that died with Redis reconnect.
         self._redis = Redis.from_url(settings.redis_url, socket_timeout=self._timeout, retry=Retry(NoBackoff(), 1), **timeouts)
         self._pubsub_redis = Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), **timeouts)

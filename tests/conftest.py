@@ -49,6 +49,7 @@ class RedisServer:
         self.workdir = workdir
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.unix_url = f"unix://{workdir / 'redis.sock'}?db=0"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -63,6 +64,7 @@ class RedisServer:
         with log:
             self._process = subprocess.Popen(
                 [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--unixsocket", str(self.workdir / "redis.sock"), "--unixsocketperm", "700",
                  "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -216,3 +216,16 @@ async def test_right_after_redis_lost_its_data_a_visitor_whose_stream_is_open_is
             while not set(sent) <= set(received):
                 received.append((await on_b.next_event(timeout=10)).id)
     assert received == sorted(received, key=lambda event_id: tuple(map(int, event_id.split("-"))))
+
+
+async def test_instances_share_a_redis_reached_over_its_unix_socket(redis_server, redis_url, tmp_path):
+    """Review reproduction: REDIS_URL=unix://... (documented) failed every call with
+    INTERNAL_ERROR and /readyz stayed 503: redis-py's unix connections refuse the
+    socket_keepalive option the broker passed."""
+    with running_instances(redis_server.unix_url, tmp_path, names=("a",)) as [a]:
+        async with open_stream(a.url, "visitor") as (stream, _):
+            result = (await notify(a.url, "visitor", "over the socket"))["result"]
+            assert (await stream.next_event()).data["message"] == "over the socket"
+        assert result["delivered"] == 1
+        code, summary = await get_json(a.url, "/sse/status")
+        assert (code, summary["broker"]) == (200, {"backend": "redis", "healthy": True})
