@@ -39,7 +39,8 @@
  * - With getToken, a token is renewed shortly before it expires: a second stream opens with
  *   the new token and the last event id, then the old one closes.
  * - pagehide closes the stream cleanly; a page restored from the back/forward
- *   cache reconnects.
+ *   cache reconnects as a freshly loaded page does, without replaying what was
+ *   sent while it was hidden (the page the visitor was on then acted on it).
  * - One connection per clientId and service on a page: a second connect() for
  *   them (the widget embedded twice) returns the live one, with a console
  *   warning, rather than acting on every event twice and taking another of the
@@ -160,6 +161,11 @@
   Connection.prototype._resume = function (event) {
     if (event.persisted && !this._stopped && !this._source) {
       this._attempt = 0;
+      // Events sent while this page sat in the cache went to the page the visitor was
+      // on then, which acted on them; resumed from here, they would be replayed and
+      // acted on again (a redirect would send the visitor forward again). So it starts
+      // as a page just loaded does: new events, and those queued for the next page.
+      this.lastEventId = null;
       this._open();
     }
   };
