@@ -116,21 +116,24 @@ end
 # seen_since[, fence arguments]. Returns {outcome, id, delivered}; outcome: delivered |
 # queued | offline | queue_full | fenced.
 #
+# Only a client with a joined connection (presence) is published to live. A
+# subscriber that has not joined, a tab between its SUBSCRIBE and its JOIN (or an
+# instance stalled past its presence), would receive the frame after its JOIN had
+# taken the stream head as its opening, drop it as already seen, and the answer
+# would say delivered. Queued instead, the JOIN that follows hands it over.
+#
 # A Redis that lost its data while instances held streams (a restart without
 # persistence) has no presence until each instance registers its streams again (on
 # its reconnect, or at its next heartbeat). Within loss_grace_ms of such a loss, an
-# event for a client with no known connection is queued rather than answered
-# offline: it may well have one, and its instance's catch-up hands it the queue.
+# event for a client with no known connection is published live if an instance has
+# subscribed to it again, and otherwise queued rather than answered offline: it may
+# well have a connection, and its instance's catch-up hands it the queue.
 # A loss is told by cp:ids `since`, the time the data started, which the first
 # catch-up after it records (MARK_DATA_START): an instance that saw another value
 # (seen_since) before knows the data was lost, and marks it (`after_loss`). A
 # first deployment on an empty Redis is no loss: no instance saw anything before.
 PUBLISH = LUA_HELPERS + """
-return fenced_run(4, function()
-local now = now_ms()
-local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-local queue_if_offline = ARGV[6] == '1'
-if connections == 0 and not queue_if_offline and redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] == 0 then
+local function within_loss_grace(now)
   local data = redis.call('HMGET', KEYS[4], 'since', 'after_loss')
   local since, after_loss = data[1], data[2]
   if ARGV[10] ~= '' and since ~= ARGV[10] and not after_loss then
@@ -141,22 +144,31 @@ if connections == 0 and not queue_if_offline and redis.call('PUBSUB', 'NUMSUB', 
     redis.call('HSET', KEYS[4], 'after_loss', '1')
     after_loss = '1'
   end
-  if not after_loss or now - tonumber(since) >= tonumber(ARGV[9]) then
+  return after_loss and now - tonumber(since) < tonumber(ARGV[9])
+end
+return fenced_run(4, function()
+local now = now_ms()
+local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+local queue_if_offline = ARGV[6] == '1'
+local live = connections > 0
+if not live then
+  if within_loss_grace(now) then
+    live = redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] > 0
+    queue_if_offline = true
+  elseif not queue_if_offline then
     return {'offline', '', 0}
   end
-  queue_if_offline = true
 end
 local id = next_id(KEYS[4], now)
 local message = frame(id, ARGV[2], ARGV[3])
-local receivers = redis.call('PUBLISH', ARGV[1], message)
-if receivers > 0 then
-  keep(KEYS[2], id, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
-  return {'delivered', id, math.max(connections, receivers)}
+if live then
+  local receivers = redis.call('PUBLISH', ARGV[1], message)
+  if receivers > 0 then
+    keep(KEYS[2], id, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+    return {'delivered', id, math.max(connections, receivers)}
+  end
 end
--- Nobody received it: not kept in history; the queue below is its one copy.
-if connections == 0 and not queue_if_offline then
-  return {'offline', '', 0}
-end
+-- Nobody received it (or it was not published): not kept in history; the queue below is its one copy.
 while true do
   local oldest = redis.call('LINDEX', KEYS[3], 0)
   if not oldest or tonumber(string.match(oldest, '^(%d+) ')) >= now then break end

@@ -69,11 +69,14 @@ async def test_presence_lapses_without_heartbeats_and_returns_with_them(redis_ur
             await asyncio.sleep(0.5)
             assert await broker.connection_count("alice") == 0
             assert (await broker.totals()).connections == 0
-            # The subscription itself still answers PUBLISH, so nothing is falsely refused.
-            assert (await broker.publish("alice", note("still here"))).delivered == 1
-            assert (await next_frame(subscription.connection)).data == {"message": "still here"}
+            # One answer: a subscription without presence (this instance stalled past
+            # it, or a tab between SUBSCRIBE and JOIN) is not published to live.
+            lapsed = await broker.publish("alice", note("lapsed"))
+            assert (lapsed.delivered, lapsed.queued) == (0, False)
             await broker.housekeeping()
             assert await broker.connection_count("alice") == 1
+            assert (await broker.publish("alice", note("back"))).delivered == 1
+            assert (await next_frame(subscription.connection)).data == {"message": "back"}
 
 
 async def test_event_for_a_client_whose_instance_just_died_is_queued_for_its_reconnect(redis_url, admin):
@@ -234,3 +237,28 @@ async def test_a_burst_of_streams_ending_together_leaves_no_presence_behind(redi
         assert await admin.zcard("cp:connections") == 0
         assert await admin.keys("cp:presence:*") == []
         assert await admin.zcard("cp:topic-presence:promo") == 0
+
+
+@pytest.mark.parametrize("queue_if_offline", [True, False])
+async def test_an_event_published_between_a_tabs_subscribe_and_its_join_is_answered_truthfully(redis_url, monkeypatch, queue_if_offline):
+    """Review reproduction: a fresh tab (no Last-Event-ID) had SUBSCRIBEd when a call
+    for its client came: PUBLISH counted the subscription and answered delivered: 1,
+    the JOIN that followed took that event's id as the tab's opening, and the live
+    copy, arriving after it (a lagging listener), fell at the floor and was dropped.
+    The visitor never saw it. Now a client without a joined connection is not
+    published to live: the event is queued and the JOIN hands it over, or the call
+    is answered not connected."""
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+        join, early = a._join, []
+
+        async def join_after_a_publish(*args, **kwargs):
+            early.append(await b.publish("dave", note("in the window"), queue_if_offline=queue_if_offline))
+            return await join(*args, **kwargs)
+
+        monkeypatch.setattr(a, "_join", join_after_a_publish)
+        async with a.subscribe("dave", None) as subscription:
+            [delivery] = early
+            assert (delivery.delivered, delivery.queued) == (0, queue_if_offline)
+            expected = [delivery.event_id] if queue_if_offline else []
+            assert [parse_frame(frame).id for frame in subscription.replay] == expected
+            assert await nothing_arrives(subscription.connection)
