@@ -137,4 +137,8 @@ class ClientStream:
                 "heartbeatSeconds": self._services.settings.heartbeat_seconds,
             },
         )
-        return encode_frame(subscription.cursor, event.name, event.encode_data())
+        # The browser takes this id as its Last-Event-ID at once. Resuming, it must stay
+        # where the browser resumed from until the replay behind it is written: a stream
+        # cut in between then resumes from there again, where the newest replayed id
+        # would have skipped the whole replay for good.
+        return encode_frame(self._resume_from or subscription.cursor, event.name, event.encode_data())

@@ -150,6 +150,23 @@ async def test_reconnect_with_last_event_id_replays_missed_events_in_order(serve
     assert missed == ["two", "three"]
 
 
+async def test_a_resumed_streams_connected_id_stays_where_it_resumed_until_the_replay_is_written(server):
+    """Review reproduction: `connected` carried the newest replayed id and went out
+    ahead of the replay, so a stream cut just after it (before the replay frames)
+    reconnected from that id and the whole replay was lost for good."""
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        params = {"clientId": "visitor", "token": client_token("visitor")}
+        async with connected_stream(http, params):
+            first = (await notify(server, "visitor", "one"))["result"]["eventId"]
+            await notify(server, "visitor", "two")
+        async with http.stream("GET", "/sse/connect", params={**params, "lastEventId": first}) as response:
+            reader = SseReader(response)
+            connected = await reader.next_event()
+            replayed = await reader.next_event()
+    assert connected.event == "connected" and connected.id == first
+    assert replayed.data["message"] == "two"
+
+
 async def test_stream_ends_with_retry_hint_when_token_expires(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         params = {"clientId": "visitor", "token": client_token("visitor", ttl_seconds=1.5)}
