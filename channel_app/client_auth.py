@@ -19,11 +19,13 @@ header or query string was put there by the page itself and needs no such check.
 
 from __future__ import annotations
 
+import math
 import time
 
 from starlette.requests import Request
 
 from channel_app.responses import BEARER_CHALLENGE, JSONBody, error_response
+from security.jwks import JwksUnavailable
 from security.tokens import ClientClaims, TokenRejected
 from sse.names import is_event_id
 
@@ -81,6 +83,11 @@ async def authenticate_client(services, client_id: str, token: str | None) -> Cl
         claims = await services.tokens.verify(token)
     except TokenRejected as rejected:
         raise ClientAuthFailed("invalid_token", error_response(401, "INVALID_TOKEN", rejected.message, BEARER_CHALLENGE)) from None
+    except JwksUnavailable as unavailable:
+        # A 401 would make the widget give up on a good token (or every visitor fetch a new
+        # one at once): this is the key server's outage, to wait out.
+        retry_after = {"Retry-After": str(math.ceil(unavailable.retry_after_seconds))}
+        raise ClientAuthFailed("keys_unavailable", error_response(503, "UNAVAILABLE", str(unavailable), retry_after)) from None
     if claims.expires_at <= time.time():
         # Within the verifier's clock-skew leeway the token still verifies, but a
         # stream would end the moment it opened and the browser would loop.

@@ -10,17 +10,20 @@ mint publish tokens only on your backend. With neither configured the API does
 not exist (404).
 
 Answers: no credential 401 `UNAUTHORIZED`, an unknown key or a bad token 401
-(`UNAUTHORIZED` / `INVALID_TOKEN`), a valid token without the scope 403 `FORBIDDEN`.
+(`UNAUTHORIZED` / `INVALID_TOKEN`), a valid token without the scope 403 `FORBIDDEN`,
+and 503 `UNAVAILABLE` with Retry-After while the JWKS cannot be fetched.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from channel_app.responses import BEARER_CHALLENGE
+from security.jwks import JwksUnavailable
 from security.tokens import TokenRejected
 
 
@@ -30,10 +33,10 @@ class Publisher:
 
 
 class PublishAuthFailed(Exception):
-    def __init__(self, status: int, error_type: str, message: str) -> None:
+    def __init__(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.error_type, self.message = status, error_type, message
-        self.headers = BEARER_CHALLENGE if status == 401 else None
+        self.headers = BEARER_CHALLENGE if status == 401 else headers
 
 
 def publish_enabled(services) -> bool:
@@ -62,6 +65,9 @@ async def authenticate_publisher(services, request: Request) -> Publisher:
         claims = await services.tokens.verify(credential)
     except TokenRejected as rejected:
         raise PublishAuthFailed(401, "INVALID_TOKEN", rejected.message) from None
+    except JwksUnavailable as unavailable:
+        retry_after = {"Retry-After": str(math.ceil(unavailable.retry_after_seconds))}
+        raise PublishAuthFailed(503, "UNAVAILABLE", str(unavailable), retry_after) from None
     if claims.expires_at <= time.time():
         raise PublishAuthFailed(401, "INVALID_TOKEN", "the token has expired")
     if scope not in _scopes(claims.raw.get("scope")):

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 from jwt import PyJWK
-from jwt.exceptions import PyJWTError
 
 CACHE_TTL_SECONDS = 600.0
 MIN_REFRESH_INTERVAL_SECONDS = 30.0
@@ -38,7 +37,13 @@ class JwksError(Exception):
 
 
 class JwksUnavailable(JwksError):
-    """No usable key set: the JWKS could not be fetched or parsed."""
+    """No usable key set: the JWKS could not be fetched or parsed. Not the token's
+    fault: answered 503 with Retry-After (`retry_after_seconds`, until the next fetch
+    may be tried), so clients back off and keep their token."""
+
+    def __init__(self, message: str, retry_after_seconds: float = MIN_REFRESH_INTERVAL_SECONDS) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class UnknownKeyId(JwksError):
@@ -62,7 +67,8 @@ class JwksKeyCache:
         if not self._is_fresh() or kid not in self._keys:
             await self._refresh_if_allowed()
         if not self._is_usable():
-            raise JwksUnavailable("no usable JWKS key set is loaded")
+            wait = MIN_REFRESH_INTERVAL_SECONDS - _seconds_since(self._last_attempt_at)
+            raise JwksUnavailable("the signing keys (JWKS) cannot be fetched right now", max(1.0, wait))
         try:
             return self._keys[kid]
         except KeyError:
@@ -88,9 +94,9 @@ class JwksKeyCache:
             # request got cancelled mid-fetch doesn't block the next attempt.
             try:
                 keys = await self._fetch_keys()
-            except JwksUnavailable as error:
+            except Exception as error:  # whatever the document held: the next try waits its turn
                 self._last_attempt_at = monotonic()
-                logger.warning("JWKS refresh from %s failed: %s", self._url, error)
+                logger.warning("JWKS refresh from %s failed: %s", self._url, _described(error))
                 return
             self._keys = keys
             self._fetched_at = self._last_attempt_at = monotonic()
@@ -110,6 +116,10 @@ class JwksKeyCache:
             return await _read_capped(self._http, self._url)
         async with httpx.AsyncClient() as http:
             return await _read_capped(http, self._url)
+
+
+def _described(error: Exception) -> str:
+    return str(error) if isinstance(error, JwksError) else f"unreadable key set ({type(error).__name__})"
 
 
 def _seconds_since(moment: float | None) -> float:
@@ -151,7 +161,7 @@ def _usable_key(entry: Any, allowed_algorithms: Collection[str]) -> PyJWK | None
         return None
     try:
         key = PyJWK(dict(entry))
-    except PyJWTError:
+    except Exception:  # PyJWTError, or a TypeError/ValueError from a member of the wrong type
         return None
     if key.algorithm_name not in allowed_algorithms:
         return None
@@ -165,7 +175,8 @@ def _is_public_signing_entry(entry: Any) -> bool:
     return (
         isinstance(entry, Mapping)
         and isinstance(entry.get("kid"), str)
-        and entry.get("kty") in ASYMMETRIC_KEY_TYPES
+        and isinstance(entry.get("kty"), str)
+        and entry["kty"] in ASYMMETRIC_KEY_TYPES
         and entry.get("use", "sig") == "sig"
         and "d" not in entry
     )

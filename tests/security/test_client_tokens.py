@@ -124,6 +124,13 @@ async def rejection(verifier: ClientTokenVerifier, token: Any) -> TokenRejected:
     return caught.value
 
 
+async def keys_unavailable(verifier: ClientTokenVerifier, token: Any) -> jwks.JwksUnavailable:
+    """No verdict on the token: its keys cannot be fetched (answered 503, not 401)."""
+    with pytest.raises(jwks.JwksUnavailable) as caught:
+        await verifier.verify(token)
+    return caught.value
+
+
 # --- accepted tokens (the baseline every attack is measured against) -------
 
 
@@ -613,9 +620,40 @@ async def test_visitor_disconnecting_mid_fetch_does_not_lock_out_the_next_one(ro
 async def test_jwks_fetch_failure_rejects_the_token_cleanly(router, rsa_key, failure) -> None:
     router.get(JWKS_URL).mock(side_effect=[failure])
 
-    error = await rejection(jwks_verifier(), signed_with_kid(rsa_key, "rsa-1"))
+    error = await keys_unavailable(jwks_verifier(), signed_with_kid(rsa_key, "rsa-1"))
 
-    assert error.reason == "jwks_unavailable"
+    assert 1 <= error.retry_after_seconds <= jwks.MIN_REFRESH_INTERVAL_SECONDS
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [{"kid": "x", "kty": "RSA", "alg": ["RS256"]}, {"kid": "x", "kty": ["RSA"]}, {"kid": "x", "kty": "RSA", "n": 5, "e": []},
+     {"kid": "x", "kty": "EC", "crv": {"P-256": 1}, "x": "a", "y": "b"}],
+    ids=["alg-list", "kty-list", "numbers", "crv-object"],
+)
+async def test_a_malformed_jwks_entry_is_skipped_and_the_good_keys_serve(router, clock, rsa_key, malformed) -> None:
+    """Review reproduction: an entry whose `alg` or `kty` was a list raised TypeError
+    out of the parser: every connect was a 500 and, the attempt never stamped, each
+    request fetched the JWKS again."""
+    route = router.get(JWKS_URL).mock(return_value=jwks_response(rsa_jwk(rsa_key, "rsa-1"), malformed))
+    verifier = jwks_verifier()
+
+    assert (await verifier.verify(signed_with_kid(rsa_key, "rsa-1"))).subject == CLIENT_ID
+    for _ in range(3):
+        assert (await rejection(verifier, signed_with_kid(rsa_key, uuid.uuid4().hex))).reason == "unknown_key"
+    assert route.call_count == 1
+
+
+async def test_a_key_set_that_cannot_be_read_at_all_is_fetched_at_most_once_per_interval(router, monkeypatch, rsa_key) -> None:
+    def unreadable(body, allowed):
+        raise TypeError("a parser bug or a document no one foresaw")
+
+    monkeypatch.setattr(jwks, "parse_key_set", unreadable)
+    route = router.get(JWKS_URL).mock(return_value=jwks_response(rsa_jwk(rsa_key, "rsa-1")))
+    verifier = jwks_verifier()
+    for _ in range(3):
+        await keys_unavailable(verifier, signed_with_kid(rsa_key, "rsa-1"))
+    assert route.call_count == 1
 
 
 async def test_hanging_jwks_endpoint_is_cut_off_by_the_fetch_timeout(router, monkeypatch, rsa_key) -> None:
@@ -626,7 +664,7 @@ async def test_hanging_jwks_endpoint_is_cut_off_by_the_fetch_timeout(router, mon
     monkeypatch.setattr(jwks, "FETCH_TIMEOUT_SECONDS", 0.05)
     router.get(JWKS_URL).mock(side_effect=hanging)
 
-    assert (await rejection(jwks_verifier(), signed_with_kid(rsa_key, "rsa-1"))).reason == "jwks_unavailable"
+    await keys_unavailable(jwks_verifier(), signed_with_kid(rsa_key, "rsa-1"))
 
 
 async def test_failing_jwks_url_is_not_hammered_either(router, clock, rsa_key) -> None:
@@ -634,7 +672,7 @@ async def test_failing_jwks_url_is_not_hammered_either(router, clock, rsa_key) -
     verifier = jwks_verifier()
 
     for _ in range(10):
-        assert (await rejection(verifier, signed_with_kid(rsa_key, "rsa-1"))).reason == "jwks_unavailable"
+        await keys_unavailable(verifier, signed_with_kid(rsa_key, "rsa-1"))
 
     assert route.call_count == 1
 
@@ -649,7 +687,7 @@ async def test_jwks_outage_serves_last_good_keys_only_for_a_bounded_time(router,
     assert (await verifier.verify(signed_with_kid(rsa_key, token_kid))).subject == CLIENT_ID
 
     clock.advance(jwks.MAX_STALE_SECONDS)
-    assert (await rejection(verifier, signed_with_kid(rsa_key, token_kid))).reason == "jwks_unavailable"
+    await keys_unavailable(verifier, signed_with_kid(rsa_key, token_kid))
 
 
 async def test_token_without_kid_is_rejected_without_fetching_jwks(router, rsa_key) -> None:

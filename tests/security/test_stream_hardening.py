@@ -123,6 +123,30 @@ async def test_es256_tokens_from_a_jwks_url_open_streams_and_unknown_keys_are_re
         assert route.called
 
 
+async def test_while_the_jwks_cannot_be_fetched_a_good_token_is_told_503_to_wait_not_401():
+    """Review reproduction: a JWKS outage answered 401 INVALID_TOKEN, on which the
+    widget stops for good (a fixed token) or every visitor fetches a new token at
+    once (getToken); the token was fine, the key server was not."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    jwks_url = "https://id.example.com/.well-known/jwks.json"
+    settings = {
+        "client_jwt_jwks_url": jwks_url, "client_jwt_secret": None, "client_jwt_algorithms": ["ES256"],
+        "client_jwt_audience": AUDIENCE, "publish_jwt_scope": "publish",
+    }
+    token = jwt.encode(claims("visitor", aud=AUDIENCE), private, algorithm="ES256", headers={"kid": "key-1"})
+    with respx.mock(assert_all_mocked=False) as mock:
+        mock.get(jwks_url).respond(503)
+        async with asgi_client(**settings) as http:
+            answers = [
+                await http.get("/sse/check", params={"clientId": "visitor", "token": token}),
+                await http.get("/sse/connect", params={"clientId": "visitor", "token": token}),
+                await http.post("/api/publish", json={"target": {"clientId": "v"}, "event": "e", "data": {}}, headers={"Authorization": f"Bearer {token}"}),
+            ]
+    for answer in answers:
+        assert (answer.status_code, answer.json()["error"]["type"]) == (503, "UNAVAILABLE")
+        assert 1 <= int(answer.headers["retry-after"]) <= 30
+
+
 @pytest.mark.parametrize("key_source", ["public_key", "jwks_url"])
 def test_production_refuses_a_public_key_or_jwks_without_an_audience(key_source):
     # An identity provider's key signs tokens for every app it serves; without an
