@@ -15,6 +15,16 @@ starts at a line break, or carries a small complete request ahead of the big
 one. What the cap protects, memory and the loop's time, stays bounded; an
 exact cap would count bytes in the parser's callbacks (on_url, on_header).
 
+A head must also arrive within HEAD_TIMEOUT_SECONDS of its first byte (of the
+connection's opening, for its first request): uvicorn starts no timer until a
+response is complete, so a connection that sent nothing, or trickled an
+unfinished head, stayed open for good (review reproduction: 200 of them held
+200 descriptors and 12.5 MB for over a minute, uncounted by MAX_CONNECTIONS,
+which counts streams). Such a connection is closed, with a JSON 408 when part
+of a head came. The timer is uvicorn's keep-alive handle, which is idle while
+a head is being read: no attribute is added. A head still arriving when the
+previous response completes gets uvicorn's keep-alive timeout instead.
+
 The service runs it as part of channel_app/http_protocol.ServiceHttpProtocol.
 Behind a proxy with its own header limits this changes nothing.
 """
@@ -26,11 +36,17 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from channel_app.responses import closing_error_response
 
 MAX_REQUEST_HEAD_BYTES = 64 * 1024  # request line and headers; nginx's default cap is 32 KB
+HEAD_TIMEOUT_SECONDS = 10.0  # as BODY_TIMEOUT_SECONDS's default; nginx's client_header_timeout is 60 s
 
 
 def head_too_large_response() -> bytes:
     message = f"request line and headers exceed {MAX_REQUEST_HEAD_BYTES} bytes"
     return closing_error_response(b"431 Request Header Fields Too Large", "HEADERS_TOO_LARGE", message)
+
+
+def head_timeout_response() -> bytes:
+    message = f"the request line and headers did not arrive within {HEAD_TIMEOUT_SECONDS:g} seconds"
+    return closing_error_response(b"408 Request Timeout", "REQUEST_TIMEOUT", message)
 
 
 def _head_ends_within(data: bytes, room: int) -> bool:
@@ -46,10 +62,18 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     # connection (bench: 18.7 -> 20.7 KB per idle stream).
     _head_bytes: int | None = 0  # bytes of the current request's head so far; None once it is complete
 
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.timeout_keep_alive_task = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_timed_out)
+
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return  # refused, or gone
+        head_deadline = None
         if self._head_bytes is not None:
+            timer = self.timeout_keep_alive_task
+            # uvicorn cancels the timer on every read: a head under way keeps its deadline.
+            head_deadline = timer.when() if self._head_bytes and timer is not None else self.loop.time() + HEAD_TIMEOUT_SECONDS
             room = MAX_REQUEST_HEAD_BYTES - self._head_bytes
             self._head_bytes += len(data)
             if self._head_bytes > MAX_REQUEST_HEAD_BYTES and not _head_ends_within(data, room):
@@ -58,9 +82,14 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
                 self._refuse_head()
                 return
         super().data_received(data)
+        if self._head_bytes is None or self.transport.is_closing():
+            return
         # Still incomplete after parsing, and past the limit: refused without waiting for more.
-        if self._head_bytes is not None and self._head_bytes > MAX_REQUEST_HEAD_BYTES:
+        if self._head_bytes > MAX_REQUEST_HEAD_BYTES:
             self._refuse_head()
+        elif self._head_bytes and self.timeout_keep_alive_task is None and head_deadline is not None:
+            # Part of a head came (0: the request was whole, and a stream may be running).
+            self.timeout_keep_alive_task = self.loop.call_at(head_deadline, self._head_timed_out)
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
@@ -72,4 +101,12 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         self.transport.write(head_too_large_response())
+        self.transport.close()
+
+    def _head_timed_out(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self.transport.is_closing():
+            return
+        if self._head_bytes:
+            self.transport.write(head_timeout_response())
         self.transport.close()

@@ -13,6 +13,7 @@ import hmac
 import contextlib
 import json
 import logging
+import select
 import socket
 import time
 from typing import Iterator
@@ -25,6 +26,7 @@ import respx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from channel_app import header_limit
 from channel_app.policies import InvalidConfiguration
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
@@ -474,6 +476,50 @@ def test_an_oversized_request_head_gets_431_and_the_connection_closes_before_it_
         assert json.loads(body)["error"]["type"] == "HEADERS_TOO_LARGE"
         large_but_allowed = httpx.get(server.url + "/healthz", headers={"X-Large": "b" * 30_000})
         assert large_but_allowed.status_code == 200
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"trickle"])
+def test_a_connection_whose_head_does_not_arrive_in_time_is_closed(monkeypatch, sent):
+    """Review reproduction (slowloris): connections that sent nothing, or part of a
+    head, or a head one byte at a time, stayed open for good: 200 of them held 200
+    descriptors and 12.5 MB for over a minute, and MAX_CONNECTIONS counts streams."""
+    monkeypatch.setattr(header_limit, "HEAD_TIMEOUT_SECONDS", 0.5, raising=False)
+    with run_server(make_app()) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(5)
+            answer = b""
+            with contextlib.suppress(ConnectionError):
+                if sent == b"trickle":
+                    for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n" * 4:
+                        sock.sendall(bytes([byte]))
+                        if select.select([sock], [], [], 0.05)[0]:
+                            break  # answered: sending on would reset the connection and lose the answer
+                else:
+                    sock.sendall(sent)
+                while chunk := sock.recv(65536):
+                    answer += chunk
+        assert time.monotonic() - started < 4
+        if sent:
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408") and json.loads(body)["error"]["type"] == "REQUEST_TIMEOUT"
+        else:
+            assert answer == b""
+
+
+async def test_a_stream_outlives_the_head_timeout(monkeypatch):
+    monkeypatch.setattr(header_limit, "HEAD_TIMEOUT_SECONDS", 0.3, raising=False)
+    with run_server(make_app()) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            params = {"clientId": "visitor", "token": client_token("visitor")}
+            async with http.stream("GET", "/sse/connect", params=params) as response:
+                reader = SseReader(response)
+                assert (await reader.next_event()).event == "connected"
+                await anyio.sleep(1)
+                body = function_body("notify", {"clientId": "visitor", "message": "still here"})
+                await http.put("/functions", content=body, headers=signed_headers(body))
+                assert (await reader.next_event()).data["message"] == "still here"
 
 
 @pytest.mark.parametrize("head_bytes", [65_537, 200_000])
