@@ -184,12 +184,12 @@ def _error_text(payload: Any) -> str | None:
         candidates.insert(1, errors[0])
     for item in candidates:
         if isinstance(item, str) and item:
-            return item[:_MAX_MESSAGE_CHARS]
+            return item
         if isinstance(item, dict):
             for key in ("message", "type"):
                 value = item.get(key)
                 if isinstance(value, str) and value:
-                    return value[:_MAX_MESSAGE_CHARS]
+                    return value
     return None
 
 
@@ -203,6 +203,8 @@ def _secrets_in(params: dict[str, Any], access_token: str | None) -> list[str]:
 
 
 def _redact(text: str, secrets: list[str]) -> str:
+    """`text` without the secrets, then cut short: cut first, a secret split at the cut
+    would be left half in the log."""
     for secret in secrets:
         text = text.replace(secret, "[redacted]")
-    return text
+    return text[:_MAX_MESSAGE_CHARS]

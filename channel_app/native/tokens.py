@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from sse.broker import BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 RENEWAL_WAIT_SECONDS = 5.0  # for another instance's renewal: longer than an issueToken call takes
 RENEWAL_POLL_SECONDS = 0.1
 REJECTED_REMEMBERED = 16
@@ -258,6 +260,9 @@ class TokenManager:
         expires_in = answer.get("expiresIn")
         if not isinstance(access, str) or not access:
             raise NativeApiError("protocol", f"{method}: answer has no accessToken")
+        if not _HEADER_SAFE.fullmatch(access):
+            # It travels in the x-access-token header: cached, it would fail every call until it expired.
+            raise NativeApiError("protocol", f"{method}: accessToken is not visible ASCII")
         if refresh is not None and not isinstance(refresh, str):
             raise NativeApiError("protocol", f"{method}: refreshToken is not a string")
         try:

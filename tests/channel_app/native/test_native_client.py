@@ -191,6 +191,23 @@ async def test_secrets_never_reach_error_messages_or_logs(
     assert "[redacted]" in str(caught.value)
 
 
+async def test_a_secret_where_the_message_is_cut_short_is_not_half_logged(
+    client: NativeApiClient, channel: FakeChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review reproduction: Channel's error text was cut to 300 characters before the
+    secrets were blanked out, so a secret across the cut left its first part."""
+    secret = "APPSECRET-zzsecret-0123456789abcdef"
+    echo = {"error": {"message": "x" * 280 + " bad secret " + secret}}
+    channel.on("issueToken", httpx.Response(500, json=echo), httpx.Response(500, json=echo))
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("issueToken", {"secret": secret})
+
+    text = str(caught.value) + caplog.text
+    assert secret[:8] not in text
+
+
 async def test_backoff_grows_exponentially_with_jitter(http: httpx.AsyncClient) -> None:
     client = NativeApiClient(http, backoff_seconds=0.2)
 

@@ -233,7 +233,11 @@ async def test_short_lived_token_is_renewed_at_half_life(
 @pytest.mark.parametrize(
     "answer",
     [{"refreshToken": "r", "expiresIn": 1800}, {"accessToken": "a", "refreshToken": "r"},
-     {"accessToken": "a", "expiresIn": 0}, {"accessToken": "a", "expiresIn": True}],
+     {"accessToken": "a", "expiresIn": 0}, {"accessToken": "a", "expiresIn": True},
+     # Review reproductions: cached, these failed every call for 30 minutes (INTERNAL_ERROR
+     # with a traceback, or two failed requests each): they go in a header.
+     {"accessToken": "tökén", "expiresIn": 1800}, {"accessToken": "a\r\nx-injected: 1", "expiresIn": 1800},
+     {"accessToken": "a b", "expiresIn": 1800}],
 )
 async def test_malformed_issue_answer_is_a_protocol_error(
     tokens: TokenManager, channel: FakeChannel, answer: dict[str, object]
