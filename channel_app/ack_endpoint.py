@@ -57,7 +57,7 @@ async def acknowledge_event(request: Request) -> Response:
     except ValidationError as error:
         return error_response(400, "INVALID_REQUEST", describe_validation_error(error))
     try:
-        token = ack.token or presented_token(request, services.settings.client_token_cookie, services.settings.cors_allowed_origins)
+        token = (ack.token or "").strip() or presented_token(request, services.settings.client_token_cookie, services.settings.cors_allowed_origins)
         await authenticate_client(services, ack.client_id, token)
     except ClientAuthFailed as failed:
         return failed.response

@@ -46,10 +46,13 @@ def presented_token(request: Request, cookie_name: str, trusted_origins: list[st
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    query_token = request.query_params.get("token")
+    # Trimmed wherever it comes from: a site's token endpoint may end its text with a
+    # newline, which fetch() trims from a header but a query keeps, and then the widget's
+    # /sse/check (header) and its stream (query) would disagree about one token.
+    query_token = request.query_params.get("token", "").strip()
     if query_token:
         return query_token
-    cookie_token = request.cookies.get(cookie_name)
+    cookie_token = request.cookies.get(cookie_name, "").strip()
     if cookie_token and not _cookie_origin_trusted(request, trusted_origins):
         message = "a cookie token is accepted only from this service's own origin or CORS_ALLOWED_ORIGINS"
         raise ClientAuthFailed("foreign_origin", error_response(403, "FORBIDDEN_ORIGIN", message))

@@ -123,7 +123,7 @@
     this.lastEventId = null;
     this._base = withoutTrailingSlash(base);
     this._options = options;
-    this._token = options.token || null;
+    this._token = (typeof options.token === "string" && options.token.trim()) || null;
     this._initialMs = retry.initialMs || 1000;
     this._maxMs = retry.maxMs || 30000;
     this._attempt = 0;
@@ -205,7 +205,9 @@
           return self._options.getToken();
         })
         .then(function (token) {
-          if (typeof token !== "string" || !token) {
+          // A token endpoint's text often ends in a newline (r.text()).
+          token = typeof token === "string" ? token.trim() : "";
+          if (!token) {
             throw new Error("getToken did not return a token");
           }
           self._token = token;

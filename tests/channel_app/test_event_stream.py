@@ -85,6 +85,18 @@ async def test_token_is_accepted_from_query_header_or_cookie(server, where):
             assert (await SseReader(response).next_event()).event == "connected"
 
 
+@pytest.mark.parametrize("padding", ["\n", " \r\n"], ids=["newline", "spaces"])
+async def test_a_query_token_with_whitespace_around_it_is_the_same_token(server, padding):
+    """Review reproduction: a site's token endpoint answered the JWT with a newline
+    after it; the widget's /sse/check (header, which fetch trims) said 200 while its
+    stream (query) was 401, and it retried forever without asking for a new token."""
+    params = {"clientId": "visitor", "token": client_token("visitor") + padding}
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        async with http.stream("GET", "/sse/connect", params=params) as response:
+            assert response.status_code == 200
+            assert (await SseReader(response).next_event()).event == "connected"
+
+
 async def test_stream_headers_first_event_retry_and_heartbeat(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         params = {"clientId": "visitor", "token": client_token("visitor")}
