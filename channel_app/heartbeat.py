@@ -14,8 +14,12 @@ opening frames. A round keeps its streams referenced until it ends, one
 interval at most after they close.
 
 Broker upkeep (history expiry, and with Redis the presence refresh that keeps
-this instance's clients visible cluster-wide) runs after each round, so a slow
-or unreachable Redis never delays the heartbeat comments.
+this instance's clients visible cluster-wide) starts after each round as a
+task of its own, and a round does not wait for it, so a slow or unreachable
+Redis never delays the heartbeat comments (awaited in line, a Redis stall
+stretched every interval by REDIS_TIMEOUT_SECONDS: review reproduction, 2 s
+heartbeats 3 s apart behind a load balancer timing out idle streams). One
+upkeep runs at a time: a round whose previous upkeep is still running skips its own.
 """
 
 from __future__ import annotations
@@ -36,21 +40,36 @@ HEARTBEAT_STEP_SECONDS = 0.1
 async def heartbeat_forever(broker: Broker, interval_seconds: float, step_seconds: float = HEARTBEAT_STEP_SECONDS) -> None:
     most_steps = max(1, round(interval_seconds / step_seconds))
     loop = asyncio.get_running_loop()
-    while True:
-        started = loop.time()
-        streams = list(broker.registry.connections())
-        steps = max(1, min(most_steps, len(streams)))
-        for step, due in enumerate(_slices(streams, steps), start=1):
-            await asyncio.sleep(max(0.0, started + interval_seconds * step / steps - loop.time()))
-            try:
-                for connection in due:
-                    connection.offer(HEARTBEAT_FRAME, timed=False)
-            except Exception:
-                logger.exception("heartbeat round failed")
+    upkeep: asyncio.Task[None] | None = None
+    try:
+        while True:
+            await _round(broker, loop, interval_seconds, most_steps)
+            if upkeep is None or upkeep.done():
+                upkeep = asyncio.create_task(_upkeep(broker))
+    finally:
+        if upkeep is not None:
+            upkeep.cancel()
+
+
+async def _round(broker: Broker, loop: asyncio.AbstractEventLoop, interval_seconds: float, most_steps: int) -> None:
+    """One heartbeat to every stream open now, in slices spread over the interval."""
+    started = loop.time()
+    streams = list(broker.registry.connections())
+    steps = max(1, min(most_steps, len(streams)))
+    for step, due in enumerate(_slices(streams, steps), start=1):
+        await asyncio.sleep(max(0.0, started + interval_seconds * step / steps - loop.time()))
         try:
-            await broker.housekeeping()
+            for connection in due:
+                connection.offer(HEARTBEAT_FRAME, timed=False)
         except Exception:
-            logger.exception("broker housekeeping failed")
+            logger.exception("heartbeat round failed")
+
+
+async def _upkeep(broker: Broker) -> None:
+    try:
+        await broker.housekeeping()
+    except Exception:
+        logger.exception("broker housekeeping failed")
 
 
 def _slices(streams: Sequence[Connection], steps: int) -> list[Sequence[Connection]]:

@@ -113,3 +113,23 @@ async def test_a_failing_stream_does_not_stop_the_heartbeats() -> None:
         await asyncio.sleep(0.35)
 
     assert len(written) >= 2 and len(broker.upkeep) >= 2
+
+
+async def test_a_slow_upkeep_never_delays_the_heartbeats() -> None:
+    """Review reproduction: with Redis stalled, each upkeep (the presence refresh)
+    waited REDIS_TIMEOUT_SECONDS before the next round began, so 2 s heartbeats came
+    3 s apart, past a load balancer's idle timeout set just above the interval."""
+    written: list[float] = []
+    broker = Broker([Stream(written)])
+
+    async def stalled() -> None:
+        broker.upkeep.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(10)
+
+    broker.housekeeping = stalled
+    async with beating(broker, interval=0.1, step=0.05):
+        await asyncio.sleep(0.55)
+
+    gaps = [later - earlier for earlier, later in zip(written, written[1:])]
+    assert len(written) >= 4 and max(gaps) < 0.18
+    assert len(broker.upkeep) == 1  # the stalled one still runs: none piles up behind it
