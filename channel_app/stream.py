@@ -22,7 +22,7 @@ from channel_app.event_stream import EventStreamResponse, raw_headers
 from channel_app.responses import STREAM_HEADERS, JSONBody, error_response
 from channel_app.topic_request import authorize_topics, requested_topics
 from security.ratelimit import Decision
-from sse.broker import BrokerUnavailable, Subscription
+from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Subscription
 from sse.events import Event, encode_frame, encode_retry
 from sse.names import InvalidName, check_client_id
 from sse.registry import ConnectionRefused
@@ -117,6 +117,7 @@ class ClientStream:
         except BrokerUnavailable:
             # A 503 would make the browser give up for good; an empty stream with a
             # retry hint makes it come back once Redis (and this instance) are ready.
+            self._services.metrics.connect_refused(BROKER_UNAVAILABLE)
             await Response(retry, media_type="text/event-stream", headers=STREAM_HEADERS)(scope, receive, send)
         except ConnectionRefused as refused:
             self._services.metrics.connect_refused(refused.reason)

@@ -70,6 +70,9 @@ class BrokerUnavailable(Exception):
     delivery can be confirmed."""
 
 
+BROKER_UNAVAILABLE = "broker_unavailable"  # why a stream that could not subscribe ended, and its refusal
+
+
 class QueueFull(Exception):
     """The client's store-and-forward queue is full; the event was not kept."""
 

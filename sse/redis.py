@@ -81,7 +81,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from sse.broker import BrokerUnavailable, Delivery, Fence, QueueFull, Subscription, Totals
+from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Delivery, Fence, QueueFull, Subscription, Totals
 from sse.events import Event, parse_event_id
 from sse.presence import RedisPresence
 from sse.redis_acks import RedisAcks
@@ -202,17 +202,20 @@ class RedisBroker:
             # SUBSCRIBE is in flight would otherwise JOIN, and be counted as reachable,
             # before this instance can receive its events (or stay open with no
             # subscription at all when that SUBSCRIBE fails). Confirmed: returns at once.
-            await self._listener.add(self._keys.channel(client_id))
             member = self._presence.member(connection.id)
             try:
-                for topic in topics:
-                    await self._listener.add(self._keys.topic_channel(topic))
                 try:
+                    await self._listener.add(self._keys.channel(client_id))
+                    for topic in topics:
+                        await self._listener.add(self._keys.topic_channel(topic))
                     head, replay = await self._join(client_id, [member], last_event_id, topics)
                 except ConnectionRefused as refused:
                     # Registered here before JOIN refused it cluster-wide: it leaves with
                     # the refusal as its reason, not as a client that closed its stream.
                     connection.close(refused.reason)
+                    raise
+                except BrokerUnavailable:
+                    connection.close(BROKER_UNAVAILABLE)
                     raise
                 cursor = newest_id(head, replay)
                 self._fanout.joined(connection, cursor)

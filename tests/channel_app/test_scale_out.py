@@ -18,6 +18,7 @@ import pytest
 from tests.support.apps import client_token
 from tests.support.http import call_function, get_json, open_stream
 from tests.support.instances import running_instances
+from tests.support.scrape import scrape
 from tests.support.waiting import eventually as poll_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis, pytest.mark.timeout(120)]
@@ -124,6 +125,16 @@ async def test_redis_restart_mid_stream_fails_loudly_then_delivery_resumes(clust
         code, summary = await get_json(b.url, "/sse/status")
         assert (code, summary["status"], summary["totals"], summary["connections"]) == (200, "degraded", "local", 1)
         assert await on_b.next_comment(timeout=3) == "heartbeat"  # the stream stays open
+        # A stream that cannot subscribe gets only a retry hint, and counts as a refusal,
+        # where it counted as a stream its client closed (review reproduction).
+        async with httpx.AsyncClient(base_url=b.url, timeout=10) as http:
+            params = {"clientId": "newcomer", "token": client_token("newcomer")}
+            refused = await http.get("/sse/connect", params=params)
+        assert refused.text.startswith("retry:") and "connected" not in refused.text
+        metrics = await scrape(b.url)
+        assert metrics.value("channel_push_connects_refused_total", reason="broker_unavailable") == 1
+        assert metrics.value("channel_push_disconnects_total", reason="broker_unavailable") == 1
+        assert metrics.value("channel_push_disconnects_total", reason="client_closed") == 0
 
         redis_server.start()
         for instance in (a, b):
