@@ -208,6 +208,18 @@ async def test_a_secret_where_the_message_is_cut_short_is_not_half_logged(
     assert secret[:8] not in text
 
 
+async def test_an_oversized_answer_is_refused_as_it_arrives(client: NativeApiClient, channel: FakeChannel) -> None:
+    """Review reproduction: a 250 MB answer was read whole and parsed: 11.7 s for a
+    call due in 6, 788 MB of memory, and the event loop held for seconds."""
+    channel.on("writeUserChatMessage", httpx.Response(200, content=b" " * (2 * 1024 * 1024)))
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("writeUserChatMessage", {}, access_token="t")
+
+    assert caught.value.kind == "protocol" and "over" in caught.value.message
+    assert len(channel.calls_to("writeUserChatMessage")) == 1  # not retried
+
+
 async def test_backoff_grows_exponentially_with_jitter(http: httpx.AsyncClient) -> None:
     client = NativeApiClient(http, backoff_seconds=0.2)
 
