@@ -54,11 +54,14 @@ class NativeApiError(Exception):
     ``status`` is the HTTP status when there was one.
     """
 
-    def __init__(self, kind: ErrorKind, message: str, status: int | None = None) -> None:
+    def __init__(self, kind: ErrorKind, message: str, status: int | None = None, *, reached: bool = True) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
         self.message = message
         self.status = status
+        # False when no attempt can have reached Channel (the connection was never
+        # made): such a call spent nothing of Channel's token limit.
+        self.reached = reached
 
     def __str__(self) -> str:
         status = f" (HTTP {self.status})" if self.status is not None else ""
@@ -93,6 +96,11 @@ class NativeApiClient:
     def url(self) -> str:
         return self._url
 
+    @property
+    def timeout_seconds(self) -> float:
+        """How long one attempt may take."""
+        return self._timeout
+
     async def call(
         self, method: str, params: dict[str, Any], access_token: str | None = None, max_retries: int | None = None
     ) -> dict[str, Any]:
@@ -110,7 +118,8 @@ class NativeApiClient:
         secrets = _secrets_in(params, access_token)
         retries = self._max_retries if max_retries is None else max_retries
         attempts = retries + 1
-        failure = NativeApiError("unavailable", f"{method}: not attempted")
+        failure = NativeApiError("unavailable", f"{method}: not attempted", reached=False)
+        reached = False
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 delay = self._delay(attempt - 1)
@@ -124,12 +133,18 @@ class NativeApiClient:
                     response = await self._exchange(body, headers)
             except AnswerTooLarge:
                 raise NativeApiError("protocol", f"{method}: answer is over {MAX_ANSWER_BYTES} bytes") from None
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # no connection: nothing was sent
+                failure = NativeApiError("unavailable", f"{method}: {type(exc).__name__}", reached=reached)
+                continue
             except (TimeoutError, httpx.TimeoutException):
+                reached = True
                 failure = NativeApiError("unavailable", f"{method}: timed out after {self._timeout}s")
                 continue
             except httpx.RequestError as exc:  # transport failures, and bodies that fail to decode
+                reached = True
                 failure = NativeApiError("unavailable", f"{method}: {type(exc).__name__}")
                 continue
+            reached = True
             if response.status_code >= 500:
                 detail = _redact(_describe(response), secrets)
                 failure = NativeApiError("unavailable", f"{method}: {detail}", response.status_code)

@@ -7,19 +7,26 @@ first and falls back to ``issueToken``. Concurrent callers for one channel
 share a single renewal, its success or its failure. Every issue or refresh
 call spends one unit of an app-wide sliding-window budget; when the budget is
 spent, :class:`NativeApiError` ``rate_limited`` is raised without calling
-Channel. If renewal fails while the cached token has not expired yet, the
-cached token is served and renewal is retried after a short cooldown.
+Channel. A call that never reached Channel (no connection) gives its unit
+back: an outage of a few minutes used to spend the whole budget and lock the
+fallback out for 30 minutes once Channel was back. If renewal fails while the
+cached token has not expired yet, the cached token is served and renewal is
+retried after a short cooldown; with no token to serve, the failure is
+answered again for ``failure_cooldown_seconds`` without asking Channel, so a
+burst of fallbacks during an outage spends one unit, not one each.
 
 With a ``TokenShare`` (REDIS_URL: channel_app/native/token_share.py) the
-instances share tokens, renewals and the budget: before renewing, an instance
-takes a token another one stored; one instance renews a channel at a time
-and the others wait for its token (RENEWAL_WAIT_SECONDS, then they renew
-themselves); every issue or refresh also spends the shared budget. While
-Redis does not answer, each instance goes on with its own cache and budget.
+instances share tokens, renewals, failures and the budget: before renewing,
+an instance takes a token another one stored; one instance renews a channel
+at a time, holding it for as long as a renewal can take (two token calls),
+and the others wait for its token, or its failure, which they answer with at
+once; every issue or refresh also spends the shared budget. While Redis does
+not answer, each instance goes on with its own cache and budget.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -27,19 +34,19 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import anyio
 
-from channel_app.native.client import NativeApiClient, NativeApiError
-from channel_app.native.token_share import SharedToken, TokenShare
+from channel_app.native.client import ErrorKind, NativeApiClient, NativeApiError
+from channel_app.native.token_share import FAILED_PREFIX, SharedToken, TokenShare
 from sse.broker import BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-RENEWAL_WAIT_SECONDS = 5.0  # for another instance's renewal: longer than an issueToken call takes
 RENEWAL_POLL_SECONDS = 0.1
+ERROR_KINDS = frozenset(get_args(ErrorKind))
 REJECTED_REMEMBERED = 16
 T = TypeVar("T")
 
@@ -54,6 +61,12 @@ class _Token:
 
     def usable(self, now: float) -> bool:
         return now < self.renew_at or (now < self.retry_at and now < self.expires_at)
+
+
+@dataclass(frozen=True)
+class _Spend:
+    at: float  # on this manager's clock
+    receipt: str | None  # the shared budget's, with a TokenShare that answered
 
 
 class _Flight:
@@ -76,6 +89,7 @@ class TokenManager:
         budget_window_seconds: float = 1800,
         *,
         retry_cooldown_seconds: float = 30,
+        failure_cooldown_seconds: float = 10,
         shared: TokenShare | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -83,7 +97,7 @@ class TokenManager:
             raise ValueError("app_secret is required")
         if budget < 1 or budget_window_seconds <= 0:
             raise ValueError("budget and budget_window_seconds must be positive")
-        if refresh_margin_seconds < 0 or retry_cooldown_seconds < 0:
+        if refresh_margin_seconds < 0 or retry_cooldown_seconds < 0 or failure_cooldown_seconds < 0:
             raise ValueError("margins must not be negative")
         self._client = client
         self._secret = app_secret
@@ -92,6 +106,8 @@ class TokenManager:
         self._budget = budget
         self._window = budget_window_seconds
         self._cooldown = retry_cooldown_seconds
+        self._failure_cooldown = failure_cooldown_seconds
+        self._failures: dict[str | None, tuple[float, NativeApiError]] = {}  # channel -> (answered until, failure)
         self._tokens: dict[str | None, _Token] = {}
         self._flights: dict[str | None, _Flight] = {}
         self._spent: deque[float] = deque()
@@ -109,6 +125,10 @@ class TokenManager:
         cached = self._tokens.get(channel_id)
         if cached is not None and cached.usable(self._clock()):
             return cached.access
+        failed = self._failures.get(channel_id)
+        if failed is not None and self._clock() < failed[0]:
+            error = failed[1]
+            raise NativeApiError(error.kind, f"{error.message} (a moment ago; not asked again yet)", error.status)
         flight = self._flights.get(channel_id)
         if flight is not None:
             await flight.done.wait()
@@ -120,9 +140,12 @@ class TokenManager:
         flight = self._flights[channel_id] = _Flight()
         try:
             flight.token = await self._renew(channel_id, cached)
+            self._failures.pop(channel_id, None)
             return flight.token.access
         except NativeApiError as exc:
             flight.error = exc
+            if exc.kind != "rate_limited":  # the budget is this side's own count: nothing to spare
+                self._failures[channel_id] = (self._clock() + self._failure_cooldown, exc)
             raise
         except BaseException:
             flight.error = NativeApiError("unavailable", "token renewal was interrupted")
@@ -171,9 +194,11 @@ class TokenManager:
         """Another instance's token if it has a fresh one; else renew here, one instance at a time."""
         if (taken := await self._take_shared(shared, channel_id)) is not None:
             return taken
-        renewing = await self._shared_or(shared.begin_renewal(channel_id, RENEWAL_WAIT_SECONDS), True)
-        if not renewing and (taken := await self._await_other_renewal(shared, channel_id)) is not None:
+        holding = self._renewal_seconds()
+        holder = await self._shared_or(shared.begin_renewal(channel_id, holding), "")  # "": renew without a hold
+        if holder is None and (taken := await self._await_other_renewal(shared, channel_id, holding)) is not None:
             return taken
+        failure: str | None = None
         try:
             latest = await self._shared_or(shared.current(channel_id), None)
             if latest is not None and latest.access not in self._rejected:
@@ -183,17 +208,32 @@ class TokenManager:
             stored = SharedToken(token.access, token.refresh, wall + token.renew_at - now, wall + token.expires_at - now)
             await self._shared_or(shared.store(channel_id, stored), None)
             return token
+        except NativeApiError as exc:
+            failure = None if exc.kind == "rate_limited" else exc.kind  # as access_token's own cooldown
+            raise
         finally:
-            if renewing:
-                await self._shared_or(shared.end_renewal(channel_id), None)
+            if holder:
+                await self._shared_or(shared.end_renewal(channel_id, holder, failure, self._failure_cooldown), None)
 
-    async def _await_other_renewal(self, shared: TokenShare, channel_id: str | None) -> _Token | None:
-        """The token another instance is renewing, once it stores it; None after RENEWAL_WAIT_SECONDS."""
-        for _ in range(round(RENEWAL_WAIT_SECONDS / RENEWAL_POLL_SECONDS)):
+    def _renewal_seconds(self) -> float:
+        """The longest a renewal holds a channel: a refresh, then an issue, each within the timeout."""
+        return 2 * self._client.timeout_seconds + 1
+
+    async def _await_other_renewal(self, shared: TokenShare, channel_id: str | None, holding: float) -> _Token | None:
+        """The token another instance is renewing, once it stores it; its failure, raised; None
+        when its hold ends without either (it went away): then this instance renews."""
+        for _ in range(math.ceil(holding / RENEWAL_POLL_SECONDS)):
             await anyio.sleep(RENEWAL_POLL_SECONDS)
             if (taken := await self._take_shared(shared, channel_id)) is not None:
                 return taken
-        logger.warning("native API: no other instance renewed %s within %gs; renewing here", _scope(channel_id), RENEWAL_WAIT_SECONDS)
+            state = await self._shared_or(shared.renewal_state(channel_id), None)
+            if state is None:
+                return None
+            if state.startswith(FAILED_PREFIX):
+                kind = state[len(FAILED_PREFIX):]
+                message = f"token renewal for {_scope(channel_id)} failed on another instance a moment ago"
+                raise NativeApiError(kind if kind in ERROR_KINDS else "unavailable", message)  # type: ignore[arg-type]
+        logger.warning("native API: no other instance renewed %s within %gs; renewing here", _scope(channel_id), holding)
         return None
 
     async def _take_shared(self, shared: TokenShare, channel_id: str | None) -> _Token | None:
@@ -220,9 +260,8 @@ class TokenManager:
 
     async def _fetch(self, channel_id: str | None, cached: _Token | None) -> _Token:
         if cached is not None and cached.refresh:
-            await self._spend()
             try:
-                answer = await self._client.call("refreshToken", {"refreshToken": cached.refresh}, max_retries=0)
+                answer = await self._spent_on(lambda: self._client.call("refreshToken", {"refreshToken": cached.refresh}, max_retries=0))
                 return self._parse(answer, "refreshToken", cached.refresh)
             except NativeApiError as exc:
                 if exc.kind == "rate_limited":
@@ -230,25 +269,43 @@ class TokenManager:
                 logger.warning(
                     "refreshToken for %s failed (%s); issuing a new token", _scope(channel_id), exc.kind
                 )
-        await self._spend()
         params: dict[str, Any] = {"secret": self._secret}
         if channel_id is not None:
             params["channelId"] = channel_id
-        answer = await self._client.call("issueToken", params, max_retries=0)
+        answer = await self._spent_on(lambda: self._client.call("issueToken", params, max_retries=0))
         return self._parse(answer, "issueToken", None)
 
-    async def _spend(self) -> None:
+    async def _spent_on(self, call: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """`call()`'s answer, for one unit of the budget, given back if it never reached Channel."""
+        spend = await self._spend()
+        try:
+            return await call()
+        except NativeApiError as exc:
+            if not exc.reached:
+                await self._refund(spend)
+            raise
+
+    async def _spend(self) -> _Spend:
         now = self._clock()
         self._expire_spent(now)
         within = len(self._spent) < self._budget
+        receipt = None
         if within and self._shared is not None:
-            within = await self._shared_or(self._shared.spend(self._budget, self._window), True)
+            receipt = await self._shared_or(self._shared.spend(self._budget, self._window), "")
+            within = receipt is not None
         if not within:
             raise NativeApiError(
                 "rate_limited",
                 f"token budget spent: {self._budget} issue/refresh calls per {self._window:g}s",
             )
         self._spent.append(now)
+        return _Spend(now, receipt or None)
+
+    async def _refund(self, spend: _Spend) -> None:
+        with contextlib.suppress(ValueError):  # already out of the window
+            self._spent.remove(spend.at)
+        if spend.receipt is not None and self._shared is not None:
+            await self._shared_or(self._shared.refund(spend.receipt), None)
 
     def _expire_spent(self, now: float) -> None:
         while self._spent and self._spent[0] <= now - self._window:

@@ -287,3 +287,31 @@ async def test_cancelled_renewal_releases_its_waiters(tokens: TokenManager, chan
 
     assert outcome == ["unavailable"]
     assert len(channel.calls) == 1
+
+
+async def test_token_calls_that_never_reached_channel_give_their_budget_back(client: NativeApiClient, clock: FakeClock, channel: FakeChannel) -> None:
+    """Review reproduction: with Channel unreachable (connection refused), ten fallbacks
+    spent the whole budget without one request reaching Channel, and once it was back
+    every channel's fallback answered rate_limited for 30 minutes."""
+    manager = TokenManager(client, APP_SECRET, clock=clock, budget=2)
+    channel.on("issueToken", httpx.ConnectError("refused"), httpx.ConnectError("refused"), httpx.ConnectError("refused"), token_reply("back"))
+    for _ in range(3):
+        with pytest.raises(NativeApiError) as caught:
+            await manager.access_token("c1")
+        assert caught.value.kind == "unavailable"
+        clock.advance(11)  # past the failure cooldown
+    assert manager.remaining_budget() == 2
+    assert await manager.access_token("c1") == "back"
+
+
+async def test_a_failed_renewal_is_answered_again_for_a_moment_without_asking_channel(tokens: TokenManager, clock: FakeClock, channel: FakeChannel) -> None:
+    """Each fallback of a burst during an outage used to spend a unit of the budget on
+    its own issueToken (10 per 30 minutes for the whole app)."""
+    channel.on("issueToken", httpx.Response(500), token_reply("recovered"))
+    for _ in range(5):
+        with pytest.raises(NativeApiError) as caught:
+            await tokens.access_token("c1")
+        assert caught.value.kind == "unavailable"
+    assert len(channel.calls_to("issueToken")) == 1
+    clock.advance(11)
+    assert await tokens.access_token("c1") == "recovered"

@@ -132,3 +132,35 @@ async def test_without_redis_each_instance_goes_on_alone(client: NativeApiClient
     finally:
         await gone.aclose()
     assert len(channel.calls) == 1
+
+
+async def test_an_instance_waiting_for_anothers_renewal_gets_its_failure_at_once(instances: Instances, channel: FakeChannel) -> None:
+    """Review reproduction: while one instance's issueToken failed in 0.3 s, the other
+    waited a blind 5 s for a token that never came, then issued its own: 5.5 s for the
+    call and two units of the budget for one failure."""
+    async def failing_issue(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(0.3)
+        return httpx.Response(500)
+
+    channel.on("issueToken", failing_issue)
+    a, b = instances.start(), instances.start()
+    outcomes: dict[str, tuple[str, float]] = {}
+
+    async def fetch(name: str, manager: TokenManager) -> None:
+        started = anyio.current_time()
+        with pytest.raises(NativeApiError) as caught:
+            await manager.access_token("c1")
+        outcomes[name] = (caught.value.kind, anyio.current_time() - started)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(fetch, "a", a)
+        await anyio.sleep(0.05)
+        group.start_soon(fetch, "b", b)
+
+    assert {kind for kind, _ in outcomes.values()} == {"unavailable"}
+    assert outcomes["b"][1] < 1.5
+    assert len(channel.calls_to("issueToken")) == 1
+    c = instances.start()  # within the cooldown a third instance does not ask either
+    with pytest.raises(NativeApiError):
+        await c.access_token("c1")
+    assert len(channel.calls_to("issueToken")) == 1
