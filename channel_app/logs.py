@@ -79,6 +79,9 @@ class WithoutQuery(logging.Filter):
         return True
 
 
+OWN_LOGGERS = ("channel_push", "channel_app", "security", "sse", "config")
+
+
 def logging_config(settings: Settings) -> dict[str, Any]:
     """dictConfig for uvicorn's `log_config`: one stdout handler for everything."""
     level = LEVELS[settings.log_level]
@@ -105,7 +108,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                 "propagate": False,
                 "filters": ["redact", "without_query"],
             },
-            "channel_push": {"handlers": ["default"], "level": level, "propagate": False},
+            # Our own loggers: "channel_push.*" by name, and those named after their module.
+            **{name: {"handlers": ["default"], "level": level, "propagate": False} for name in OWN_LOGGERS},
         },
         "root": {"handlers": ["default"], "level": "WARNING"},
     }

@@ -39,7 +39,7 @@ class SecurityPolicies:
     @classmethod
     def from_settings(cls, settings: Settings) -> "SecurityPolicies":
         return cls(
-            signatures=_named("CHANNEL_SIGNING_KEY", signature_verifier, settings),
+            signatures=signature_verifier(settings),  # names the key at fault itself
             tokens=_named("CLIENT_JWT_*", token_verifier, settings),
             redirects=_named("REDIRECT_ALLOWED_HOSTS", redirect_policy, settings),
             rates={scope: _named(name.upper(), _rate_parser(name), settings) for scope, name in RATE_SETTINGS.items()},
@@ -59,8 +59,8 @@ def _rate_parser(setting_name: str):
 
 
 def signature_verifier(settings: Settings) -> SignatureVerifier:
-    keys = [settings.channel_signing_key, settings.channel_signing_key_previous]
-    return SignatureVerifier(decode_signing_key(key.get_secret_value()) for key in keys if key is not None)
+    keys = {"CHANNEL_SIGNING_KEY": settings.channel_signing_key, "CHANNEL_SIGNING_KEY_PREVIOUS": settings.channel_signing_key_previous}
+    return SignatureVerifier(_named(name, lambda _: decode_signing_key(key.get_secret_value()), settings) for name, key in keys.items() if key is not None)
 
 
 def redirect_policy(settings: Settings) -> RedirectPolicy:

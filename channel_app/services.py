@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import AsyncIterator
@@ -30,6 +32,8 @@ from security.tokens import ClientTokenVerifier
 from sse.acks import Acks, make_acks
 from sse.broker import Broker, make_broker
 from sse.service import SseService
+
+logger = logging.getLogger("channel_push.startup")
 
 
 @dataclass
@@ -100,6 +104,11 @@ async def running_services(
         native = channel_api(settings, http, shared_redis)
         fallback_deadline = 2 * settings.channel_api_timeout_seconds
         chat = ChatFallback(*native, fallback_deadline) if native and settings.chat_fallback_enabled else None
+        if settings.is_production and settings.chat_fallback_enabled and native is None:
+            logger.warning(
+                "chat fallback is off: CHANNEL_APP_SECRET is unset, so calls for a visitor with no open page "
+                "answer CLIENT_NOT_CONNECTED (set it, or CHAT_FALLBACK_ENABLED=false to say this is meant)"
+            )
         await broker.start()
         try:
             yield Services(

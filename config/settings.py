@@ -11,15 +11,20 @@ are accepted for every list field; a JSON array works too.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import socket
+from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+", re.IGNORECASE)
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def _default_instance_id() -> str:
@@ -69,7 +74,7 @@ class Settings(BaseSettings):
     # Redirect allow-list
     redirect_allowed_hosts: CommaList = []
     redirect_http_hosts: CommaList = []
-    redirect_allowed_hosts_by_channel: dict[str, list[str]] = {}
+    redirect_allowed_hosts_by_channel: Annotated[dict[str, list[str]], NoDecode] = {}
 
     # Rate limits ("count/period": 60/minute, 10/second, 5/10s); shared through Redis when REDIS_URL is set
     rate_limits_enabled: bool = True
@@ -144,9 +149,75 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018  (raises on a port that is not a number from 0 to 65535)
+        except ValueError:
+            raise ValueError("the port is not a number from 0 to 65535") from None
+        if parts.scheme != "unix" and parts.path not in ("", "/") and not parts.path[1:].isdigit():
+            # redis-py would silently use database 0 for /abc.
+            raise ValueError(f"the database after the host must be a number (got {parts.path[1:]!r})")
+        return value
+
+    @field_validator("instance_id", mode="before")
+    @classmethod
+    def _blank_instance_id_is_default(cls, value: Any) -> Any:
+        return _default_instance_id() if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                # A browser's Origin never has a path or a trailing slash: such an entry
+                # would match nothing, and the widget would fail without a word.
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path or trailing slash (or *)")
+        return origins
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str | None) -> str | None:
+        for item in (value or "").split(","):
+            item = item.strip()
+            if item and item != "*" and not item.startswith("unix:"):
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not an IP address or network (or *)") from None
+        return value
+
+    @field_validator("client_token_cookie")
+    @classmethod
+    def _cookie_name(cls, value: str) -> str:
+        if not _COOKIE_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a cookie name (letters, digits and !#$%&'*+-.^_`|~)")
+        return value
+
+    @field_validator("channel_api_base_url")
+    @classmethod
+    def _channel_api_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("https", "http") or not parts.hostname or port == -1:
+            raise ValueError(f"{value!r} is not an http(s) URL with a valid host and port")
+        return value
+
+    @field_validator("redirect_allowed_hosts_by_channel", mode="before")
+    @classmethod
+    def _hosts_by_channel(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError('must be a JSON object of channel id to hosts, e.g. {"123": ["shop.example.com"]}') from None
         return value
 
     @model_validator(mode="after")
@@ -160,6 +231,12 @@ class Settings(BaseSettings):
             # Only one is used: the others would be ignored without a word, and tokens
             # minted with the secret (the `token` command) refused.
             raise ValueError(f"set only one of {' and '.join(keys)}: client tokens are checked with exactly one key")
+        return self
+
+    @model_validator(mode="after")
+    def _channel_api_over_https_in_production(self) -> "Settings":
+        if self.is_production and not self.channel_api_base_url.startswith("https://"):
+            raise ValueError("CHANNEL_API_BASE_URL must be https:// in production: the App Secret travels to it")
         return self
 
     @property

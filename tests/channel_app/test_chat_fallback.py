@@ -154,3 +154,15 @@ async def test_a_call_for_another_client_never_posts_into_this_chat(channel, use
         answer = await call(http, "notify", {"clientId": "bob", "message": "Bob, your refund is approved"}, user=user)
     assert answer["error"]["type"] == "CLIENT_NOT_CONNECTED"
     assert channel.calls == []
+
+
+async def test_production_without_the_app_secret_says_the_fallback_is_off(caplog):
+    """Review reproduction: with CHAT_FALLBACK_ENABLED=true (the default) and no
+    CHANNEL_APP_SECRET, production started without a word and never fell back."""
+    with caplog.at_level("WARNING", logger="channel_push.startup"):
+        async with asgi_client():
+            pass
+        async with asgi_client(chat_fallback_enabled=False):
+            pass
+    [warning] = [record.getMessage() for record in caplog.records if record.name == "channel_push.startup"]
+    assert "CHANNEL_APP_SECRET is unset" in warning

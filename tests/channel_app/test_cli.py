@@ -14,6 +14,7 @@ import jwt
 import pytest
 
 from channel_app.app import create_app
+from channel_app.policies import InvalidConfiguration, SecurityPolicies
 from config.secrets import development_secret
 from tests.support.apps import make_settings
 from tests.support.channel import CLIENT_JWT_SECRET, SIGNING_KEY_HEX
@@ -42,6 +43,14 @@ def test_invalid_signing_key_refuses_to_start_naming_the_setting():
     assert result.returncode == 2
     assert "CHANNEL_SIGNING_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_previous_signing_key_is_named_as_itself():
+    """Review reproduction: a non-hex CHANNEL_SIGNING_KEY_PREVIOUS was reported as
+    CHANNEL_SIGNING_KEY, the key that was fine."""
+    with pytest.raises(InvalidConfiguration) as refused:
+        SecurityPolicies.from_settings(make_settings(channel_signing_key_previous="zz" + SIGNING_KEY_HEX[2:]))
+    assert str(refused.value).startswith("CHANNEL_SIGNING_KEY_PREVIOUS: ")
 
 
 PUBLIC_SIGNING_KEY = development_secret("channel_signing_key")
@@ -83,7 +92,7 @@ def test_blank_secrets_count_as_unset_in_development():
         (("serve",), {"APP_ENV": "staging"}, "APP_ENV"),
         (("serve",), {"PORT": "abc"}, "PORT"),
         (("serve",), {"CHANNEL_API_TIMEOUT_SECONDS": "0"}, "CHANNEL_API_TIMEOUT_SECONDS"),
-        (("serve",), {"REDIRECT_ALLOWED_HOSTS_BY_CHANNEL": "{bad"}, "redirect_allowed_hosts_by_channel"),
+        (("serve",), {"REDIRECT_ALLOWED_HOSTS_BY_CHANNEL": "{bad"}, "REDIRECT_ALLOWED_HOSTS_BY_CHANNEL: "),  # was named in lower case, "from source EnvSettingsSource"
         (
             ("serve",),
             {"APP_ENV": "production", "CHANNEL_SIGNING_KEY": SIGNING_KEY_HEX, "CLIENT_JWT_ALGORITHMS": "RS256",

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from channel_app.logs import JsonFormatter, TextFormatter, WithoutQuery
+from channel_app.logs import JsonFormatter, TextFormatter, WithoutQuery, logging_config
 from security.redaction import RedactCredentials
 from tests.support.apps import make_settings
 
@@ -75,3 +75,15 @@ def test_credentials_are_redacted_by_name_however_the_name_is_encoded(logged, ex
     access = record('%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5000", "GET", logged, "1.1", 200), name="uvicorn.access")
     RedactCredentials().filter(access)
     assert access.args[2] == expected
+
+
+@pytest.mark.parametrize("level", ["error", "info"])
+@pytest.mark.parametrize("module_logger", ["security.ratelimit_redis", "security.jwks", "channel_app.native.client", "channel_app.native.tokens"])
+def test_log_level_governs_the_loggers_named_after_their_module_too(level, module_logger):
+    """Review reproduction: these fell back to the root logger, pinned at WARNING, so
+    LOG_LEVEL=error still printed their warnings and at info the rate limiter's
+    "Redis reachable again" never appeared."""
+    config = logging_config(make_settings(log_level=level))
+    owner = next(name for name in config["loggers"] if module_logger == name or module_logger.startswith(name + "."))
+    assert config["loggers"][owner]["level"] == level.upper()
+    assert config["loggers"][owner]["handlers"] == ["default"]

@@ -1,0 +1,56 @@
+"""Settings refuse values that would only fail later, or silently, with one line naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from channel_app.__main__ import configuration_problem
+from config.settings import Settings
+
+
+def problem(**values: object) -> str:
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, **values)
+    return configuration_problem(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # Review reproductions: each of these started, then failed without a word (or later, with a traceback).
+        ({"cors_allowed_origins": "https://shop.example.com/"}, "CORS_ALLOWED_ORIGINS: "),
+        ({"cors_allowed_origins": "shop.example.com"}, "CORS_ALLOWED_ORIGINS: "),
+        ({"forwarded_allow_ips": "not-an-ip"}, "FORWARDED_ALLOW_IPS: "),
+        ({"client_token_cookie": "bad cookie;name"}, "CLIENT_TOKEN_COOKIE: "),
+        ({"channel_api_base_url": "ftp://x"}, "CHANNEL_API_BASE_URL: "),
+        ({"channel_api_base_url": "http://127.0.0.1:99999"}, "CHANNEL_API_BASE_URL: "),
+        ({"redis_url": "redis://:pw@127.0.0.1:notaport/0"}, "REDIS_URL: "),
+        ({"redis_url": "redis://127.0.0.1:6379/abc"}, "REDIS_URL: "),
+        ({"redirect_allowed_hosts_by_channel": "notjson"}, "REDIRECT_ALLOWED_HOSTS_BY_CHANNEL: "),
+        ({"app_env": "production", "channel_api_base_url": "http://channel.internal"}, "CHANNEL_API_BASE_URL must be https://"),
+    ],
+)
+def test_a_value_that_cannot_work_is_refused_naming_its_variable(values, expected):
+    line = problem(**values)
+    assert expected in line and "\n" not in line
+    assert "pw" not in line  # a password in REDIS_URL is never repeated
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"cors_allowed_origins": "https://shop.example.com,http://127.0.0.1:8080,*"},
+        {"forwarded_allow_ips": "10.0.0.0/8, 127.0.0.1,::1,*"},
+        {"redis_url": "redis://:pw@127.0.0.1:6379/4"},
+        {"redis_url": "unix:///run/redis.sock?db=2"},
+        {"redirect_allowed_hosts_by_channel": '{"123": ["shop.example.com"]}'},
+        {"channel_api_base_url": "http://127.0.0.1:18219"},  # development may use a local double
+    ],
+)
+def test_good_values_pass(values):
+    Settings(_env_file=None, **values)
+
+
+def test_a_blank_instance_id_is_the_default_not_an_empty_name():
+    assert Settings(_env_file=None, instance_id="  ").instance_id.strip()
