@@ -125,15 +125,16 @@ class MemoryIdempotency:
 class RedisIdempotency:
     """Keys `cp:publish-id:<sha256(publisher, id)>` holding JSON, expiring after the retention."""
 
-    def __init__(self, redis: Redis, ttl_seconds: float, timeout_seconds: float) -> None:
+    def __init__(self, redis: Redis, ttl_seconds: float, timeout_seconds: float, prefix: str = PREFIX) -> None:
         self._redis = redis
+        self._prefix = prefix
         self._ttl_ms = int(ttl_seconds * 1000)
         self._pending_ms = int(min(ttl_seconds, PENDING_SECONDS) * 1000)
         self._timeout = timeout_seconds
         self._release = redis.register_script(RELEASE)
 
     def _key(self, key: str) -> str:
-        return f"{PREFIX}publish-id:{key}"
+        return f"{self._prefix}publish-id:{key}"
 
     async def claim(self, key: str, digest: str, attempt: str) -> Record | None:
         pending = _pending(digest, attempt)

@@ -68,7 +68,8 @@ def channel_api(
         timeout_seconds=settings.channel_api_timeout_seconds,
         max_retries=1,
     )
-    shared = RedisTokenShare(shared_redis, settings.redis_timeout_seconds) if shared_redis is not None else None
+    prefix = settings.effective_redis_key_prefix
+    shared = RedisTokenShare(shared_redis, settings.redis_timeout_seconds, prefix=prefix) if shared_redis is not None else None
     return client, TokenManager(client, settings.channel_app_secret.get_secret_value(), shared=shared)
 
 
@@ -76,12 +77,12 @@ def idempotency_store(settings: Settings, shared_redis: redis_asyncio.Redis | No
     """Publish ids are remembered as long as their events can still be replayed."""
     retention = max(settings.history_ttl_seconds, settings.queue_ttl_seconds)
     if shared_redis is not None:
-        return RedisIdempotency(shared_redis, retention, settings.redis_timeout_seconds)
+        return RedisIdempotency(shared_redis, retention, settings.redis_timeout_seconds, settings.effective_redis_key_prefix)
     return MemoryIdempotency(retention)
 
 
-def rate_limiter(shared_redis: redis_asyncio.Redis | None) -> RateLimiter:
-    return RedisRateLimiter(shared_redis) if shared_redis is not None else MemoryRateLimiter()
+def rate_limiter(shared_redis: redis_asyncio.Redis | None, prefix: str) -> RateLimiter:
+    return RedisRateLimiter(shared_redis, prefix + "rl:") if shared_redis is not None else MemoryRateLimiter()
 
 
 @asynccontextmanager
@@ -97,7 +98,7 @@ async def running_services(
         draining=lambda: lifecycle.draining,
     )
     shared_redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
-    limiter = rate_limiter(shared_redis) if settings.rate_limits_enabled else None
+    limiter = rate_limiter(shared_redis, settings.effective_redis_key_prefix) if settings.rate_limits_enabled else None
     limits = RateLimits(limiter, policies.rates, on_refused=metrics.rate_limited)
     acks = make_acks(settings, broker)
     async with httpx.AsyncClient(timeout=settings.channel_api_timeout_seconds) as http:

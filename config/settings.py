@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.connection import parse_url
 
 CommaList = Annotated[list[str], NoDecode]
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+", re.IGNORECASE)
@@ -87,6 +88,10 @@ class Settings(BaseSettings):
     # Broker
     redis_url: str | None = None
     redis_timeout_seconds: float = Field(1.0, gt=0)
+    # Every key and pub/sub channel starts with it. Pub/sub ignores database numbers, so
+    # two deployments on one Redis server must differ here: by default the database
+    # number is part of it ("cp:" for database 0, "cp:5:" for /5).
+    redis_key_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
     # Streams
     heartbeat_seconds: float = Field(15.0, gt=0)
@@ -139,7 +144,7 @@ class Settings(BaseSettings):
         return [item.strip() for item in text.split(",") if item.strip()]
 
     @field_validator(
-        "redis_url", "channel_app_id", "channel_app_secret", "channel_signing_key", "channel_signing_key_previous", "client_jwt_secret", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
+        "redis_url", "redis_key_prefix", "channel_app_id", "channel_app_secret", "channel_signing_key", "channel_signing_key_previous", "client_jwt_secret", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
         "log_format", "ops_token", "publish_api_keys", "publish_jwt_scope",
         mode="before",
     )
@@ -238,6 +243,13 @@ class Settings(BaseSettings):
         if self.is_production and not self.channel_api_base_url.startswith("https://"):
             raise ValueError("CHANNEL_API_BASE_URL must be https:// in production: the App Secret travels to it")
         return self
+
+    @property
+    def effective_redis_key_prefix(self) -> str:
+        if self.redis_key_prefix is not None:
+            return self.redis_key_prefix
+        database = parse_url(self.redis_url).get("db") if self.redis_url else None
+        return f"cp:{database}:" if database else "cp:"
 
     @property
     def is_production(self) -> bool:

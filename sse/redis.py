@@ -105,7 +105,7 @@ class RedisBroker:
     def __init__(self, settings: Settings, registry: ConnectionRegistry) -> None:
         assert settings.redis_url
         self.registry = registry
-        self._keys = RedisKeys()
+        self._keys = RedisKeys(settings.effective_redis_key_prefix)
         self._timeout = settings.redis_timeout_seconds
         self._history_size = settings.history_size
         self._history_ttl_ms = int(settings.history_ttl_seconds * 1000)

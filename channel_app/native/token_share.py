@@ -90,16 +90,18 @@ class TokenShare(Protocol):
 
 
 class RedisTokenShare:
-    def __init__(self, redis: Redis, timeout_seconds: float, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, redis: Redis, timeout_seconds: float, wall_clock: Callable[[], float] = time.time, prefix: str = PREFIX
+    ) -> None:
         self._redis = redis
+        self._prefix = prefix
         self._timeout = timeout_seconds
         self._wall_clock = wall_clock
         self._spend = redis.register_script(SPEND)
         self._end_renewal = redis.register_script(END_RENEWAL)
 
-    @staticmethod
-    def _key(kind: str, channel_id: str | None) -> str:
-        return f"{PREFIX}native:{kind}:{'-' if channel_id is None else channel_id}"
+    def _key(self, kind: str, channel_id: str | None) -> str:
+        return f"{self._prefix}native:{kind}:{'-' if channel_id is None else channel_id}"
 
     async def current(self, channel_id: str | None) -> SharedToken | None:
         stored = await guarded(self._redis.get(self._key("token", channel_id)), self._timeout)
@@ -136,4 +138,4 @@ class RedisTokenShare:
 
     @property
     def _budget_key(self) -> str:
-        return f"{PREFIX}native:budget"
+        return f"{self._prefix}native:budget"

@@ -54,3 +54,17 @@ def test_good_values_pass(values):
 
 def test_a_blank_instance_id_is_the_default_not_an_empty_name():
     assert Settings(_env_file=None, instance_id="  ").instance_id.strip()
+
+
+@pytest.mark.parametrize(
+    ("values", "prefix"),
+    [
+        ({}, "cp:"),
+        ({"redis_url": "redis://127.0.0.1:6379/0"}, "cp:"),
+        ({"redis_url": "redis://127.0.0.1:6379/5"}, "cp:5:"),
+        ({"redis_url": "unix:///run/redis.sock?db=2"}, "cp:2:"),
+        ({"redis_url": "redis://127.0.0.1:6379/5", "redis_key_prefix": "staging:"}, "staging:"),
+    ],
+)
+def test_the_redis_key_prefix_holds_the_database_unless_set(values, prefix):
+    assert Settings(_env_file=None, **values).effective_redis_key_prefix == prefix

@@ -262,3 +262,16 @@ async def test_an_event_published_between_a_tabs_subscribe_and_its_join_is_answe
             expected = [delivery.event_id] if queue_if_offline else []
             assert [parse_frame(frame).id for frame in subscription.replay] == expected
             assert await nothing_arrives(subscription.connection)
+
+
+async def test_deployments_on_two_databases_of_one_redis_never_reach_each_others_visitors(redis_url):
+    """Review reproduction: staging on /5 notified a production visitor on /4 and was
+    told delivered: 1. Pub/sub ignores database numbers; the key prefix holds it now."""
+    production, staging = redis_url.rsplit("/", 1)[0] + "/4", redis_url.rsplit("/", 1)[0] + "/5"
+    async with running_broker(redis_url=production, instance_id="p") as live, running_broker(redis_url=staging, instance_id="s") as test:
+        async with live.subscribe("alice", None) as subscription:
+            crossed = await test.publish("alice", note("from staging"))
+            assert (crossed.delivered, crossed.queued) == (0, False)
+            assert (await test.broadcast(note("to everyone on staging"))).delivered == 0
+            assert await nothing_arrives(subscription.connection)
+            assert (await live.publish("alice", note("from production"))).delivered == 1
