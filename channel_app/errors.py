@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sse.broker import BrokerRefusedWrite
+
 # A Redis call that timed out may still run once Redis catches up (the command was
 # sent), so this answer must not promise that nothing happened.
 BROKER_UNCONFIRMED = (
@@ -14,6 +16,15 @@ BROKER_UNCONFIRMED = (
 
 
 BROKER_UNREACHABLE = "the shared broker (Redis) did not answer in time; retry shortly"
+# Redis answered and refused (out of memory): definite, unlike a timeout.
+BROKER_REFUSED = "the shared broker (Redis) refused the write (it is out of memory); nothing was sent"
+
+
+def broker_failure(failure: Exception, publishes: bool = True) -> str:
+    """What an UNAVAILABLE answer says about a failed broker call."""
+    if isinstance(failure, BrokerRefusedWrite):
+        return BROKER_REFUSED
+    return BROKER_UNCONFIRMED if publishes else BROKER_UNREACHABLE
 CUT_BY_SHUTDOWN = (
     "this instance shut down before the call finished; an event it sent may have been "
     "delivered, so retry only where a repeat is harmless"

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from channel_app.body import UnreadableBody, read_limited_body
-from channel_app.errors import BROKER_UNCONFIRMED, BROKER_UNREACHABLE, CUT_BY_SHUTDOWN, FunctionError
+from channel_app.errors import CUT_BY_SHUTDOWN, FunctionError, broker_failure
 from channel_app.inputs import describe_validation_error
 from channel_app.methods import METHODS, MethodDeps
 from channel_app.observers import record_call
@@ -104,9 +104,9 @@ async def dispatch(call: FunctionCall, deps: MethodDeps, allowed_channel_ids: li
         return error_body("INVALID_PARAMS", describe_validation_error(error))
     except FunctionError as error:
         return error_body(error.error_type, error.message, error.data)
-    except BrokerUnavailable:
+    except BrokerUnavailable as failure:
         logger.warning("function %s: broker unavailable", call.method)
-        return error_body("UNAVAILABLE", BROKER_UNCONFIRMED if spec.publishes else BROKER_UNREACHABLE)
+        return error_body("UNAVAILABLE", broker_failure(failure, spec.publishes))
     except Exception:
         logger.exception("function %s failed", call.method)
         return error_body("INTERNAL_ERROR", "an internal error occurred; it has been logged")

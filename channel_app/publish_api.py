@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from channel_app.body import UnreadableBody, read_limited_body
-from channel_app.errors import BROKER_UNCONFIRMED
+from channel_app.errors import broker_failure
 from channel_app.idempotency import body_digest, record_key
 from channel_app.inputs import describe_validation_error
 from channel_app.publish_auth import PublishAuthFailed, authenticate_publisher, publish_enabled
@@ -192,8 +192,8 @@ async def _publish(services, publish: PublishRequest, fence_for: FenceFor | None
         return 429, outcome.partial("QUEUE_FULL", message)
     except (BrokerUnavailable, PublishFenced) as failed:
         if outcome.event_ids:
-            return 503, outcome.partial("UNAVAILABLE", BROKER_UNCONFIRMED)
+            return 503, outcome.partial("UNAVAILABLE", broker_failure(failed))
         if isinstance(failed, PublishFenced):
             raise Refused(503, "UNAVAILABLE", "this request's hold on its id lapsed before it could publish; nothing was published, retry") from None
-        raise Refused(503, "UNAVAILABLE", BROKER_UNCONFIRMED) from None
+        raise Refused(503, "UNAVAILABLE", broker_failure(failed)) from None
     return 200, outcome.answer(sequence)

@@ -70,6 +70,11 @@ class BrokerUnavailable(Exception):
     delivery can be confirmed."""
 
 
+class BrokerRefusedWrite(BrokerUnavailable):
+    """The backend answered, and refused the write (Redis out of memory under
+    `noeviction`): nothing was done, so the answer can say so."""
+
+
 BROKER_UNAVAILABLE = "broker_unavailable"  # why a stream that could not subscribe ended, and its refusal
 
 

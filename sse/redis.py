@@ -74,6 +74,7 @@ the scripts it relies on are in sse/redis_scripts.py.
 from __future__ import annotations
 
 import contextlib
+import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
@@ -95,8 +96,13 @@ from sse.replay import IdentifiedFrame, frame_event_id, merge_replay, newest_id
 if TYPE_CHECKING:
     from config.settings import Settings
 
+logger = logging.getLogger("channel_push.redis")
+
 MAX_STREAM_ID_PART = 2**64 - 1
 CATCH_UP_BATCH = 200
+
+
+HEALTH_PROBE_MS = 10_000  # the readiness probe's key lives this long
 
 
 class RedisBroker:
@@ -124,6 +130,7 @@ class RedisBroker:
         self._loss_grace_ms = presence_ttl_ms
         self._seen_since = ""  # when Redis's data started, as of this instance's last catch-up
         self._presence = RedisPresence(self._scripts, self._keys, settings.instance_id, presence_ttl_ms, self._timeout)
+        self._instance_id = settings.instance_id
         self._topics = RedisTopics(self._redis, self._keys, self._timeout, self._history_size, self._history_ttl_ms)
         self._listener = PubSubListener(
             self._pubsub_redis,
@@ -138,6 +145,21 @@ class RedisBroker:
 
     async def start(self) -> None:
         await self._listener.start()
+        await self._warn_of_eviction()
+
+    async def _warn_of_eviction(self) -> None:
+        """Say so at start when Redis may evict keys: presence, queued events, history and
+        publish ids would vanish under memory pressure, without an error anywhere."""
+        try:
+            config = await guarded(self._redis.config_get("maxmemory*"), self._timeout)
+        except BrokerUnavailable:
+            return  # unreachable (readiness says so), or CONFIG is disabled (managed Redis): nothing to check
+        policy, limit = config.get("maxmemory-policy", "noeviction"), config.get("maxmemory", "0")
+        if policy != "noeviction" and str(limit) != "0":
+            logger.warning(
+                "Redis maxmemory-policy is %s with maxmemory %s: under memory pressure Redis evicts this "
+                "service's presence, queued events and publish ids without an error; set noeviction", policy, limit,
+            )
 
     async def close(self) -> None:
         await self._listener.stop()
@@ -186,7 +208,9 @@ class RedisBroker:
         if not self._listener.connected:
             return False
         try:
-            await guarded(self._redis.ping(), self._timeout)
+            # A write, not a PING: a Redis out of memory (noeviction) answers PING and
+            # refuses every publish and connect, and the instance must not look ready.
+            await guarded(self._redis.set(self._keys.health(self._instance_id), b"1", px=HEALTH_PROBE_MS), self._timeout)
         except BrokerUnavailable:
             return False
         return True

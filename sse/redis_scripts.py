@@ -43,10 +43,10 @@ from typing import Any, Awaitable
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sse.broker import BrokerUnavailable, Fence, PublishFenced
+from sse.broker import BrokerRefusedWrite, BrokerUnavailable, Fence, PublishFenced
 
 logger = logging.getLogger("channel_push.redis")
 
@@ -325,6 +325,9 @@ class RedisKeys:
     def broadcast_channel(self) -> str:
         return f"{self.prefix}broadcast"
 
+    def health(self, instance_id: str) -> str:
+        return f"{self.prefix}health:{instance_id}"
+
     def ack(self, client_id: str, event_id: str) -> str:
         return f"{self.prefix}ack:{client_id}:{event_id}"
 
@@ -367,6 +370,9 @@ async def guarded(call: Awaitable[Any], timeout_seconds: float) -> Any:
             return await call
     except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as error:
         raise BrokerUnavailable(f"redis unreachable: {error!r}") from error
+    except OutOfMemoryError as error:
+        logger.error("redis refused a write: %r (maxmemory reached under noeviction)", error)
+        raise BrokerRefusedWrite(f"redis refused the write: {error!r}") from error
     except RedisError as error:
         logger.error("redis call failed: %r", error)
         raise BrokerUnavailable(f"redis error: {error!r}") from error

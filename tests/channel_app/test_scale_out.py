@@ -14,6 +14,7 @@ import time
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from tests.support.apps import client_token
 from tests.support.http import call_function, get_json, open_stream
@@ -240,3 +241,19 @@ async def test_instances_share_a_redis_reached_over_its_unix_socket(redis_server
         assert result["delivered"] == 1
         code, summary = await get_json(a.url, "/sse/status")
         assert (code, summary["broker"]) == (200, {"backend": "redis", "healthy": True})
+
+
+async def test_a_redis_out_of_memory_is_not_ready_and_calls_are_told_nothing_was_sent(redis_server, redis_url, tmp_path):
+    """Review reproduction: Redis refusing writes (maxmemory under noeviction) left
+    /readyz at 200 and every call answered 'may still be delivered if Redis was only slow'."""
+    admin = Redis.from_url(redis_url)
+    with running_instances(redis_url, tmp_path, names=("a",)) as [a]:
+        try:
+            await admin.config_set("maxmemory", "1")
+            code, _ = await get_json(a.url, "/readyz")
+            answer = await notify(a.url, "visitor", "refused", queueIfOffline=True)
+        finally:
+            await admin.config_set("maxmemory", "0")
+            await admin.aclose()
+    assert code == 503
+    assert answer["error"]["type"] == "UNAVAILABLE" and "nothing was sent" in answer["error"]["message"]

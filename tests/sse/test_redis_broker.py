@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from sse.broker import BrokerUnavailable
+from sse.broker import BrokerRefusedWrite, BrokerUnavailable
 from sse.redis_scripts import BrokerScripts, RedisKeys
 from sse.registry import ConnectionRefused
 from tests.support.brokers import next_frame, no_subscriber, note, nothing_arrives, parse_frame, running_broker
@@ -275,3 +275,43 @@ async def test_deployments_on_two_databases_of_one_redis_never_reach_each_others
             assert (await test.broadcast(note("to everyone on staging"))).delivered == 0
             assert await nothing_arrives(subscription.connection)
             assert (await live.publish("alice", note("from production"))).delivered == 1
+
+
+@pytest.fixture
+async def memory_limit(admin):
+    """Set Redis's maxmemory settings for one test, and put them back whatever happens."""
+    saved = await admin.config_get("maxmemory*")
+
+    async def limit(maxmemory: str, policy: str) -> None:
+        await admin.config_set("maxmemory-policy", policy)
+        await admin.config_set("maxmemory", maxmemory)
+
+    try:
+        yield limit
+    finally:
+        await admin.config_set("maxmemory", saved["maxmemory"])
+        await admin.config_set("maxmemory-policy", saved["maxmemory-policy"])
+
+
+async def test_a_redis_that_may_evict_our_keys_is_named_at_start(redis_url, memory_limit, caplog):
+    """Review reproduction: under allkeys-lru, memory pressure evicted every cp:* key:
+    queued events, publish ids and presence vanished without a word anywhere."""
+    await memory_limit("100mb", "allkeys-lru")
+    with caplog.at_level("WARNING", logger="channel_push.redis"):
+        async with running_broker(redis_url=redis_url):
+            pass
+    assert any("maxmemory-policy is allkeys-lru" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_redis_refusing_writes_is_not_ready_and_says_nothing_was_sent(redis_url, memory_limit):
+    """Review reproduction: with Redis out of memory (noeviction), /readyz said ready
+    (PING still answers) and every refused publish was told Redis may have been slow
+    and may still deliver it."""
+    async with running_broker(redis_url=redis_url) as broker:
+        assert await broker.is_healthy()
+        await memory_limit("1", "noeviction")
+        assert not await broker.is_healthy()
+        with pytest.raises(BrokerRefusedWrite):
+            await broker.publish("alice", note("refused"), queue_if_offline=True)
+        await memory_limit("0", "noeviction")
+        assert await broker.is_healthy()
