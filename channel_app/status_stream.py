@@ -2,9 +2,11 @@
 
 Each event adds to the `/sse/status` summary what only a running view can
 show: resident memory, CPU use and event rates since the previous event
-(computed per stream from the metrics' running totals, so several viewers
-never disturb each other). The stream ends, after its `retry:` hint, when the
-instance drains.
+(computed per stream from the metrics' running totals, sent as `counters`:
+the summary's own `totals` says whether its counts are cluster-wide, so
+several viewers never disturb each other). The stream opens with a `retry:`
+hint and ends when the instance drains, after an event whose status is
+`draining`.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class RateSampler:
             "memory": {"rss_bytes": int(rss) if rss is not None else None},
             "cpu": {"percent": cpu_percent},
             "rates": rates,
-            "totals": totals,
+            "counters": totals,  # not "totals": the summary's "totals" says "cluster" or "local"
         }
 
 
@@ -81,6 +83,9 @@ class StatusStream:
             send_timeout=self._services.settings.send_timeout_seconds,
             headers=STREAM_HEADERS,
         )
+        # sse-starlette adds `Connection: keep-alive`, which uvicorn contradicts with its
+        # own `Connection: close` for HTTP/1.0 or a client that asked to close (review).
+        del response.headers["connection"]
         try:
             await response(scope, receive, send)
         except SendTimeoutError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from importlib.resources import files
 
 import httpx
@@ -70,6 +71,8 @@ async def test_status_stream_sends_status_memory_cpu_rates_and_ends_on_drain():
     assert status["status"] == "ok"
     assert status["connections"] == 1 and status["connected_clients"] == 1, status
     assert status["uptime_s"] > 0
+    # Review reproduction: the running counters overwrote the summary's "totals" flag.
+    assert status["totals"] == "cluster" and status["counters"]["function_calls"] == 0
     assert status["memory"]["rss_bytes"] > 1_000_000
     assert set(status["rates"]) >= {"events_published_per_s", "events_delivered_per_s", "function_calls_per_s"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", status["timestamp"])
@@ -104,3 +107,18 @@ def test_ops_page_loads_nothing_from_another_origin():
     for text in texts:
         external = [url for url in re.findall(r"(?:https?:)?//[\w.-]+[^\s\"')]*", text) if "www.w3.org/2000/svg" not in url]
         assert external == []
+
+
+def test_the_status_stream_sends_one_connection_header():
+    """Review reproduction: to HTTP/1.0 (or Connection: close) it said both
+    `connection: keep-alive` (sse-starlette) and `connection: close` (uvicorn)."""
+    with run_server(make_app(app_env="development")) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET /sse/status/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.settimeout(5)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+    connection_headers = [line for line in head.split(b"\r\n\r\n")[0].lower().split(b"\r\n") if line.startswith(b"connection:")]
+    assert connection_headers == [b"connection: close"]
