@@ -32,8 +32,9 @@ logger = logging.getLogger("channel_push.functions")
 async def handle_function_call(request: Request) -> Response:
     services = request.app.state.services
     started = time.perf_counter()
+    parsed: list[FunctionCall] = []  # the call, once read: its log line names it even if cut short
     try:
-        answer = await _answer(request, services)
+        answer = await _answer(request, services, parsed)
     except asyncio.CancelledError:
         # uvicorn cancels what still runs when SHUTDOWN_GRACE_SECONDS ends (a waitForAck
         # or a chat fallback can outlast it); it would answer a plain-text 500 and log a
@@ -41,19 +42,19 @@ async def handle_function_call(request: Request) -> Response:
         if not services.lifecycle.draining:
             raise
         asyncio.current_task().uncancel()
-        answer = None, 200, error_body("UNAVAILABLE", CUT_BY_SHUTDOWN)
+        answer = (parsed[0] if parsed else None), 200, error_body("UNAVAILABLE", CUT_BY_SHUTDOWN)
     return _recorded(services, answer, started)
 
 
 Answer = tuple[FunctionCall | None, int, dict[str, Any]]
 
 
-async def _answer(request: Request, services) -> Answer:
+async def _answer(request: Request, services, parsed: list[FunctionCall]) -> Answer:
     try:
         body = await read_limited_body(request, services.settings.max_body_bytes, services.body_deadlines)
     except UnreadableBody as unread:
         return _refused(unread.status, unread.error_type, unread.message)
-    return await _answer_body(services, body, request.headers.get("x-signature"))
+    return await _answer_body(services, body, request.headers.get("x-signature"), parsed)
 
 
 async def answer_function_call(services, body: bytes, signature: str | None) -> JSONBody:
@@ -62,7 +63,7 @@ async def answer_function_call(services, body: bytes, signature: str | None) -> 
     return _recorded(services, await _answer_body(services, body, signature), started)
 
 
-async def _answer_body(services, body: bytes, signature: str | None) -> Answer:
+async def _answer_body(services, body: bytes, signature: str | None, parsed: list[FunctionCall] | None = None) -> Answer:
     if not services.signatures.is_valid(body, signature):
         return _refused(401, "UNAUTHORIZED", "missing or invalid X-Signature")
     try:
@@ -71,6 +72,8 @@ async def _answer_body(services, body: bytes, signature: str | None) -> Answer:
         return _refused(400, "INVALID_JSON", "the request body is not valid JSON")
     except ValidationError as error:
         return _refused(400, "INVALID_REQUEST", describe_validation_error(error))
+    if parsed is not None:
+        parsed.append(call)
     return call, 200, await dispatch(call, services.method_deps, services.settings.allowed_channel_ids)
 
 

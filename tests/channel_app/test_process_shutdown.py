@@ -10,6 +10,7 @@ from our drain.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
@@ -174,3 +175,8 @@ async def test_a_call_still_waiting_when_the_grace_ends_gets_its_error_object_no
     assert exit_code == 0
     assert (answers[0].status_code, answers[0].json()["error"]["type"]) == (200, "UNAVAILABLE")
     assert "Exception in ASGI application" not in log
+    # Its log line names the call it cut (review reproduction: method, channel and
+    # client were None, and the metric counted it as refused before parsing).
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    [cut] = [record for record in records if record.get("message") == "function call"]
+    assert (cut["method"], cut["client_id"], cut["outcome"]) == ("sendEvent", "visitor", "UNAVAILABLE")
