@@ -20,15 +20,16 @@ would mint tokens and sign calls with those for anyone who can reach the port.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from channel_app.body import UnreadableBody, read_limited_body
+from channel_app.fields import check_payload_depth
 from channel_app.functions import answer_function_call
 from channel_app.inputs import describe_validation_error
 from channel_app.responses import JSONBody, NO_STORE, error_response
@@ -65,7 +66,9 @@ PAGES = {
 
 class DevCall(BaseModel):
     method: str = Field(min_length=1, max_length=128)
-    input: dict[str, Any] = Field(default_factory=dict)
+    # Nested at most as deep as a payload may be: the call is encoded again to be signed,
+    # and orjson encodes far fewer levels than it parses (a 300-deep input was a 500).
+    input: Annotated[dict[str, Any], AfterValidator(check_payload_depth)] = Field(default_factory=dict)
 
 
 def demo_routes(settings: Settings, widget: StaticAsset) -> list[Route]:
