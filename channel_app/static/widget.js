@@ -41,6 +41,9 @@
  * - pagehide closes the stream cleanly; a page restored from the back/forward
  *   cache reconnects as a freshly loaded page does, without replaying what was
  *   sent while it was hidden (the page the visitor was on then acted on it).
+ * - Loaded async or defer: functions pushed onto window.channelPushQueue run with
+ *   ChannelPush once the script has run (at once after that); a page whose script
+ *   never loads (the service unreachable) runs none of them and throws nothing.
  * - One connection per clientId and service on a page: a second connect() for
  *   them (the widget embedded twice) returns the live one, with a console
  *   warning, rather than acting on every event twice and taking another of the
@@ -663,4 +666,23 @@
       return connection;
     },
   };
+
+  // Loaded with async or defer, or not at all (the service unreachable), the script
+  // runs after the page's own code, or never: a page that queued its setup in
+  // window.channelPushQueue has it run now, and later pushes run at once.
+  var queued = global.channelPushQueue;
+  global.channelPushQueue = {
+    push: function (setup) {
+      try {
+        setup(global.ChannelPush);
+      } catch (error) {
+        reportError(error);
+      }
+    },
+  };
+  if (queued && typeof queued.length === "number") {
+    for (var index = 0; index < queued.length; index += 1) {
+      global.channelPushQueue.push(queued[index]);
+    }
+  }
 })(window);

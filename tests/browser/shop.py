@@ -20,7 +20,7 @@ SHOP_PAGE = """<!doctype html>
 <body>
 <h1>Test shop</h1>
 <p>Status: <span id="status">-</span></p>
-<script src="%(push)s/widget.js"></script>
+<script %(load)s src="%(push)s/widget.js"></script>
 <script>
   window.log = { statuses: [], events: [], domEvents: [], named: [], tokensFetched: 0 };
   var named = {};
@@ -28,7 +28,7 @@ SHOP_PAGE = """<!doctype html>
     named[name] = function (data, eventId) { log.named.push({ name: name, data: data, eventId: eventId }); };
   });
   document.addEventListener("channelpush:event", function (event) { log.domEvents.push(event.detail); });
-  window.push = ChannelPush.connect({
+  function setUp(ChannelPush) { window.push = ChannelPush.connect({
     clientId: %(client_id)s,
     token: %(token)s,
     getToken: function () {
@@ -43,7 +43,8 @@ SHOP_PAGE = """<!doctype html>
       document.getElementById("status").textContent = state;
     },
     onEvent: function (detail) { log.events.push(detail); }
-  });
+  }); }
+  %(start)s
 </script>
 %(second_embed)s
 </body>
@@ -68,7 +69,8 @@ def shop_app(push_url: str) -> Starlette:
         machine); otherwise the widget asks getToken for its first token. `?topics=a,b`
         subscribes to topics (the tokens allow them), `?events=chunk,complete` logs those
         named events in `log.named`, `?tokenDelay=3` makes the site's token endpoint take
-        that many seconds, `?twice=1` embeds the widget and connects a second time."""
+        that many seconds, `?twice=1` embeds the widget and connects a second time, `?async=1`
+        loads it async and queues the setup on window.channelPushQueue."""
         client_id = request.query_params.get("clientId", "visitor")
         topics = [topic for topic in request.query_params.get("topics", "").split(",") if topic]
         named_events = [name for name in request.query_params.get("events", "").split(",") if name]
@@ -78,6 +80,11 @@ def shop_app(push_url: str) -> Starlette:
             "push": push_url, "client_id": json.dumps(client_id), "token": json.dumps(token),
             "topics": json.dumps(topics), "topics_query": json.dumps(",".join(topics)), "named_events": json.dumps(named_events),
             "token_delay": json.dumps(request.query_params.get("tokenDelay", "0")),
+            "load": "async" if request.query_params.get("async") else "",
+            "start": (
+                "(window.channelPushQueue = window.channelPushQueue || []).push(setUp);"
+                if request.query_params.get("async") else "setUp(ChannelPush);"
+            ),
             "second_embed": SECOND_EMBED % {"push": push_url, "client_id": json.dumps(client_id)} if request.query_params.get("twice") else "",
         }
         return HTMLResponse(SHOP_PAGE % values)

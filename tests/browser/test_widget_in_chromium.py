@@ -251,3 +251,27 @@ def test_a_page_that_embeds_the_widget_twice_holds_one_stream_and_acts_once(page
     assert answer["result"]["delivered"] == 1
     expect(page.locator(".channelpush-toast-message")).to_have_text("only once")
     assert sites.connections() == 1
+
+
+def test_loaded_async_the_widget_runs_the_queued_setup(page, sites):
+    """Review reproduction: with `<script async>` (or defer) the README's inline
+    snippet ran first and threw `ChannelPush is not defined`; the page stayed unreachable."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    open_shop(page, sites, "visitor", **{"async": "1"})
+    sites.call("notify", {"clientId": "visitor", "message": "async works"})
+    expect(page.locator(".channelpush-toast-message")).to_have_text("async works")
+    assert errors == []
+
+
+def test_a_page_loaded_while_the_service_is_down_throws_nothing(page, sites):
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sites.stop()
+    try:
+        page.goto(sites.shop_page("visitor", **{"async": "1"}))
+        page.wait_for_timeout(500)
+        assert page.evaluate("typeof window.push") == "undefined"
+    finally:
+        sites.start()
+    assert errors == []
