@@ -5,6 +5,11 @@ fetch attempts (successful or not) are at least MIN_REFRESH_INTERVAL_SECONDS
 apart whatever `kid` values an attacker sends, and concurrent refreshes share
 one fetch. If a refresh fails the last good keys keep serving for at most
 MAX_STALE_SECONDS past their TTL. Only public RSA/EC signing keys are loaded.
+
+A key's `alg` member is optional (RFC 7517 4.4; Azure AD's keys have none). An
+RSA key without one is loaded for each configured RSA algorithm (RS*, PS*),
+where PyJWT alone would assume RS256 and CLIENT_JWT_ALGORITHMS=RS512 would
+refuse every token; an EC key's algorithm follows from its curve.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ FETCH_TIMEOUT_SECONDS = 5.0
 MAX_STALE_SECONDS = 3600.0
 MAX_DOCUMENT_BYTES = 256 * 1024
 ASYMMETRIC_KEY_TYPES = frozenset({"RSA", "EC"})
+RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +63,24 @@ class JwksKeyCache:
         self._url = url
         self._allowed_algorithms = frozenset(allowed_algorithms)
         self._http = http
-        self._keys: dict[str, PyJWK] = {}
+        self._keys: dict[str, dict[str, PyJWK]] = {}  # kid -> algorithm -> key
         self._fetched_at: float | None = None
         self._last_attempt_at: float | None = None
         self._refresh_lock = asyncio.Lock()
 
-    async def signing_key(self, kid: str) -> PyJWK:
-        """Return the key for `kid`; raises UnknownKeyId or JwksUnavailable."""
+    async def signing_key(self, kid: str, algorithm: str | None = None) -> PyJWK:
+        """Return the key for `kid` (for `algorithm`, when the key serves several);
+        raises UnknownKeyId or JwksUnavailable."""
         if not self._is_fresh() or kid not in self._keys:
             await self._refresh_if_allowed()
         if not self._is_usable():
             wait = MIN_REFRESH_INTERVAL_SECONDS - _seconds_since(self._last_attempt_at)
             raise JwksUnavailable("the signing keys (JWKS) cannot be fetched right now", max(1.0, wait))
-        try:
-            return self._keys[kid]
-        except KeyError:
-            raise UnknownKeyId("no signing key with this kid in the JWKS") from None
+        by_algorithm = self._keys.get(kid)
+        if by_algorithm is None:
+            raise UnknownKeyId("no signing key with this kid in the JWKS")
+        # Another algorithm than the key's: its own key, which the verifier then refuses.
+        return by_algorithm.get(algorithm or "") or next(iter(by_algorithm.values()))
 
     def _is_fresh(self) -> bool:
         return _seconds_since(self._fetched_at) < CACHE_TTL_SECONDS
@@ -101,7 +109,7 @@ class JwksKeyCache:
             self._keys = keys
             self._fetched_at = self._last_attempt_at = monotonic()
 
-    async def _fetch_keys(self) -> dict[str, PyJWK]:
+    async def _fetch_keys(self) -> dict[str, dict[str, PyJWK]]:
         try:
             async with asyncio.timeout(FETCH_TIMEOUT_SECONDS):
                 body = await self._download()
@@ -139,8 +147,8 @@ async def _read_capped(http: httpx.AsyncClient, url: str) -> bytes:
         return bytes(body)
 
 
-def parse_key_set(body: bytes, allowed_algorithms: Collection[str]) -> dict[str, PyJWK]:
-    """Usable signing keys by kid; entries we can't or mustn't use are skipped."""
+def parse_key_set(body: bytes, allowed_algorithms: Collection[str]) -> dict[str, dict[str, PyJWK]]:
+    """Usable signing keys by kid and algorithm; entries we can't or mustn't use are skipped."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -148,19 +156,24 @@ def parse_key_set(body: bytes, allowed_algorithms: Collection[str]) -> dict[str,
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise JwksUnavailable("JWKS document has no 'keys' list")
-    keys: dict[str, PyJWK] = {}
+    keys: dict[str, dict[str, PyJWK]] = {}
     for entry in entries:
-        key = _usable_key(entry, allowed_algorithms)
-        if key is not None:
-            keys.setdefault(entry["kid"], key)
+        if not _is_public_signing_entry(entry) or entry["kid"] in keys:
+            continue
+        candidates = [None] if "alg" in entry or entry["kty"] != "RSA" else [alg for alg in RSA_ALGORITHMS if alg in allowed_algorithms]
+        usable = {}
+        for algorithm in candidates:
+            key = _usable_key(entry, algorithm, allowed_algorithms)
+            if key is not None:
+                usable[key.algorithm_name] = key
+        if usable:
+            keys[entry["kid"]] = usable
     return keys
 
 
-def _usable_key(entry: Any, allowed_algorithms: Collection[str]) -> PyJWK | None:
-    if not _is_public_signing_entry(entry):
-        return None
+def _usable_key(entry: Mapping[str, Any], algorithm: str | None, allowed_algorithms: Collection[str]) -> PyJWK | None:
     try:
-        key = PyJWK(dict(entry))
+        key = PyJWK(dict(entry), algorithm)
     except Exception:  # PyJWTError, or a TypeError/ValueError from a member of the wrong type
         return None
     if key.algorithm_name not in allowed_algorithms:

@@ -135,7 +135,7 @@ class ClientTokenVerifier:
         if not isinstance(kid, str) or not kid:
             raise TokenRejected("missing_kid", "token header names no key id")
         try:
-            return await jwks.signing_key(kid)
+            return await jwks.signing_key(kid, header.get("alg"))
         except UnknownKeyId:
             raise TokenRejected("unknown_key", "token is signed with an unknown key") from None
         # JwksUnavailable goes to the caller as it is: the token may be fine.

@@ -714,6 +714,20 @@ async def test_token_cannot_switch_the_algorithm_bound_to_a_jwks_key(router, rsa
     assert (await rejection(verifier, token)).reason == "disallowed_algorithm"
 
 
+@pytest.mark.parametrize("algorithms", [("RS512",), ("RS256", "PS256")])
+async def test_an_rsa_key_without_alg_serves_each_configured_rsa_algorithm(router, rsa_key, algorithms) -> None:
+    """Review reproduction: `alg` is optional in a JWK (Azure AD's keys have none);
+    PyJWT then assumed RS256, so with CLIENT_JWT_ALGORITHMS=RS512 every token was
+    "signed with an unknown key"."""
+    jwk = {name: value for name, value in rsa_jwk(rsa_key, "rsa-1").items() if name != "alg"}
+    router.get(JWKS_URL).mock(return_value=jwks_response(jwk))
+    verifier = jwks_verifier(algorithms=algorithms)
+
+    for algorithm in algorithms:
+        assert (await verifier.verify(signed_with_kid(rsa_key, "rsa-1", algorithm))).subject == CLIENT_ID
+    assert (await rejection(verifier, signed_with_kid(rsa_key, "rsa-1", "RS384"))).reason == "disallowed_algorithm"
+
+
 async def test_symmetric_and_private_keys_in_a_jwks_are_ignored(router, rsa_key) -> None:
     oct_key = {"kty": "oct", "kid": "shared", "k": b64url(SECRET.encode())}
     leaked_private = {**json.loads(RSAAlgorithm.to_jwk(rsa_key)), "kid": "private"}
