@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from sse.names import check_client_id, check_event_name, check_topic
 
@@ -29,7 +29,18 @@ def check_payload_depth(value: Any) -> Any:
     return value
 
 
-ClientId = Annotated[str, AfterValidator(check_client_id)]
+def not_a_float(value: Any) -> Any:
+    """Ids may come as numbers and are read as their text, but only whole numbers:
+    JSON parsing turns integers past 64 bits into floats (123456789012345678901234567890
+    would become client "1.2345678901234568e+29"), and no id is a fraction."""
+    if isinstance(value, float):
+        raise ValueError("an id sent as a number must be a whole number below 2^64; send larger ones as text")
+    return value
+
+
+ClientId = Annotated[str, BeforeValidator(not_a_float), AfterValidator(check_client_id)]
+# An id from Channel's context (channel, user, chat), read the same way.
+ContextId = Annotated[str, BeforeValidator(not_a_float)]
 TopicName = Annotated[str, AfterValidator(check_topic)]
 EventName = Annotated[str, AfterValidator(check_event_name)]
 EventPayload = Annotated[Any, AfterValidator(check_payload_depth)]

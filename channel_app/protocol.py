@@ -14,28 +14,30 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from channel_app.fields import ContextId
+
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, coerce_numbers_to_str=True)
 
 
 class ChannelRef(_Lenient):
-    id: str
+    id: ContextId
 
 
 class Caller(_Lenient):
     type: str | None = None
-    id: str | None = None
+    id: ContextId | None = None
 
 
 class ChannelUser(_Lenient):
-    id: str | None = None
-    member_id: str | None = Field(None, alias="memberId")
+    id: ContextId | None = None
+    member_id: ContextId | None = Field(None, alias="memberId")
 
 
 class Chat(_Lenient):
     type: str | None = None
-    id: str | None = None
+    id: ContextId | None = None
 
 
 class CallContext(_Lenient):

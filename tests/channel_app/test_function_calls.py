@@ -182,3 +182,16 @@ async def test_a_blank_member_id_is_no_target(server):
     for member_id in ("", "   "):
         answer = await call(server, "notify", {"message": "hi", "queueIfOffline": True}, user={"memberId": member_id})
         assert answer.json()["error"]["type"] == "INVALID_PARAMS"
+
+
+async def test_an_id_sent_as_a_number_too_large_to_read_exactly_is_refused_not_misrouted(server):
+    """Review reproduction: 123456789012345678901234567890 as clientId (or memberId)
+    targeted client "1.2345678901234568e+29": JSON parsing turns integers past 64
+    bits into floats, and a float was read as its text."""
+    huge = 123456789012345678901234567890
+    by_input = await call(server, "getClientStatus", {"clientId": huge})
+    assert by_input.json()["error"]["type"] == "INVALID_PARAMS"
+    body = json.dumps({"method": "notify", "params": {"input": {"message": "hi"}}, "context": {"user": {"memberId": huge}}})
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        by_member = await http.put("/functions", content=body, headers=signed_headers(body.encode()))
+    assert (by_member.status_code, by_member.json()["error"]["type"]) == (400, "INVALID_REQUEST")
