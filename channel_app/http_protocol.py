@@ -11,7 +11,11 @@ memory by 179 MB over 1,000 connections (review reproduction).
 
 It also tells the request it was serving that the connection is gone
 (`server_connection.report_connection_lost`): an open stream is closed then,
-without a task of its own waiting on `receive()` for `http.disconnect`.
+without a task of its own waiting on `receive()` for `http.disconnect`. That
+is the request running, not only the newest: uvicorn keeps no reference to a
+request once another is pipelined behind it, so the pipelined one carries it
+in its scope (REQUEST_AHEAD). Before, a stream with a request pipelined behind
+it stayed registered until its next heartbeat found the socket closed.
 
 A request the parser refuses (an unknown method, a bad Content-Length or
 chunk size, Content-Length with Transfer-Encoding) gets the service's JSON
@@ -27,19 +31,33 @@ from channel_app.responses import closing_error_response
 from channel_app.server_connection import report_connection_lost
 
 
+REQUEST_AHEAD = "channel_push.request_ahead"  # scope key of a pipelined request: the request running ahead of it
+
+
 def _no_response_callback() -> None:
     pass
 
 
 class ServiceHttpProtocol(HeaderLimitedProtocol):
+    def on_headers_complete(self) -> None:
+        running = self.cycle
+        super().on_headers_complete()
+        if running is not None and not running.response_complete and self.pipeline and self.pipeline[0][0] is self.cycle:
+            self.cycle.scope[REQUEST_AHEAD] = running  # type: ignore[typeddict-unknown-key]
+
     def connection_lost(self, exc: Exception | None) -> None:
         current = self.cycle
+        running = self.pipeline[-1][0].scope.get(REQUEST_AHEAD) if self.pipeline else None
         super().connection_lost(exc)
         for cycle, _app in self.pipeline:
             cycle.on_response = _no_response_callback
         self.pipeline.clear()
         if current is not None and current.disconnected:
             report_connection_lost(current)
+        if running is not None and not running.response_complete:
+            running.disconnected = True  # as uvicorn marks the newest: send returns quietly, receive says disconnect
+            running.message_event.set()
+            report_connection_lost(running)
 
     def send_400_response(self, msg: str) -> None:
         self.transport.write(closing_error_response(b"400 Bad Request", "BAD_REQUEST", "the request is not valid HTTP/1.1"))

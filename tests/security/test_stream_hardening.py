@@ -388,6 +388,19 @@ def test_a_client_that_pipelines_a_request_behind_its_stream_and_leaves_frees_it
     assert uvicorn_errors == []
 
 
+def test_a_stream_with_a_request_pipelined_behind_it_is_unregistered_as_soon_as_its_client_leaves(uvicorn_errors):
+    """Review reproduction: getClientStatus said connected for 17 s after the client
+    left (until the stream's next heartbeat): uvicorn reported the loss to the
+    pipelined request only."""
+    app = make_app(heartbeat_seconds=600)
+    with run_server(app) as server:
+        registry = app.state.services.broker.registry
+        with _pipelined_stream(server, "visitor"):
+            wait_until(lambda: registry.connection_total == 1)
+        wait_until(lambda: registry.connection_total == 0, timeout=2)
+    assert uvicorn_errors == []
+
+
 async def test_an_event_for_a_pipelined_stream_whose_client_left_counts_as_undelivered(uvicorn_errors):
     app = make_app(heartbeat_seconds=600)
     with run_server(app) as server:
