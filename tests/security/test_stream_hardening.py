@@ -555,8 +555,12 @@ def test_a_head_of_exactly_the_limit_with_its_body_in_the_same_read_is_served():
         b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n",
         b"PUT /functions HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
         b"PUT /functions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        # Review reproductions: these three were answered 200.
+        b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"GET /healthz\r\n\r\n",
     ],
-    ids=["unknown-method", "negative-length", "length-and-chunked"],
+    ids=["unknown-method", "negative-length", "length-and-chunked", "no-host", "version-2", "version-0.9"],
 )
 def test_a_request_the_http_parser_refuses_gets_the_json_error_object(request_bytes):
     """uvicorn answered these in plain text ("Invalid HTTP request received.")."""
