@@ -58,7 +58,7 @@ class ChatFallback:
     async def post(self, call: FunctionCall, client_id: str, message: ChatMessage) -> bool:
         """True when posted; False when the call did not come from the user chat of `client_id`."""
         chat_id = call.user_chat_id
-        if not chat_id or not call.channel_id or call.member_id != client_id:
+        if not chat_id or not call.channel_id or (call.member_id or "").strip() != client_id:
             return False
         try:
             with anyio.fail_after(self.deadline_seconds):

@@ -138,6 +138,8 @@ async def running_services(
                 body_deadlines=BodyDeadlines(settings.body_timeout_seconds),
             )
         finally:
+            if native is not None:
+                await native[1].close()
             await acks.close()
             await broker.close()
             if shared_redis is not None:

@@ -18,8 +18,9 @@ async def call_with_token(
     """Call ``method`` with the token of ``channel_id`` (``None``: the app token).
 
     On a 401 the token is invalidated and the call is made once more with a
-    fresh one. A 403 (a permission the app lacks) is not retried: a new token
-    would be refused too.
+    fresh one; a second 401 is answered for a cooldown without renewing (see
+    TokenManager.record_failure). A 403 (a permission the app lacks) is not
+    retried: a new token would be refused too.
     """
     token = await tokens.access_token(channel_id)
     try:
@@ -29,4 +30,12 @@ async def call_with_token(
             raise
         tokens.invalidate(channel_id, token)
     token = await tokens.access_token(channel_id)
-    return await client.call(method, params, access_token=token)
+    try:
+        return await client.call(method, params, access_token=token)
+    except NativeApiError as exc:
+        if exc.kind == "unauthorized" and exc.status == 401:
+            # A token just issued is refused too: the app, not the token, is what Channel
+            # turns away. Renewing on every call would spend the app's token budget.
+            tokens.invalidate(channel_id, token)
+            tokens.record_failure(channel_id, exc)
+        raise

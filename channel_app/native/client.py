@@ -40,8 +40,8 @@ _KIND_BY_STATUS: Mapping[int, ErrorKind] = MappingProxyType(
 )
 
 
-class AnswerTooLarge(Exception):
-    pass
+class UnreadableAnswer(Exception):
+    """An answer refused before reading it all (its text says why)."""
 
 
 class NativeApiError(Exception):
@@ -111,7 +111,7 @@ class NativeApiClient:
         returned as it is. ``max_retries`` overrides the client's own (token
         calls pass 0: each request Channel receives counts against its limit).
         """
-        headers = {"accept": "application/json"}
+        headers = {"accept": "application/json", "accept-encoding": "identity"}
         if access_token:
             headers[ACCESS_TOKEN_HEADER] = access_token
         body = {"method": method, "params": params}
@@ -131,8 +131,8 @@ class NativeApiClient:
             try:
                 with anyio.fail_after(self._timeout):
                     response = await self._exchange(body, headers)
-            except AnswerTooLarge:
-                raise NativeApiError("protocol", f"{method}: answer is over {MAX_ANSWER_BYTES} bytes") from None
+            except UnreadableAnswer as refused:
+                raise NativeApiError("protocol", f"{method}: {refused}") from None
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # no connection: nothing was sent
                 failure = NativeApiError("unavailable", f"{method}: {type(exc).__name__}", reached=reached)
                 continue
@@ -157,12 +157,18 @@ class NativeApiClient:
         """The answer, read as it arrives and refused past MAX_ANSWER_BYTES: read whole by
         httpx, 250 MB took 11.7 s (past the deadline, which cannot cut a synchronous JSON
         parse), 788 MB of memory, and held the event loop for seconds (review reproduction)."""
-        async with self._http.stream("PUT", self._url, json=body, headers=headers, timeout=self._timeout) as response:
+        # The connect timeout falls before the attempt's deadline, so a connection that is
+        # never made (a dropped SYN) ends as ConnectTimeout: the request never reached Channel.
+        timeout = httpx.Timeout(self._timeout, connect=self._timeout * 0.8)
+        async with self._http.stream("PUT", self._url, json=body, headers=headers, timeout=timeout) as response:
+            if response.headers.get("content-encoding", "identity") != "identity":
+                # Asked for identity: compressed, a small answer could expand past any cap while decoded.
+                raise UnreadableAnswer(f"answer is {response.headers['content-encoding']}-encoded")
             content = bytearray()
             async for chunk in response.aiter_bytes():
                 content += chunk
                 if len(content) > MAX_ANSWER_BYTES:
-                    raise AnswerTooLarge
+                    raise UnreadableAnswer(f"answer is over {MAX_ANSWER_BYTES} bytes")
         return httpx.Response(response.status_code, content=bytes(content))
 
     def _delay(self, retry: int) -> float:

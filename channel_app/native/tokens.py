@@ -26,6 +26,7 @@ not answer, each instance goes on with its own cache and budget.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -34,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, get_args
+from typing import Any, NamedTuple, TypeVar, get_args
 
 import anyio
 
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 RENEWAL_POLL_SECONDS = 0.1
+RENEWAL_PATIENCE_SECONDS = 0.5  # how long a caller with a still-valid token waits for its renewal
+FAILURE_COOLDOWN_LIMIT = 600.0
 ERROR_KINDS = frozenset(get_args(ErrorKind))
 REJECTED_REMEMBERED = 16
 T = TypeVar("T")
@@ -69,13 +72,24 @@ class _Spend:
     receipt: str | None  # the shared budget's, with a TokenShare that answered
 
 
-class _Flight:
-    """One renewal in progress; other callers wait for its outcome."""
+class _Failure(NamedTuple):
+    until: float  # on the manager's clock
+    error: NativeApiError
+    streak: int  # failures in a row that reached Channel
 
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.token: _Token | None = None
-        self.error: NativeApiError | None = None
+
+class BudgetSpent(NativeApiError):
+    """This side's count of the token budget is spent: nothing was asked of Channel."""
+
+
+class SharedFailure(NativeApiError):
+    """Another instance's renewal failed a moment ago (its cooldown is in Redis)."""
+
+
+def _retrieve_outcome(flight: asyncio.Future) -> None:
+    """Mark a renewal's failure as seen: no caller may be waiting for it any more."""
+    if not flight.cancelled():
+        flight.exception()
 
 
 class TokenManager:
@@ -107,9 +121,9 @@ class TokenManager:
         self._window = budget_window_seconds
         self._cooldown = retry_cooldown_seconds
         self._failure_cooldown = failure_cooldown_seconds
-        self._failures: dict[str | None, tuple[float, NativeApiError]] = {}  # channel -> (answered until, failure)
+        self._failures: dict[str | None, _Failure] = {}
         self._tokens: dict[str | None, _Token] = {}
-        self._flights: dict[str | None, _Flight] = {}
+        self._flights: dict[str | None, asyncio.Future[_Token]] = {}
         self._spent: deque[float] = deque()
         self._shared = shared
         self._wall_clock = wall_clock
@@ -122,37 +136,63 @@ class TokenManager:
 
     async def access_token(self, channel_id: str | None = None) -> str:
         """A valid access token for ``channel_id`` (``None``: the app token)."""
+        now = self._clock()
         cached = self._tokens.get(channel_id)
-        if cached is not None and cached.usable(self._clock()):
+        if cached is not None and cached.usable(now):
             return cached.access
         failed = self._failures.get(channel_id)
-        if failed is not None and self._clock() < failed[0]:
-            error = failed[1]
+        if failed is not None and now < failed.until:
+            error = failed.error
             raise NativeApiError(error.kind, f"{error.message} (a moment ago; not asked again yet)", error.status)
         flight = self._flights.get(channel_id)
-        if flight is not None:
-            await flight.done.wait()
-            if flight.error is not None:
-                error = flight.error
-                raise NativeApiError(error.kind, error.message, error.status)
-            assert flight.token is not None
-            return flight.token.access
-        flight = self._flights[channel_id] = _Flight()
+        if flight is None:
+            flight = self._flights[channel_id] = asyncio.ensure_future(self._fly(channel_id, cached))
+            flight.add_done_callback(_retrieve_outcome)
         try:
-            flight.token = await self._renew(channel_id, cached)
-            self._failures.pop(channel_id, None)
-            return flight.token.access
+            if cached is not None and now < cached.expires_at:
+                # A token that still works is not held up by a slow renewal: after a
+                # moment the caller goes on with it, and the renewal goes on without it.
+                try:
+                    return (await asyncio.wait_for(asyncio.shield(flight), RENEWAL_PATIENCE_SECONDS)).access
+                except TimeoutError:
+                    return cached.access
+            # Shielded: a caller's deadline (the chat fallback's) ends its wait, not the
+            # renewal, whose outcome is then recorded for the next caller.
+            return (await asyncio.shield(flight)).access
+        except NativeApiError as error:
+            raise NativeApiError(error.kind, error.message, error.status) from None
+
+    async def close(self) -> None:
+        """Stop the renewals still under way (they outlive the calls that started them)."""
+        flights = list(self._flights.values())
+        for flight in flights:
+            flight.cancel()
+        await asyncio.gather(*flights, return_exceptions=True)
+
+    def record_failure(self, channel_id: str | None, error: NativeApiError) -> None:
+        """Answer `error` for ``channel_id`` without asking Channel, for a cooldown that
+        doubles with each failure in a row (FAILURE_COOLDOWN_LIMIT at most) while the
+        calls reach Channel: a lasting failure spends few of the app's 10 token calls
+        per 30 minutes. Unreached calls (refunded) keep the first cooldown."""
+        cooldown, streak = self._cooldown_after(channel_id, error)
+        self._failures[channel_id] = _Failure(self._clock() + cooldown, error, streak)
+
+    def _cooldown_after(self, channel_id: str | None, error: NativeApiError) -> tuple[float, int]:
+        previous = self._failures.get(channel_id)
+        streak = previous.streak + 1 if previous is not None and error.reached else 1
+        return min(self._failure_cooldown * 2 ** (streak - 1), FAILURE_COOLDOWN_LIMIT), streak
+
+    async def _fly(self, channel_id: str | None, cached: _Token | None) -> _Token:
+        try:
+            token = await self._renew(channel_id, cached)
         except NativeApiError as exc:
-            flight.error = exc
-            if exc.kind != "rate_limited":  # the budget is this side's own count: nothing to spare
-                self._failures[channel_id] = (self._clock() + self._failure_cooldown, exc)
-            raise
-        except BaseException:
-            flight.error = NativeApiError("unavailable", "token renewal was interrupted")
+            if not isinstance(exc, (BudgetSpent, SharedFailure)):  # this side's own count / another's cooldown
+                self.record_failure(channel_id, exc)
             raise
         finally:
             del self._flights[channel_id]
-            flight.done.set()
+        self._failures.pop(channel_id, None)
+        return token
 
     def invalidate(self, channel_id: str | None = None, access_token: str | None = None) -> None:
         """Forget the cached token, e.g. after Channel answered 401 to it.
@@ -198,7 +238,7 @@ class TokenManager:
         holder = await self._shared_or(shared.begin_renewal(channel_id, holding), "")  # "": renew without a hold
         if holder is None and (taken := await self._await_other_renewal(shared, channel_id, holding)) is not None:
             return taken
-        failure: str | None = None
+        failure, cooldown = None, 0.0
         try:
             latest = await self._shared_or(shared.current(channel_id), None)
             if latest is not None and latest.access not in self._rejected:
@@ -209,11 +249,12 @@ class TokenManager:
             await self._shared_or(shared.store(channel_id, stored), None)
             return token
         except NativeApiError as exc:
-            failure = None if exc.kind == "rate_limited" else exc.kind  # as access_token's own cooldown
+            if not isinstance(exc, BudgetSpent):  # left for the others as long as this side's own cooldown
+                failure, cooldown = exc.kind, self._cooldown_after(channel_id, exc)[0]
             raise
         finally:
             if holder:
-                await self._shared_or(shared.end_renewal(channel_id, holder, failure, self._failure_cooldown), None)
+                await self._shared_or(shared.end_renewal(channel_id, holder, failure, cooldown), None)
 
     def _renewal_seconds(self) -> float:
         """The longest a renewal holds a channel: a refresh, then an issue, each within the timeout."""
@@ -222,17 +263,18 @@ class TokenManager:
     async def _await_other_renewal(self, shared: TokenShare, channel_id: str | None, holding: float) -> _Token | None:
         """The token another instance is renewing, once it stores it; its failure, raised; None
         when its hold ends without either (it went away): then this instance renews."""
-        for _ in range(math.ceil(holding / RENEWAL_POLL_SECONDS)):
-            await anyio.sleep(RENEWAL_POLL_SECONDS)
-            if (taken := await self._take_shared(shared, channel_id)) is not None:
-                return taken
+        for attempt in range(math.ceil(holding / RENEWAL_POLL_SECONDS)):
+            if attempt:
+                await anyio.sleep(RENEWAL_POLL_SECONDS)
+                if (taken := await self._take_shared(shared, channel_id)) is not None:
+                    return taken
             state = await self._shared_or(shared.renewal_state(channel_id), None)
             if state is None:
                 return None
             if state.startswith(FAILED_PREFIX):
                 kind = state[len(FAILED_PREFIX):]
                 message = f"token renewal for {_scope(channel_id)} failed on another instance a moment ago"
-                raise NativeApiError(kind if kind in ERROR_KINDS else "unavailable", message)  # type: ignore[arg-type]
+                raise SharedFailure(kind if kind in ERROR_KINDS else "unavailable", message)  # type: ignore[arg-type]
         logger.warning("native API: no other instance renewed %s within %gs; renewing here", _scope(channel_id), holding)
         return None
 
@@ -294,7 +336,7 @@ class TokenManager:
             receipt = await self._shared_or(self._shared.spend(self._budget, self._window), "")
             within = receipt is not None
         if not within:
-            raise NativeApiError(
+            raise BudgetSpent(
                 "rate_limited",
                 f"token budget spent: {self._budget} issue/refresh calls per {self._window:g}s",
             )

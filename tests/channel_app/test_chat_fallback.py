@@ -166,3 +166,25 @@ async def test_production_without_the_app_secret_says_the_fallback_is_off(caplog
             pass
     [warning] = [record.getMessage() for record in caplog.records if record.name == "channel_push.startup"]
     assert "CHANNEL_APP_SECRET is unset" in warning
+
+
+async def test_posts_refused_even_with_a_fresh_token_do_not_renew_on_every_call(channel):
+    """Review reproduction: with every post answered 401, each fallback issued a new
+    token and was refused again: ten fallbacks spent the app's whole token budget and
+    every other channel's fallback answered rate_limited."""
+    channel.on("issueToken", token_reply("t1"), token_reply("t2"), token_reply("t3"))
+    channel.on("writeUserChatMessage", httpx.Response(401))
+    async with asgi_client(**NATIVE) as http:
+        answers = [await call(http, "notify", {"clientId": "away", "message": "hi"}) for _ in range(3)]
+    assert [answer["error"]["data"]["kind"] for answer in answers] == ["unauthorized"] * 3
+    assert len(channel.calls_to("issueToken")) == 2  # the first token, and one renewal after its 401
+
+
+async def test_a_member_id_with_spaces_around_it_still_falls_back_to_its_own_chat(channel):
+    """Review reproduction: memberId " away " targeted client "away" but the fallback
+    compared the untrimmed memberId and refused to post."""
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", ok({}))
+    async with asgi_client(**NATIVE) as http:
+        answer = await call(http, "notify", {"message": "hi"}, user={"memberId": " away "})
+    assert answer["result"]["fallback"] == "chat_message"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import logging
+import socket
 import time
 
 import anyio
@@ -233,3 +236,41 @@ async def test_backoff_is_capped(http: httpx.AsyncClient) -> None:
     client = NativeApiClient(http, backoff_seconds=1.0)
 
     assert client._delay(20) <= 5.0
+
+
+async def test_a_connection_never_made_is_known_not_to_have_reached_channel() -> None:
+    """Review reproduction: with SYNs dropped (a full accept queue, as behind a
+    firewall), the attempt's deadline fired before httpx's connect timeout of the
+    same length, so the call counted as reached and spent a unit of the budget."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    try:
+        for _ in range(8):  # fill the accept queue: later SYNs go unanswered
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(listener.getsockname())
+            fillers.append(filler)
+        async with httpx.AsyncClient() as http:
+            client = NativeApiClient(http, base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", timeout_seconds=0.5, max_retries=0)
+            with pytest.raises(NativeApiError) as caught:
+                await client.call("issueToken", {"secret": "s"})
+        assert (caught.value.kind, caught.value.reached) == ("unavailable", False)
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+async def test_a_compressed_answer_is_refused_before_it_is_expanded(client: NativeApiClient, channel: FakeChannel) -> None:
+    """Review observation: a 1 MB gzip answer expanding to 1 GB was refused, but only
+    after decoding, which took the server from 71 to 204 MB. Calls ask for identity."""
+    channel.on("writeUserChatMessage", httpx.Response(200, content=gzip.compress(b" " * 100_000), headers={"content-encoding": "gzip"}))
+
+    with pytest.raises(NativeApiError) as caught:
+        await client.call("writeUserChatMessage", {}, access_token="t")
+
+    assert caught.value.kind == "protocol" and "gzip" in caught.value.message
+    assert channel.calls_to("writeUserChatMessage")[0].request.headers["accept-encoding"] == "identity"

@@ -315,3 +315,46 @@ async def test_a_failed_renewal_is_answered_again_for_a_moment_without_asking_ch
     assert len(channel.calls_to("issueToken")) == 1
     clock.advance(11)
     assert await tokens.access_token("c1") == "recovered"
+
+
+async def test_channels_own_429_on_a_token_call_is_cooled_down_too(tokens: TokenManager, channel: FakeChannel) -> None:
+    """Review reproduction: a 429 from Channel was taken for this side's own budget
+    count and never cooled down, so ten fallbacks made ten issueToken calls."""
+    channel.on("issueToken", httpx.Response(429))
+    for _ in range(5):
+        with pytest.raises(NativeApiError) as caught:
+            await tokens.access_token("c1")
+        assert caught.value.kind == "rate_limited"
+    assert len(channel.calls_to("issueToken")) == 1
+
+
+async def test_a_slow_renewal_does_not_hold_up_a_token_that_still_works(tokens: TokenManager, clock: FakeClock, channel: FakeChannel) -> None:
+    """Review reproduction: with Channel's token calls hanging, a refresh and then an
+    issue took the fallback's whole deadline: every call failed although the cached
+    token was good for minutes more, and each started its own renewal (8 token calls
+    in 9 s)."""
+    async def hangs(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(30)
+        return httpx.Response(500)
+
+    channel.on("issueToken", token_reply("still-good"), hangs)
+    channel.on("refreshToken", hangs)
+    await tokens.access_token("c1")
+    clock.advance(1600)  # inside the refresh margin, 200 s before it expires
+    for _ in range(3):
+        with anyio.fail_after(2):
+            assert await tokens.access_token("c1") == "still-good"
+    assert len(channel.calls_to("refreshToken")) == 1  # one renewal, still under way
+    await tokens.close()
+
+
+async def test_failures_in_a_row_are_cooled_down_for_longer_each_time(tokens: TokenManager, clock: FakeClock, channel: FakeChannel) -> None:
+    channel.on("issueToken", httpx.Response(500))
+    for wait in (10, 20, 40):
+        with pytest.raises(NativeApiError):
+            await tokens.access_token("c1")
+        clock.advance(wait - 1)
+        with pytest.raises(NativeApiError):
+            await tokens.access_token("c1")  # still cooling down: Channel is not asked
+        clock.advance(1.5)
+    assert len(channel.calls_to("issueToken")) == 3

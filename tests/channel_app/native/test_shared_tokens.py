@@ -25,11 +25,11 @@ class Instances:
         self._redis, self._client, self.wall = redis, client, wall
         self.clocks: list[FakeClock] = []
 
-    def start(self, budget: int = 10) -> TokenManager:
+    def start(self, budget: int = 10, **options) -> TokenManager:
         local = FakeClock(now=500.0 * (len(self.clocks) + 1))  # monotonic clocks differ between processes
         self.clocks.append(local)
         share = RedisTokenShare(self._redis, timeout_seconds=1.0, wall_clock=self.wall)
-        return TokenManager(self._client, APP_SECRET, clock=local, budget=budget, shared=share, wall_clock=self.wall)
+        return TokenManager(self._client, APP_SECRET, clock=local, budget=budget, shared=share, wall_clock=self.wall, **options)
 
     def advance(self, seconds: float) -> None:
         for clock in (self.wall, *self.clocks):
@@ -164,3 +164,20 @@ async def test_an_instance_waiting_for_anothers_renewal_gets_its_failure_at_once
     with pytest.raises(NativeApiError):
         await c.access_token("c1")
     assert len(channel.calls_to("issueToken")) == 1
+
+
+async def test_a_failure_learned_from_another_instance_ends_with_its_cooldown(instances: Instances, channel: FakeChannel) -> None:
+    """Review reproduction: an instance that got another's failure from Redis started
+    a cooldown of its own on it, and kept failing for up to 20 s although the other
+    instance had stored a good token once Channel was back."""
+    channel.on("issueToken", httpx.Response(500), token_reply("back"))
+    a, b = instances.start(failure_cooldown_seconds=0.3), instances.start(failure_cooldown_seconds=0.3)
+    with pytest.raises(NativeApiError):
+        await a.access_token("c1")
+    with pytest.raises(NativeApiError):
+        await b.access_token("c1")  # from the shared failure: Channel is not asked
+    assert len(channel.calls_to("issueToken")) == 1
+    await anyio.sleep(0.4)  # the shared failure's cooldown ends (Redis time)
+    instances.clocks[0].advance(1)  # and a's own (b's clock stands still)
+    assert await a.access_token("c1") == "back"
+    assert await b.access_token("c1") == "back"
