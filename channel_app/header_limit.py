@@ -23,7 +23,9 @@ unfinished head, stayed open for good (review reproduction: 200 of them held
 which counts streams). Such a connection is closed, with a JSON 408 when part
 of a head came. The timer is uvicorn's keep-alive handle, which is idle while
 a head is being read: no attribute is added. A head still arriving when the
-previous response completes gets uvicorn's keep-alive timeout instead.
+previous response completes gets uvicorn's keep-alive timeout instead. A
+request answered before its body has all arrived closes the connection: the
+rest could trickle in for good, with no timer on it.
 
 The service runs it as part of channel_app/http_protocol.ServiceHttpProtocol.
 Behind a proxy with its own header limits this changes nothing.
@@ -69,6 +71,12 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return  # refused, or gone
+        if self._head_bytes is None and self.cycle is not None and self.cycle.response_complete:
+            # The body of a request already answered (a route that does not read it): the
+            # connection could be reused only after the rest, which may trickle in forever
+            # (review reproduction: a 100 MB Content-Length on /healthz, a byte every 3 s).
+            self.transport.close()
+            return
         head_deadline = None
         if self._head_bytes is not None:
             timer = self.timeout_keep_alive_task
@@ -98,6 +106,7 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._head_bytes = 0  # what follows on this connection is the next request's head
+
 
     def _refuse_head(self) -> None:
         self.transport.write(head_too_large_response())

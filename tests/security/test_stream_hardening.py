@@ -510,6 +510,24 @@ def test_a_connection_whose_head_does_not_arrive_in_time_is_closed(monkeypatch, 
             assert answer == b""
 
 
+def test_a_request_answered_before_its_body_arrived_closes_the_connection():
+    """Review reproduction: GET /healthz with Content-Length 100 MB was answered, and
+    the connection stayed open for good while its body trickled in a byte at a time."""
+    with run_server(make_app()) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(5)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+            answer = sock.recv(65536)
+            sent_more = time.monotonic()
+            sock.sendall(b"a")  # more of the body nobody reads
+            with contextlib.suppress(ConnectionError):
+                while sock.recv(65536):
+                    pass
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert time.monotonic() - sent_more < 2  # closed then, not by a keep-alive timer later
+
+
 async def test_a_stream_outlives_the_head_timeout(monkeypatch):
     monkeypatch.setattr(header_limit, "HEAD_TIMEOUT_SECONDS", 0.3, raising=False)
     with run_server(make_app()) as server:
