@@ -196,7 +196,7 @@ class RedisBroker:
         return Delivery(event_id.decode(), int(delivered))
 
     async def publish_topic(self, topic: str, event: Event, fence: Fence | None = None) -> Delivery:
-        return await self._topics.publish(topic, event, fence)
+        return await self._topics.publish(topic, event, self._loss_grace_ms, self._seen_since, fence)
 
     async def connection_count(self, client_id: str) -> int:
         return await self._presence.count(client_id)

@@ -93,6 +93,21 @@ local function head_of(history)
   if #last > 0 then return last[1][1] end
   return '0-0'
 end
+-- Whether Redis's data was lost (a restart without persistence) less than grace_ms
+-- ago: told by `ids` `since` against the `since` this instance saw (PUBLISH, below).
+local function within_loss_grace(ids, now, grace_ms, seen_since)
+  local data = redis.call('HMGET', ids, 'since', 'after_loss')
+  local since, after_loss = data[1], data[2]
+  if seen_since ~= '' and since ~= seen_since and not after_loss then
+    if not since then
+      since = string.format('%d', now)
+      redis.call('HSET', ids, 'since', since)
+    end
+    redis.call('HSET', ids, 'after_loss', '1')
+    after_loss = '1'
+  end
+  return after_loss and now - tonumber(since) < tonumber(grace_ms)
+end
 -- A fenced publish (sse.broker.Fence): one more key and three more arguments.
 -- It runs only while the key's value starts with the holder, and leaves its
 -- answer there (the record's JSON up to its answer, then the answer) for the lifetime.
@@ -133,26 +148,13 @@ end
 # (seen_since) before knows the data was lost, and marks it (`after_loss`). A
 # first deployment on an empty Redis is no loss: no instance saw anything before.
 PUBLISH = LUA_HELPERS + """
-local function within_loss_grace(now)
-  local data = redis.call('HMGET', KEYS[4], 'since', 'after_loss')
-  local since, after_loss = data[1], data[2]
-  if ARGV[10] ~= '' and since ~= ARGV[10] and not after_loss then
-    if not since then
-      since = string.format('%d', now)
-      redis.call('HSET', KEYS[4], 'since', since)
-    end
-    redis.call('HSET', KEYS[4], 'after_loss', '1')
-    after_loss = '1'
-  end
-  return after_loss and now - tonumber(since) < tonumber(ARGV[9])
-end
 return fenced_run(4, function()
 local now = now_ms()
 local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 local queue_if_offline = ARGV[6] == '1'
 local live = connections > 0
 if not live then
-  if within_loss_grace(now) then
+  if within_loss_grace(KEYS[4], now, ARGV[9], ARGV[10]) then
     live = redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] > 0
     queue_if_offline = true
   elseif not queue_if_offline then

@@ -9,9 +9,14 @@ keeps delivered events for Last-Event-ID replay, with the same HISTORY_SIZE
 and HISTORY_TTL_SECONDS as a client's history. Ids come from the broker's one
 sequence (`next_id` in sse/redis_scripts.py).
 
-Publishing to a topic nobody listens to (no live presence, no subscribed
-instance) sends and keeps nothing and answers delivered 0: topics have no
-store-and-forward queue. When presence is live but no instance received the
+Publishing to a topic nobody listens to sends and keeps nothing and answers
+delivered 0: topics have no store-and-forward queue. "Listens" means a
+joined connection (live presence), as for a client's events: a subscriber
+between its SUBSCRIBE and its JOIN would receive the frame after its JOIN
+took the topic's head as its opening, and drop it, while the answer said
+delivered (review reproduction). Only within the grace after a Redis data
+loss, when subscriptions come back before presence, does a subscribed
+instance count. When presence is live but no instance received the
 PUBLISH (an instance just died, its connections are reconnecting with
 Last-Event-ID), the event is kept in history so they replay it; the answer
 then says delivered 0.
@@ -30,13 +35,13 @@ from sse.events import Event
 from sse.redis_scripts import LUA_HELPERS, RedisKeys, fenced_call, guarded
 
 # KEYS: topic presence, topic history, ids[, fence]. ARGV: channel, name, data,
-# history_size, history_ttl_ms[, fence arguments]. Returns {outcome, id, delivered};
+# history_size, history_ttl_ms, loss_grace_ms, seen_since[, fence arguments]. Returns {outcome, id, delivered};
 # outcome: delivered | kept | nobody | fenced.
 PUBLISH_TOPIC = LUA_HELPERS + """
 return fenced_run(3, function()
 local now = now_ms()
 local connections = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-if connections == 0 and redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] == 0 then
+if connections == 0 and not (within_loss_grace(KEYS[3], now, ARGV[6], ARGV[7]) and redis.call('PUBSUB', 'NUMSUB', ARGV[1])[2] > 0) then
   return {'nobody', '', 0}
 end
 local id = next_id(KEYS[3], now)
@@ -109,9 +114,12 @@ class RedisTopics:
         self._history_ttl_ms = history_ttl_ms
         self._leaves = BatchedCalls(self._leave_many, item_size=2, batch_size=REFRESH_BATCH, what="topic presence removal")
 
-    async def publish(self, topic: str, event: Event, fence: Fence | None = None) -> Delivery:
+    async def publish(self, topic: str, event: Event, loss_grace_ms: int, seen_since: str, fence: Fence | None = None) -> Delivery:
         keys = [self._keys.topic_presence(topic), self._keys.topic_history(topic), self._keys.ids]
-        args = [self._keys.topic_channel(topic), event.name, event.encode_data(), self._history_size, self._history_ttl_ms]
+        args = [
+            self._keys.topic_channel(topic), event.name, event.encode_data(), self._history_size, self._history_ttl_ms,
+            loss_grace_ms, seen_since,
+        ]
         outcome, event_id, delivered = await fenced_call(self._scripts.publish, keys, args, fence, self._timeout)
         if outcome == b"nobody":
             return Delivery(None, 0)

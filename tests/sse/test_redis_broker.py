@@ -315,3 +315,23 @@ async def test_a_redis_refusing_writes_is_not_ready_and_says_nothing_was_sent(re
             await broker.publish("alice", note("refused"), queue_if_offline=True)
         await memory_limit("0", "noeviction")
         assert await broker.is_healthy()
+
+
+async def test_a_topic_event_published_between_a_subscribers_subscribe_and_join_is_answered_truthfully(redis_url, monkeypatch):
+    """Review reproduction: the topic twin of the race above. PUBLISH_TOPIC counted
+    the subscription and answered delivered: 1; the JOIN took that event's id as the
+    stream's opening, and its late live copy was dropped for good."""
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+        join, early = a._join, []
+
+        async def join_after_a_publish(*args, **kwargs):
+            early.append(await b.publish_topic("promo", note("in the window")))
+            return await join(*args, **kwargs)
+
+        monkeypatch.setattr(a, "_join", join_after_a_publish)
+        async with a.subscribe("dave", None, ("promo",)) as subscription:
+            [delivery] = early
+            assert (delivery.delivered, delivery.event_id) == (0, None)
+            assert subscription.replay == []
+            assert await nothing_arrives(subscription.connection)
+            assert (await b.publish_topic("promo", note("joined"))).delivered == 1
