@@ -20,10 +20,17 @@ BROKER_UNREACHABLE = "the shared broker (Redis) did not answer in time; retry sh
 BROKER_REFUSED = "the shared broker (Redis) refused the write (it is out of memory); nothing was sent"
 
 
-def broker_failure(failure: Exception, publishes: bool = True) -> str:
-    """What an UNAVAILABLE answer says about a failed broker call."""
+BROKER_REFUSED_REST = (
+    "the shared broker (Redis) refused a write (it is out of memory): the events in eventIds "
+    "were sent, the rest were not"
+)
+
+
+def broker_failure(failure: Exception, publishes: bool = True, part_sent: bool = False) -> str:
+    """What an UNAVAILABLE answer says about a failed broker call (`part_sent`: after
+    some events of a sequence went out)."""
     if isinstance(failure, BrokerRefusedWrite):
-        return BROKER_REFUSED
+        return BROKER_REFUSED_REST if part_sent else BROKER_REFUSED
     return BROKER_UNCONFIRMED if publishes else BROKER_UNREACHABLE
 CUT_BY_SHUTDOWN = (
     "this instance shut down before the call finished; an event it sent may have been "

@@ -192,7 +192,7 @@ async def _publish(services, publish: PublishRequest, fence_for: FenceFor | None
         return 429, outcome.partial("QUEUE_FULL", message)
     except (BrokerUnavailable, PublishFenced) as failed:
         if outcome.event_ids:
-            return 503, outcome.partial("UNAVAILABLE", broker_failure(failed))
+            return 503, outcome.partial("UNAVAILABLE", broker_failure(failed, part_sent=True))
         if isinstance(failed, PublishFenced):
             raise Refused(503, "UNAVAILABLE", "this request's hold on its id lapsed before it could publish; nothing was published, retry") from None
         raise Refused(503, "UNAVAILABLE", broker_failure(failed)) from None

@@ -12,7 +12,7 @@ import asyncio
 import httpx
 import pytest
 
-from sse.broker import BrokerUnavailable
+from sse.broker import BrokerRefusedWrite, BrokerUnavailable
 from tests.support.apps import make_app
 from tests.support.http import PUBLISH_KEY, open_stream, publish
 from tests.support.server import run_server
@@ -227,6 +227,27 @@ async def test_a_sequence_whose_answer_redis_lost_midway_is_replayed_with_every_
     assert (first.status_code, first.json()["error"]["eventIds"]) == (503, sent[:1])
     assert (again.status_code, again.json()["error"]["eventIds"], again.headers["idempotent-replayed"]) == (503, sent, "true")
     assert received == [*sent, marker["eventId"]]
+
+
+async def test_a_sequence_redis_refused_midway_says_which_events_went_out(backend):
+    """Review reproduction: Redis out of memory refused the 33rd event of a sequence,
+    and the answer said "nothing was sent" next to the 32 ids that had been."""
+    app = make_app(publish_api_keys=PUBLISH_KEY, **backend)
+    with run_server(app) as server:
+        sse = app.state.services.sse
+        publish_for_real, published = sse.publish, []
+
+        async def refused_after_the_first(*args, **kwargs):
+            if published:
+                raise BrokerRefusedWrite("OOM command not allowed")
+            published.append(await publish_for_real(*args, **kwargs))
+            return published[-1]
+
+        sse.publish = refused_after_the_first
+        answer = await publish(server.url, {"target": {"clientId": "alice"}, "events": chunks(2), "queueIfOffline": True})
+    error = answer.json()["error"]
+    assert (answer.status_code, error["eventIds"]) == (503, [published[0].event_id])
+    assert "nothing was sent" not in error["message"] and "were sent" in error["message"]
 
 
 async def test_a_queue_full_refusal_that_published_nothing_frees_its_id(backend):
