@@ -191,9 +191,9 @@ class Settings(BaseSettings):
             item = item.strip()
             if item and item != "*" and not item.startswith("unix:"):
                 try:
-                    ipaddress.ip_network(item, strict=False)
+                    ipaddress.ip_network(item)  # strict, as uvicorn reads it: 127.0.0.1/8 matches nothing there
                 except ValueError:
-                    raise ValueError(f"{item!r} is not an IP address or network (or *)") from None
+                    raise ValueError(f"{item!r} is not an IP address or network without host bits (or *)") from None
         return value
 
     @field_validator("client_token_cookie")

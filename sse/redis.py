@@ -73,6 +73,7 @@ the scripts it relies on are in sse/redis_scripts.py.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from contextlib import asynccontextmanager
@@ -81,6 +82,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Delivery, Fence, QueueFull, Subscription, Totals
 from sse.events import Event, parse_event_id
@@ -151,9 +153,10 @@ class RedisBroker:
         """Say so at start when Redis may evict keys: presence, queued events, history and
         publish ids would vanish under memory pressure, without an error anywhere."""
         try:
-            config = await guarded(self._redis.config_get("maxmemory*"), self._timeout)
-        except BrokerUnavailable:
-            return  # unreachable (readiness says so), or CONFIG is disabled (managed Redis): nothing to check
+            async with asyncio.timeout(self._timeout):
+                config = await self._redis.config_get("maxmemory*")
+        except (RedisError, OSError, TimeoutError):
+            return  # unreachable (readiness says so), or CONFIG is disabled (managed Redis): nothing to check, nothing to log
         policy, limit = config.get("maxmemory-policy", "noeviction"), config.get("maxmemory", "0")
         if policy != "noeviction" and str(limit) != "0":
             logger.warning(

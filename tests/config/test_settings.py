@@ -22,6 +22,7 @@ def problem(**values: object) -> str:
         ({"cors_allowed_origins": "https://shop.example.com/"}, "CORS_ALLOWED_ORIGINS: "),
         ({"cors_allowed_origins": "shop.example.com"}, "CORS_ALLOWED_ORIGINS: "),
         ({"forwarded_allow_ips": "not-an-ip"}, "FORWARDED_ALLOW_IPS: "),
+        ({"forwarded_allow_ips": "127.0.0.1/8"}, "FORWARDED_ALLOW_IPS: "),  # host bits: uvicorn would match nothing
         ({"client_token_cookie": "bad cookie;name"}, "CLIENT_TOKEN_COOKIE: "),
         ({"channel_api_base_url": "ftp://x"}, "CHANNEL_API_BASE_URL: "),
         ({"channel_api_base_url": "http://127.0.0.1:99999"}, "CHANNEL_API_BASE_URL: "),

@@ -8,14 +8,19 @@ the real redis-server.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
 
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from sse.broker import BrokerRefusedWrite, BrokerUnavailable
 from sse.redis_scripts import BrokerScripts, RedisKeys
 from sse.registry import ConnectionRefused
 from tests.support.brokers import next_frame, no_subscriber, note, nothing_arrives, parse_frame, running_broker
+from tests.support.server import free_port
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
@@ -335,3 +340,33 @@ async def test_a_topic_event_published_between_a_subscribers_subscribe_and_join_
             assert subscription.replay == []
             assert await nothing_arrives(subscription.connection)
             assert (await b.publish_topic("promo", note("joined"))).delivered == 1
+
+
+async def test_a_redis_without_config_starts_without_an_error_line(tmp_path, caplog):
+    """Review reproduction: managed Redis often disables CONFIG; the eviction check
+    then logged ERROR "redis call failed" on every start."""
+    port = free_port()
+    server = subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--rename-command", "CONFIG", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        admin = Redis.from_url(url)
+
+        async def answers() -> bool:
+            try:
+                return await admin.ping()
+            except RedisConnectionError:
+                return False
+
+        await eventually(answers, timeout=10)
+        await admin.aclose()
+        with caplog.at_level("WARNING"):
+            async with running_broker(redis_url=url) as broker:
+                assert await broker.is_healthy()
+        assert [record.getMessage() for record in caplog.records if record.levelname in ("ERROR", "WARNING")] == []
+    finally:
+        server.terminate()
+        server.wait(10)
