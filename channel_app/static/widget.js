@@ -169,6 +169,12 @@
       // acted on again (a redirect would send the visitor forward again). So it starts
       // as a page just loaded does: new events, and those queued for the next page.
       this.lastEventId = null;
+      // Its token may have expired while the page sat in the cache: with getToken, a
+      // token due for renewal is dropped now rather than refused (401) on reconnecting.
+      var expiresAt = this._token && jwtExpiryMs(this._token);
+      if (typeof this._options.getToken === "function" && expiresAt && expiresAt - Date.now() < 30000) {
+        this._token = null;
+      }
       this._open();
     }
   };

@@ -51,3 +51,21 @@ def test_a_restored_page_does_not_act_on_what_the_next_page_handled(page, sites)
     acted_on = page.evaluate("log.events.map(function (e) { return e.eventId; })")
     assert handled_on_second not in acted_on
     assert acted_on == [after_return]
+
+
+def test_a_page_restored_after_its_token_expired_fetches_a_new_one_before_reconnecting(page, sites):
+    """Review reproduction: back on a cached page whose 10-second token had expired,
+    the widget reconnected with it, was refused (two 401s in the console) and backed
+    off before asking getToken: the visitor was unreachable meanwhile."""
+    refused: list[str] = []
+    page.on("response", lambda response: refused.append(response.url) if response.status == 401 else None)
+    page.goto(sites.shop_page("visitor", token="short"))  # starts with a 10-second token
+    expect(page.locator("#status")).to_have_text("open", timeout=10_000)
+    page.evaluate("window.addEventListener('pageshow', function (e) { window.restoredFromCache = e.persisted; })")
+    open_shop(page, sites, "second")
+    page.wait_for_timeout(12_000)  # the first page's token expires while it is cached
+    page.go_back(wait_until="commit")
+    wait_until(lambda: page.evaluate("window.restoredFromCache") is True)
+    expect(page.locator("#status")).to_have_text("open", timeout=10_000)
+    assert refused == []
+    assert page.evaluate("log.tokensFetched") >= 1
