@@ -3,9 +3,11 @@ an answer is kept for the whole retention."""
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from redis.asyncio import Redis
 
+from channel_app import idempotency
 from channel_app.idempotency import PENDING_SECONDS, MemoryIdempotency, RedisIdempotency
 from channel_app.publishing import Outcome
 from sse.broker import PublishFenced
@@ -160,7 +162,6 @@ async def test_a_retry_while_a_sequence_is_still_being_published_is_told_it_is_i
         first = store.fence("k", "digest", "first", Outcome().before_step(sequence=True, last=False))
         published = await broker.publish("alice", Event("chunk", {}), fence=first)
         assert (await store.claim("k", "digest", "retry")).status is None
-        assert 0 < await redis.pttl("cp:publish-id:k") <= PENDING_SECONDS * 1000
         done = Outcome(event_ids=[published.event_id])
         await broker.publish("alice", Event("complete", {}), fence=store.fence("k", "digest", "first", done.before_step(True, True)))
         record = await store.claim("k", "digest", "retry")
@@ -179,3 +180,20 @@ async def _late_publish_and_release(store: RedisIdempotency, late, late_publish_
     with pytest.raises(PublishFenced):
         await late
     return None
+
+
+@pytest.mark.redis
+async def test_a_sequence_whose_request_died_midway_is_answered_with_what_went_out(redis_url, redis, monkeypatch):
+    """Review reproduction: an instance killed after 15 of 100 chunks; the record of
+    what went out lapsed with the request's 30 s hold, and the retry 31 s later found
+    the id free and sent all 100 again."""
+    monkeypatch.setattr(idempotency, "PENDING_SECONDS", 0.3)
+    store = RedisIdempotency(redis, RETENTION, timeout_seconds=2)
+    async with running_broker(redis_url=redis_url) as broker, broker.subscribe("alice", None):
+        assert await store.claim("k", "digest", "dead") is None
+        fence = store.fence("k", "digest", "dead", Outcome().before_step(sequence=True, last=False))
+        published = await broker.publish("alice", Event("chunk", {}), fence=fence)
+        assert (await store.claim("k", "digest", "retry")).status is None  # held while the request may live
+        await anyio.sleep(0.4)  # it died: no release, no next event
+        record = await store.claim("k", "digest", "retry")
+    assert (record.status, record.answer["error"]["type"], record.answer["error"]["eventIds"]) == (503, "UNAVAILABLE", [published.event_id])
