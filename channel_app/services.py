@@ -31,6 +31,7 @@ from security.signature import SignatureVerifier
 from security.tokens import ClientTokenVerifier
 from sse.acks import Acks, make_acks
 from sse.broker import Broker, make_broker
+from sse.redis import redis_client
 from sse.service import SseService
 
 logger = logging.getLogger("channel_push.startup")
@@ -97,7 +98,7 @@ async def running_services(
         clients=lambda: registry.client_total,
         draining=lambda: lifecycle.draining,
     )
-    shared_redis = redis_asyncio.Redis.from_url(settings.redis_url) if settings.redis_url else None
+    shared_redis = redis_client(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else None
     limiter = rate_limiter(shared_redis, settings.effective_redis_key_prefix) if settings.rate_limits_enabled else None
     limits = RateLimits(limiter, policies.rates, on_refused=metrics.rate_limited)
     acks = make_acks(settings, broker)

@@ -229,6 +229,29 @@ async def test_a_sequence_whose_answer_redis_lost_midway_is_replayed_with_every_
     assert received == [*sent, marker["eventId"]]
 
 
+@pytest.mark.redis
+async def test_publishes_with_an_id_succeed_at_once_after_a_redis_restart(redis_server, redis_url):
+    """Review reproduction: after a Redis restart, with /readyz back at 200, 7 of 8
+    concurrent publishes with an id answered 503: the idempotency store's client had
+    no retry, so each pooled connection that died with Redis failed its first call."""
+    app = make_app(publish_api_keys=PUBLISH_KEY, redis_url=redis_url)
+    with run_server(app) as server:
+
+        async def publish_all(round_name: str) -> list[int]:
+            bodies = [{"target": {"clientId": f"c{n}"}, "event": "e", "id": f"{round_name}-{n}", "queueIfOffline": True} for n in range(8)]
+            return [response.status_code for response in await asyncio.gather(*(publish(server.url, body) for body in bodies))]
+
+        assert await publish_all("before") == [200] * 8  # the pool now holds several connections
+        redis_server.stop()
+        redis_server.start()
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            for _ in range(100):
+                if (await http.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+        assert await publish_all("after") == [200] * 8
+
+
 async def test_a_sequence_redis_refused_midway_says_which_events_went_out(backend):
     """Review reproduction: Redis out of memory refused the 33rd event of a sequence,
     and the answer said "nothing was sent" next to the 32 ids that had been."""
