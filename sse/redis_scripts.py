@@ -167,7 +167,9 @@ if live then
   local receivers = redis.call('PUBLISH', ARGV[1], message)
   if receivers > 0 then
     keep(KEYS[2], id, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
-    return {'delivered', id, math.max(connections, receivers)}
+    -- Joined connections count, not subscribed instances (one may be stalled past its
+    -- presence); subscribers only when presence is gone with Redis's data.
+    return {'delivered', id, connections > 0 and connections or receivers}
   end
 end
 -- Nobody received it (or it was not published): not kept in history; the queue below is its one copy.

@@ -48,7 +48,7 @@ local id = next_id(KEYS[3], now)
 local receivers = redis.call('PUBLISH', ARGV[1], frame(id, ARGV[2], ARGV[3]))
 keep(KEYS[2], id, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 if receivers == 0 then return {'kept', id, 0} end
-return {'delivered', id, math.max(connections, receivers)}
+return {'delivered', id, connections > 0 and connections or receivers}  -- as PUBLISH counts
 end)
 """
 

@@ -370,3 +370,14 @@ async def test_a_redis_without_config_starts_without_an_error_line(tmp_path, cap
     finally:
         server.terminate()
         server.wait(10)
+
+
+async def test_delivered_counts_joined_streams_not_an_instance_stalled_past_its_presence(redis_url, admin):
+    """Review reproduction: with a tab on a and another on b, b stalled past its
+    presence, getClientStatus said 1 connection and notify said delivered: 2 (the
+    stalled instance's subscription still counted as a receiver)."""
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+        async with a.subscribe("alice", None), b.subscribe("alice", None) as on_b:
+            await admin.zrem(RedisKeys().presence("alice"), b._presence.member(on_b.connection.id))  # b's presence lapsed
+            assert await a.connection_count("alice") == 1
+            assert (await a.publish("alice", note("one tab"))).delivered == 1
