@@ -61,8 +61,10 @@ class RedisPresence:
         keys = [self._keys.online, self._keys.connections]
         await guarded(self._scripts.leave(keys=keys, args=[self._keys.prefix, *pairs]), self._timeout)
 
-    async def refresh(self, registry: ConnectionRegistry) -> None:
-        """Extend the expiry of every connection open here; never raises."""
+    async def refresh(self, registry: ConnectionRegistry) -> dict[str, list[bytes]]:
+        """Extend the expiry of every connection open here; never raises. Returns the
+        queued frames of clients whose presence here had lapsed, by client (REFRESH)."""
+        handed: dict[str, list[bytes]] = {}
         pairs: list[str] = []
         for client_id in list(registry.client_ids()):
             for connection in registry.connections_of(client_id):
@@ -74,13 +76,16 @@ class RedisPresence:
             for start in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
                 batch = pairs[start : start + 2 * REFRESH_BATCH]
                 args = [self._keys.prefix, self.ttl_ms, *batch]
-                await guarded(self._scripts.refresh(keys=keys, args=args), self._timeout)
+                claimed = await guarded(self._scripts.refresh(keys=keys, args=args), self._timeout)
+                for index in range(0, len(claimed), 2):
+                    handed.setdefault(claimed[index].decode(), []).append(claimed[index + 1])
         except BrokerUnavailable as unavailable:
             if not self._refresh_failing:
                 logger.warning("presence refresh failed: %s", unavailable)
             self._refresh_failing = True
-            return
+            return handed
         self._refresh_failing = False
+        return handed
 
     async def count(self, client_id: str) -> int:
         return int(await guarded(self._scripts.count(keys=[self._keys.presence(client_id)]), self._timeout))

@@ -270,7 +270,9 @@ class RedisBroker:
         return self._acks
 
     async def housekeeping(self) -> None:
-        await self._presence.refresh(self.registry)
+        if handed := await self._presence.refresh(self.registry):
+            queued = {self._keys.channel(client_id): _replay_of([], frames) for client_id, frames in handed.items()}
+            self._fanout.caught_up(queued)
         pairs = [
             item
             for topic in list(self.registry.topics())

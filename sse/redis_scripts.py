@@ -242,19 +242,35 @@ return 1
 """
 
 # KEYS: online, connections. ARGV: prefix, presence_ttl_ms, then client, member pairs.
+# Returns {client, frame, ...}: the queue of each client one of whose streams had
+# lapsed (its instance stalled past its presence). Events for it were queued
+# meanwhile, as for a client with no stream; the stream is open, so it takes them now.
 REFRESH = LUA_HELPERS + """
 local now = now_ms()
 local expires = now + tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local handed = {}
 for i = 3, #ARGV, 2 do
   local presence = ARGV[1] .. 'presence:' .. ARGV[i]
+  local score = redis.call('ZSCORE', presence, ARGV[i + 1])
   redis.call('ZADD', presence, expires, ARGV[i + 1])
   redis.call('PEXPIRE', presence, ARGV[2])
   redis.call('ZADD', KEYS[1], expires, ARGV[i])
   redis.call('ZADD', KEYS[2], expires, ARGV[i + 1])
+  if not score or tonumber(score) <= now then
+    local queue = ARGV[1] .. 'queue:' .. ARGV[i]
+    for _, item in ipairs(redis.call('LRANGE', queue, 0, -1)) do
+      local expiry, message = string.match(item, '^(%d+) (.*)$')
+      if tonumber(expiry) >= now then
+        handed[#handed + 1] = ARGV[i]
+        handed[#handed + 1] = message
+      end
+    end
+    redis.call('DEL', queue)
+  end
 end
-return 1
+return handed
 """
 
 # KEYS: presence.

@@ -381,3 +381,19 @@ async def test_delivered_counts_joined_streams_not_an_instance_stalled_past_its_
             await admin.zrem(RedisKeys().presence("alice"), b._presence.member(on_b.connection.id))  # b's presence lapsed
             assert await a.connection_count("alice") == 1
             assert (await a.publish("alice", note("one tab"))).delivered == 1
+
+
+async def test_events_queued_while_a_stream_lapsed_reach_it_when_its_presence_returns(redis_url, admin):
+    """Review reproduction: an instance stopped past its presence, calls for its
+    visitor answered queued: true; when it resumed, its refresh restored the presence
+    but left the queue, so the open stream never got them, and a later reconnect got
+    them below its Last-Event-ID."""
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+        async with a.subscribe("alice", None) as alice:
+            await admin.zrem(RedisKeys().presence("alice"), a._presence.member(alice.connection.id))  # a stalled
+            queued = await b.publish("alice", note("while stalled"), queue_if_offline=True)
+            assert queued.queued
+            await a.housekeeping()  # a resumes: its refresh
+            arrived = await next_frame(alice.connection)
+            assert (arrived.id, arrived.data) == (queued.event_id, {"message": "while stalled"})
+            assert (await b.publish("alice", note("live again"))).delivered == 1
