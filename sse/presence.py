@@ -12,11 +12,12 @@ removal lost while Redis was unreachable heals the same way.
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from sse.batched_calls import BatchedCalls
 from sse.broker import BrokerUnavailable, Totals
 from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
-from sse.registry import ConnectionRegistry
+from sse.registry import Connection, ConnectionRegistry
 
 logger = logging.getLogger("channel_push.redis")
 
@@ -61,15 +62,15 @@ class RedisPresence:
         keys = [self._keys.online, self._keys.connections]
         await guarded(self._scripts.leave(keys=keys, args=[self._keys.prefix, *pairs]), self._timeout)
 
-    async def refresh(self, registry: ConnectionRegistry) -> dict[str, list[bytes]]:
-        """Extend the expiry of every connection open here; never raises. Returns the
+    async def refresh(self, registry: ConnectionRegistry, opened: Callable[[Connection], bool]) -> dict[str, list[bytes]]:
+        """Extend the expiry of every `opened` connection here; never raises. Returns the
         queued frames of clients whose presence here had lapsed, by client (REFRESH)."""
         handed: dict[str, list[bytes]] = {}
         pairs: list[str] = []
         for client_id in list(registry.client_ids()):
             for connection in registry.connections_of(client_id):
                 member = self.member(connection.id)
-                if member not in self._leaving:
+                if member not in self._leaving and opened(connection):
                     pairs += [client_id, member]
         keys = [self._keys.online, self._keys.connections]
         try:

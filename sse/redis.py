@@ -270,14 +270,14 @@ class RedisBroker:
         return self._acks
 
     async def housekeeping(self) -> None:
-        if handed := await self._presence.refresh(self.registry):
+        if handed := await self._presence.refresh(self.registry, self._fanout.has_opened):
             queued = {self._keys.channel(client_id): _replay_of([], frames) for client_id, frames in handed.items()}
             self._fanout.caught_up(queued)
         pairs = [
             item
             for topic in list(self.registry.topics())
             for connection in self.registry.topic_connections(topic)
-            if not self._presence.is_leaving(member := self._presence.member(connection.id))
+            if self._fanout.has_opened(connection) and not self._presence.is_leaving(member := self._presence.member(connection.id))
             for item in (topic, member)
         ]
         with contextlib.suppress(BrokerUnavailable):

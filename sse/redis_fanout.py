@@ -104,6 +104,14 @@ class LocalFanout:
         self._sent_up_to[connection.id] = newest
         return [frame for _, frame in keyed] + without_id
 
+    def has_opened(self, connection: Connection) -> bool:
+        """Whether the connection has joined and not yet begun to close: only such a
+        connection's presence is refreshed. Refreshed while still joining, it was counted
+        twice against the client's cap at its JOIN, and took the client's queue meant
+        for that JOIN; while closing, it came back as a listener after its leave
+        (review reproductions)."""
+        return connection.id in self._sent_up_to
+
     def closed(self, connection: Connection) -> None:
         self._sent_up_to.pop(connection.id, None)
 

@@ -8,6 +8,7 @@ the real redis-server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import time
@@ -397,3 +398,37 @@ async def test_events_queued_while_a_stream_lapsed_reach_it_when_its_presence_re
             arrived = await next_frame(alice.connection)
             assert (arrived.id, arrived.data) == (queued.event_id, {"message": "while stalled"})
             assert (await b.publish("alice", note("live again"))).delivered == 1
+
+
+async def test_housekeeping_while_a_tab_is_joining_neither_counts_it_twice_nor_takes_its_queue(redis_url, monkeypatch):
+    """Review reproduction (a slow SUBSCRIBE): the presence refresh registered the
+    still-joining tab, so its JOIN counted it twice and a cap of 1 refused the only
+    tab (429), and the refresh took the queue meant for that JOIN: the queued event
+    went to the refused connection and was lost."""
+    settings = {"redis_url": redis_url, "max_connections_per_client": 1}
+    async with running_broker(instance_id="a", **settings) as a, running_broker(instance_id="b", **settings) as b:
+        queued = await b.publish("q1", note("waiting"), queue_if_offline=True)
+        listener, confirm = a._listener, asyncio.Event()
+        subscribe = listener.add
+
+        async def slow_subscribe(channel: str) -> None:
+            await confirm.wait()
+            await subscribe(channel)
+
+        monkeypatch.setattr(listener, "add", slow_subscribe)
+        opened = []
+
+        async def tab() -> None:
+            async with a.subscribe("q1", None) as subscription:
+                opened.append(subscription)
+                await asyncio.sleep(1)
+
+        joining = asyncio.create_task(tab())
+        await asyncio.sleep(0.1)
+        await a.housekeeping()  # a heartbeat's upkeep while the tab is joining
+        confirm.set()
+        await eventually(lambda: asyncio.sleep(0, result=bool(opened)))
+        assert [parse_frame(frame).id for frame in opened[0].replay] == [queued.event_id]
+        joining.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await joining
