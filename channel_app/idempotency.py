@@ -57,6 +57,7 @@ from sse.redis_scripts import PREFIX, guarded
 
 MAX_MEMORY_RECORDS = 100_000
 PENDING_SECONDS = 30.0  # far longer than answering a publish takes
+INF = float("inf")  # a record from before `until` (a rolling upgrade) stays held: it lapses with its 30 s
 # KEYS: the id. ARGV: this request's hold (how each value it writes starts), its
 # reservation, the retention in ms.
 RELEASE = """
@@ -179,7 +180,7 @@ def _pending(digest: str, attempt: str) -> bytes:
 
 
 def _record(value: dict[str, Any]) -> Record:
-    if "attempt" in value and not ("step" in value and value["until"] <= time.time() * 1000):
+    if "attempt" in value and not ("step" in value and value.get("until", INF) <= time.time() * 1000):
         return Record(value["digest"])  # still held by the request answering it
     if "step" in value:
         return Record(value["digest"], *answer_after(value["before"], value["step"]))
