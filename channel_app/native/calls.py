@@ -18,24 +18,36 @@ async def call_with_token(
     """Call ``method`` with the token of ``channel_id`` (``None``: the app token).
 
     On a 401 the token is invalidated and the call is made once more with a
-    fresh one; a second 401 is answered for a cooldown without renewing (see
-    TokenManager.record_failure). A 403 (a permission the app lacks) is not
+    fresh one, unless the refused token was itself issued moments ago; then,
+    or on a second 401, the failure is answered for a cooldown without renewing
+    (see TokenManager.record_failure). A 403 (a permission the app lacks) is not
     retried: a new token would be refused too.
     """
     token = await tokens.access_token(channel_id)
     try:
-        return await client.call(method, params, access_token=token)
+        answer = await client.call(method, params, access_token=token)
     except NativeApiError as exc:
-        if exc.kind != "unauthorized" or exc.status != 401:
+        if not _token_refused(exc):
             raise
+        issued_just_now = tokens.issued_just_now(channel_id, token)
         tokens.invalidate(channel_id, token)
-    token = await tokens.access_token(channel_id)
-    try:
-        return await client.call(method, params, access_token=token)
-    except NativeApiError as exc:
-        if exc.kind == "unauthorized" and exc.status == 401:
-            # A token just issued is refused too: the app, not the token, is what Channel
-            # turns away. Renewing on every call would spend the app's token budget.
-            tokens.invalidate(channel_id, token)
+        if issued_just_now:
+            # A token Channel issued moments ago is refused: the app, not the token, is
+            # what Channel turns away, and renewing on every call would spend the app's
+            # token budget (review reproduction: 10 token calls in 43 s, two per fallback).
             tokens.record_failure(channel_id, exc)
-        raise
+            raise
+        token = await tokens.access_token(channel_id)
+        try:
+            answer = await client.call(method, params, access_token=token)
+        except NativeApiError as again:
+            if _token_refused(again):
+                tokens.invalidate(channel_id, token)
+                tokens.record_failure(channel_id, again)
+            raise
+    tokens.record_success(channel_id)
+    return answer
+
+
+def _token_refused(error: NativeApiError) -> bool:
+    return error.kind == "unauthorized" and error.status == 401

@@ -49,6 +49,7 @@ _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 RENEWAL_POLL_SECONDS = 0.1
 RENEWAL_PATIENCE_SECONDS = 0.5  # how long a caller with a still-valid token waits for its renewal
 FAILURE_COOLDOWN_LIMIT = 600.0
+FRESH_TOKEN_SECONDS = 60.0  # a token refused this soon after Channel issued it is not renewed again
 ERROR_KINDS = frozenset(get_args(ErrorKind))
 REJECTED_REMEMBERED = 16
 T = TypeVar("T")
@@ -61,6 +62,7 @@ class _Token:
     renew_at: float  # clock time after which we renew
     expires_at: float  # clock time after which Channel rejects it
     retry_at: float = float("-inf")  # after a failed renewal: serve as is until then
+    issued_at: float = float("-inf")  # when Channel gave it to this manager (not taken from the share)
 
     def usable(self, now: float) -> bool:
         return now < self.renew_at or (now < self.retry_at and now < self.expires_at)
@@ -177,9 +179,21 @@ class TokenManager:
         cooldown, streak = self._cooldown_after(channel_id, error)
         self._failures[channel_id] = _Failure(self._clock() + cooldown, error, streak)
 
+    def record_success(self, channel_id: str | None) -> None:
+        """A call with the channel's token went through: its failures are over."""
+        self._failures.pop(channel_id, None)
+
+    def issued_just_now(self, channel_id: str | None, access_token: str) -> bool:
+        """Whether `access_token` is the channel's token and Channel issued it moments ago."""
+        cached = self._tokens.get(channel_id)
+        return cached is not None and cached.access == access_token and self._clock() - cached.issued_at < FRESH_TOKEN_SECONDS
+
     def _cooldown_after(self, channel_id: str | None, error: NativeApiError) -> tuple[float, int]:
         previous = self._failures.get(channel_id)
-        streak = previous.streak + 1 if previous is not None and error.reached else 1
+        # A renewal that works does not end a streak: posts refused with fresh tokens
+        # are one lasting failure. A call that goes through does (record_success).
+        in_a_row = previous is not None and error.reached and self._clock() - previous.until < FAILURE_COOLDOWN_LIMIT
+        streak = previous.streak + 1 if in_a_row else 1
         return min(self._failure_cooldown * 2 ** (streak - 1), FAILURE_COOLDOWN_LIMIT), streak
 
     async def _fly(self, channel_id: str | None, cached: _Token | None) -> _Token:
@@ -191,7 +205,6 @@ class TokenManager:
             raise
         finally:
             del self._flights[channel_id]
-        self._failures.pop(channel_id, None)
         return token
 
     def invalidate(self, channel_id: str | None = None, access_token: str | None = None) -> None:
@@ -373,7 +386,7 @@ class TokenManager:
         now = self._clock()
         # A short-lived token is renewed at half its life rather than never used.
         margin = min(self._margin, lifetime / 2)
-        return _Token(access, refresh, renew_at=now + lifetime - margin, expires_at=now + lifetime)
+        return _Token(access, refresh, renew_at=now + lifetime - margin, expires_at=now + lifetime, issued_at=now)
 
 
 def _scope(channel_id: str | None) -> str:

@@ -6,7 +6,7 @@ import copy
 
 import httpx
 import pytest
-from tests.support.fake_channel import APP_SECRET, FakeChannel, ok, token_reply
+from tests.support.fake_channel import APP_SECRET, FakeChannel, FakeClock, ok, token_reply
 
 from channel_app.native.client import NativeApiClient
 from channel_app.native.command_limits import LEGACY_MAX_ALF_DESCRIPTION, definition_problems
@@ -163,10 +163,12 @@ async def test_register_commands_can_enable_by_default(
 
 @pytest.mark.anyio
 async def test_register_commands_retries_once_after_401(
-    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel, clock: FakeClock
 ) -> None:
     channel.on("issueToken", token_reply("old"), token_reply("new"))
     channel.on("registerCommands", httpx.Response(401), ok({}))
+    await tokens.access_token(None)
+    clock.advance(120)  # no longer a token Channel issued moments ago
 
     await register_commands(client, tokens, "app-1")
 

@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 from tests.support.channel import function_body
-from tests.support.fake_channel import APP_SECRET, FakeChannel, ok, token_reply
+from tests.support.fake_channel import APP_SECRET, FakeChannel, FakeClock, ok, token_reply
 
 from channel_app.chat_fallback import ChatFallback, notice_message
 from channel_app.errors import FunctionError
@@ -77,10 +77,12 @@ async def test_link_already_in_text_is_not_repeated(
 
 
 async def test_401_invalidates_the_token_and_retries_once(
-    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel, clock: FakeClock
 ) -> None:
     channel.on("issueToken", token_reply("stale"), token_reply("fresh"))
     channel.on("writeUserChatMessage", httpx.Response(401), WRITTEN)
+    await tokens.access_token("ch-1")
+    clock.advance(120)  # no longer a token Channel issued moments ago
 
     await write_user_chat_message(client, tokens, "ch-1", "uc-1", "Hi")
 
@@ -91,10 +93,12 @@ async def test_401_invalidates_the_token_and_retries_once(
 
 
 async def test_second_401_is_raised_without_looping(
-    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel, clock: FakeClock
 ) -> None:
     channel.on("issueToken", token_reply("t1"), token_reply("t2"), token_reply("t3"))
     channel.on("writeUserChatMessage", httpx.Response(401))
+    await tokens.access_token("ch-1")
+    clock.advance(120)
 
     with pytest.raises(NativeApiError) as caught:
         await write_user_chat_message(client, tokens, "ch-1", "uc-1", "Hi")
@@ -182,3 +186,20 @@ async def test_the_chat_fallback_as_a_whole_answers_by_its_deadline(
         await fallback.post(call, "away", notice_message("hi", None))
     assert time.monotonic() - started < 0.9  # one request alone may take 1 s, three 3 s
     assert (caught.value.error_type, caught.value.data["kind"]) == ("CHAT_FALLBACK_FAILED", "unavailable")
+
+
+async def test_posts_refused_with_fresh_tokens_cool_down_longer_each_time(
+    client: NativeApiClient, tokens: TokenManager, channel: FakeChannel, clock: FakeClock
+) -> None:
+    """Review reproduction: with every post answered 401, a fallback every 2 s made two
+    issueToken calls each 10-11 s (the first 401 renewed a token issued a moment
+    before, and each successful issue reset the cooldown), spending the app's budget
+    in 43 s."""
+    channel.on("issueToken", *(token_reply(f"t{n}") for n in range(10)))
+    channel.on("writeUserChatMessage", httpx.Response(401))
+    for _ in range(40):  # a fallback every 2 s for 80 s
+        with pytest.raises(NativeApiError):
+            await write_user_chat_message(client, tokens, "ch-1", "uc-1", "Hi")
+        clock.advance(2)
+    # one token at 0 s and one as each cooldown (10, 20, 40 s) ends: at 10, 30 and 70 s
+    assert len(channel.calls_to("issueToken")) == 4
