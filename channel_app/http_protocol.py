@@ -21,8 +21,8 @@ A request the parser refuses (an unknown method, a bad Content-Length or
 chunk size, Content-Length with Transfer-Encoding) gets the service's JSON
 error object, where uvicorn answers in plain text. So do two the parser lets
 through: an HTTP version other than 1.0 and 1.1 (`HTTP/2.0` over HTTP/1,
-or HTTP/0.9's bare request line), and an HTTP/1.1 request without `Host`,
-which RFC 9112 3.2 says a server must refuse with 400.
+or HTTP/0.9's bare request line), and an HTTP/1.1 request without `Host`, or
+any with two, which RFC 9112 3.2 says a server must refuse with 400.
 
 No instance attributes are added (see header_limit.py on why that matters).
 """
@@ -48,7 +48,8 @@ def _no_response_callback() -> None:
 class ServiceHttpProtocol(HeaderLimitedProtocol):
     def on_headers_complete(self) -> None:
         version = self.parser.get_http_version()
-        if version not in ("1.1", "1.0") or (version == "1.1" and not any(name == b"host" for name, _ in self.headers)):
+        hosts = sum(1 for name, _ in self.headers if name == b"host")
+        if version not in ("1.1", "1.0") or hosts > 1 or (version == "1.1" and not hosts):
             raise NotHttp11(version)  # the parser raises it on as HttpParserError: uvicorn calls send_400_response
         running = self.cycle
         super().on_headers_complete()

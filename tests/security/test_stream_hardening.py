@@ -577,8 +577,9 @@ def test_a_head_of_exactly_the_limit_with_its_body_in_the_same_read_is_served():
         b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
         b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
         b"GET /healthz\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
     ],
-    ids=["unknown-method", "negative-length", "length-and-chunked", "no-host", "version-2", "version-0.9"],
+    ids=["unknown-method", "negative-length", "length-and-chunked", "no-host", "version-2", "version-0.9", "two-hosts"],
 )
 def test_a_request_the_http_parser_refuses_gets_the_json_error_object(request_bytes):
     """uvicorn answered these in plain text ("Invalid HTTP request received.")."""
