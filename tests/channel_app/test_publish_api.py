@@ -36,6 +36,15 @@ async def read_until(reader, last_event: str, limit: int = 500) -> list:
     raise AssertionError(f"no {last_event!r} within {limit} events")
 
 
+async def until_ready(base_url: str) -> None:
+    """Until /readyz says 200 (Redis back and answering), for at most 10 s."""
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        for _ in range(100):
+            if (await http.get("/readyz")).status_code == 200:
+                return
+            await asyncio.sleep(0.1)
+
+
 async def test_event_to_a_connected_client_is_delivered_and_answered(server):
     async with open_stream(server.url, "user-42") as (reader, _):
         response = await publish(server.url, {"target": {"clientId": "user-42"}, "event": "order.shipped", "data": {"order": 7, "메모": "배송 시작"}})
@@ -187,11 +196,7 @@ async def test_redis_down_is_503_unavailable_and_nothing_is_remembered(redis_ser
                     assert (response.status_code, response.json()["error"]["type"]) == (503, "UNAVAILABLE")
             finally:
                 redis_server.start()
-            async with httpx.AsyncClient(base_url=server.url) as http:
-                for _ in range(100):
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                    await asyncio.sleep(0.1)
+            await until_ready(server.url)
             answer = (await publish(server.url, body)).json()
             assert answer["delivered"] == 1, answer  # the id was not remembered from the failed attempt
             assert (await reader.next_event(timeout=10)).id == answer["eventId"]
@@ -244,11 +249,7 @@ async def test_publishes_with_an_id_succeed_at_once_after_a_redis_restart(redis_
         assert await publish_all("before") == [200] * 8  # the pool now holds several connections
         redis_server.stop()
         redis_server.start()
-        async with httpx.AsyncClient(base_url=server.url) as http:
-            for _ in range(100):
-                if (await http.get("/readyz")).status_code == 200:
-                    break
-                await asyncio.sleep(0.1)
+        await until_ready(server.url)
         assert await publish_all("after") == [200] * 8
 
 
