@@ -19,7 +19,6 @@ header or query string was put there by the page itself and needs no such check.
 
 from __future__ import annotations
 
-import math
 import time
 
 from starlette.requests import Request
@@ -89,8 +88,8 @@ async def authenticate_client(services, client_id: str, token: str | None) -> Cl
     except JwksUnavailable as unavailable:
         # A 401 would make the widget give up on a good token (or every visitor fetch a new
         # one at once): this is the key server's outage, to wait out.
-        retry_after = {"Retry-After": str(math.ceil(unavailable.retry_after_seconds))}
-        raise ClientAuthFailed("keys_unavailable", error_response(503, "UNAVAILABLE", str(unavailable), retry_after)) from None
+        response = error_response(503, "UNAVAILABLE", str(unavailable), unavailable.retry_after_header)
+        raise ClientAuthFailed("keys_unavailable", response) from None
     if claims.expires_at <= time.time():
         # Within the verifier's clock-skew leeway the token still verifies, but a
         # stream would end the moment it opened and the browser would loop.

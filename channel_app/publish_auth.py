@@ -16,7 +16,6 @@ and 503 `UNAVAILABLE` with Retry-After while the JWKS cannot be fetched.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -66,8 +65,7 @@ async def authenticate_publisher(services, request: Request) -> Publisher:
     except TokenRejected as rejected:
         raise PublishAuthFailed(401, "INVALID_TOKEN", rejected.message) from None
     except JwksUnavailable as unavailable:
-        retry_after = {"Retry-After": str(math.ceil(unavailable.retry_after_seconds))}
-        raise PublishAuthFailed(503, "UNAVAILABLE", str(unavailable), retry_after) from None
+        raise PublishAuthFailed(503, "UNAVAILABLE", str(unavailable), unavailable.retry_after_header) from None
     if claims.expires_at <= time.time():
         raise PublishAuthFailed(401, "INVALID_TOKEN", "the token has expired")
     if scope not in _scopes(claims.raw.get("scope")):

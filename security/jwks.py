@@ -51,6 +51,10 @@ class JwksUnavailable(JwksError):
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
 
+    @property
+    def retry_after_header(self) -> dict[str, str]:
+        return {"Retry-After": str(math.ceil(self.retry_after_seconds))}
+
 
 class UnknownKeyId(JwksError):
     """The key set is loaded but has no usable key with the requested kid."""
