@@ -23,9 +23,9 @@ unfinished head, stayed open for good (review reproduction: 200 of them held
 which counts streams). Such a connection is closed, with a JSON 408 when part
 of a head came. The timer is uvicorn's keep-alive handle, which is idle while
 a head is being read: no attribute is added. A head still arriving when the
-previous response completes gets uvicorn's keep-alive timeout instead. A
-request answered before its body has all arrived closes the connection: the
-rest could trickle in for good, with no timer on it.
+previous response completes gets uvicorn's keep-alive timeout instead. So
+does the rest of the body of a request answered before it all arrived: it
+may come until then, and the connection closes if it has not.
 
 The service runs it as part of channel_app/http_protocol.ServiceHttpProtocol.
 Behind a proxy with its own header limits this changes nothing.
@@ -71,17 +71,16 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return  # refused, or gone
-        if self._head_bytes is None and self.cycle is not None and self.cycle.response_complete:
-            # The body of a request already answered (a route that does not read it): the
-            # connection could be reused only after the rest, which may trickle in forever
-            # (review reproduction: a 100 MB Content-Length on /healthz, a byte every 3 s).
-            self.transport.close()
-            return
-        head_deadline = None
+        timer = self.timeout_keep_alive_task  # uvicorn cancels it on every read: deadlines are kept here
+        now = self.loop.time()
+        answered = self._answered_before_its_body()
+        # The rest of an answered request's body (a route that did not read it) may come
+        # until the keep-alive deadline its answer set: it could otherwise trickle in
+        # forever (review reproduction: a 100 MB Content-Length on /healthz, a byte every 3 s).
+        body_deadline = timer.when() if answered and timer is not None else now + HEAD_TIMEOUT_SECONDS
+        # A head under way keeps its deadline; a head that starts now gets a new one.
+        head_deadline = timer.when() if self._head_bytes and timer is not None else now + HEAD_TIMEOUT_SECONDS
         if self._head_bytes is not None:
-            timer = self.timeout_keep_alive_task
-            # uvicorn cancels the timer on every read: a head under way keeps its deadline.
-            head_deadline = timer.when() if self._head_bytes and timer is not None else self.loop.time() + HEAD_TIMEOUT_SECONDS
             room = MAX_REQUEST_HEAD_BYTES - self._head_bytes
             self._head_bytes += len(data)
             if self._head_bytes > MAX_REQUEST_HEAD_BYTES and not _head_ends_within(data, room):
@@ -90,14 +89,23 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
                 self._refuse_head()
                 return
         super().data_received(data)
-        if self._head_bytes is None or self.transport.is_closing():
+        if self.transport.is_closing():
             return
-        # Still incomplete after parsing, and past the limit: refused without waiting for more.
-        if self._head_bytes > MAX_REQUEST_HEAD_BYTES:
-            self._refuse_head()
-        elif self._head_bytes and self.timeout_keep_alive_task is None and head_deadline is not None:
-            # Part of a head came (0: the request was whole, and a stream may be running).
+        if self._head_bytes is not None and self._head_bytes > MAX_REQUEST_HEAD_BYTES:
+            self._refuse_head()  # still incomplete after parsing, and past the limit: refused without waiting for more
+        elif self.timeout_keep_alive_task is not None:
+            pass
+        elif self._answered_before_its_body():
+            self.timeout_keep_alive_task = self.loop.call_at(body_deadline, self._head_timed_out)
+        elif self._head_bytes:
             self.timeout_keep_alive_task = self.loop.call_at(head_deadline, self._head_timed_out)
+        elif self._head_bytes == 0 and answered:
+            # The answered request's body ended: idle again, as uvicorn leaves a connection after an answer.
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        # Otherwise a request is whole (0: a stream may be running) or reading its body (BODY_TIMEOUT_SECONDS).
+
+    def _answered_before_its_body(self) -> bool:
+        return self._head_bytes is None and self.cycle is not None and self.cycle.response_complete
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
