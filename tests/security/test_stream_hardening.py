@@ -514,37 +514,39 @@ def test_the_rest_of_an_answered_requests_body_may_not_trickle_in_for_good():
     """Review reproduction: GET /healthz with Content-Length 100 MB was answered, and
     the connection stayed open for good while its body trickled in a byte at a time
     (uvicorn cancels its keep-alive timer on every read)."""
-    with run_server(make_app()) as server:
-        port = int(server.url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.settimeout(10)
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
-            answer = sock.recv(65536)
-            answered = time.monotonic()
-            with contextlib.suppress(ConnectionError):
-                while not select.select([sock], [], [], 0.5)[0]:  # a byte every half second until closed
-                    sock.sendall(b"a")
-                while sock.recv(65536):
-                    pass
-        assert answer.startswith(b"HTTP/1.1 200")
-        assert time.monotonic() - answered < 8  # uvicorn's keep-alive deadline (5 s), not never
+    with _socket_to_a_fresh_server(timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+        answer = sock.recv(65536)
+        answered = time.monotonic()
+        with contextlib.suppress(ConnectionError):
+            while not select.select([sock], [], [], 0.5)[0]:  # a byte every half second until closed
+                sock.sendall(b"a")
+            while sock.recv(65536):
+                pass
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert time.monotonic() - answered < 8  # uvicorn's keep-alive deadline (5 s), not never
 
 
 def test_a_body_that_arrives_just_after_its_answer_keeps_the_connection_for_the_next_request():
     """The first fix closed the connection at the first body byte after the answer:
     a client whose small body simply arrived after a quick 404 lost its next request
     on the keep-alive connection (a clean-clone CI run caught it)."""
+    with _socket_to_a_fresh_server(timeout=5) as sock:
+        sock.sendall(b"PUT /functions/v1/extra HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n")
+        first = sock.recv(65536)
+        sock.sendall(b"{}")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        second = sock.recv(65536)
+    assert first.startswith(b"HTTP/1.1 404")
+    assert second.startswith(b"HTTP/1.1 200")
+
+
+@contextlib.contextmanager
+def _socket_to_a_fresh_server(timeout: float) -> Iterator[socket.socket]:
     with run_server(make_app()) as server:
-        port = int(server.url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.settimeout(5)
-            sock.sendall(b"PUT /functions/v1/extra HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n")
-            first = sock.recv(65536)
-            sock.sendall(b"{}")
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            second = sock.recv(65536)
-        assert first.startswith(b"HTTP/1.1 404")
-        assert second.startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1]))) as sock:
+            sock.settimeout(timeout)
+            yield sock
 
 
 async def test_a_stream_outlives_the_head_timeout(monkeypatch):
