@@ -16,7 +16,7 @@ import json
 import os
 import re
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -26,6 +26,15 @@ from redis.connection import parse_url
 CommaList = Annotated[list[str], NoDecode]
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+", re.IGNORECASE)
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _port_is_valid(parts: SplitResult) -> bool:
+    """Whether the URL's port, if any, is a number from 0 to 65535 (`.port` raises otherwise)."""
+    try:
+        parts.port  # noqa: B018
+    except ValueError:
+        return False
+    return True
 
 
 def _default_instance_id() -> str:
@@ -160,10 +169,8 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         parts = urlsplit(value)
-        try:
-            parts.port  # noqa: B018  (raises on a port that is not a number from 0 to 65535)
-        except ValueError:
-            raise ValueError("the port is not a number from 0 to 65535") from None
+        if not _port_is_valid(parts):
+            raise ValueError("the port is not a number from 0 to 65535")
         if parts.scheme != "unix" and parts.path not in ("", "/") and not parts.path[1:].isdigit():
             # redis-py would silently use database 0 for /abc.
             raise ValueError(f"the database after the host must be a number (got {parts.path[1:]!r})")
@@ -207,11 +214,7 @@ class Settings(BaseSettings):
     @classmethod
     def _channel_api_url(cls, value: str) -> str:
         parts = urlsplit(value)
-        try:
-            port = parts.port
-        except ValueError:
-            port = -1
-        if parts.scheme not in ("https", "http") or not parts.hostname or port == -1:
+        if parts.scheme not in ("https", "http") or not parts.hostname or not _port_is_valid(parts):
             raise ValueError(f"{value!r} is not an http(s) URL with a valid host and port")
         return value
 
