@@ -23,11 +23,18 @@ error object, where uvicorn answers in plain text. So do two the parser lets
 through: an HTTP version other than 1.0 and 1.1 (`HTTP/2.0` over HTTP/1,
 or HTTP/0.9's bare request line), and an HTTP/1.1 request without `Host`, or
 any with two, which RFC 9112 3.2 says a server must refuse with 400.
+Pipelined behind requests not yet answered, that 400 waits for their answers
+and follows them in order (uvicorn wrote it at once and closed, so a call
+ahead of it, its event already sent, lost its answer); what arrives after it
+is dropped unparsed.
 
 No instance attributes are added (see header_limit.py on why that matters).
 """
 
 from __future__ import annotations
+
+from functools import partial
+from typing import Callable
 
 from channel_app.header_limit import HeaderLimitedProtocol
 from channel_app.responses import closing_error_response
@@ -70,9 +77,35 @@ class ServiceHttpProtocol(HeaderLimitedProtocol):
             running.message_event.set()
             report_connection_lost(running)
 
+    def data_received(self, data: bytes) -> None:
+        if _refusal_waiting(self.cycle):
+            return
+        super().data_received(data)
+
     def send_400_response(self, msg: str) -> None:
-        self.transport.write(closing_error_response(b"400 Bad Request", "BAD_REQUEST", "the request is not valid HTTP/1.1"))
-        self.transport.close()
+        last_ahead = self.cycle  # the newest request parsed whole: every other one ahead is answered before it
+        if last_ahead is None or last_ahead.response_complete or last_ahead.more_body:
+            _refuse(self.transport)  # nothing ahead, or this is the request whose body was arriving
+        elif not _refusal_waiting(last_ahead):
+            self._head_bytes = None  # no head timer: the refused head is not coming
+            last_ahead.on_response = partial(_refuse_after, last_ahead, last_ahead.on_response)
+
+
+def _refuse(transport) -> None:
+    transport.write(closing_error_response(b"400 Bad Request", "BAD_REQUEST", "the request is not valid HTTP/1.1"))
+    transport.close()
+
+
+def _refuse_after(cycle, on_response: Callable[[], None]) -> None:
+    on_response()
+    # The cycle's transport: its answer may still be held there (channel_app/one_write.py).
+    if cycle.keep_alive and not cycle.transport.is_closing():  # else the request ahead asked to close
+        _refuse(cycle.transport)
+
+
+def _refusal_waiting(cycle: object) -> bool:
+    on_response = getattr(cycle, "on_response", None)
+    return isinstance(on_response, partial) and on_response.func is _refuse_after
 
 
 def reports_lost_connections(cycle: object) -> bool:

@@ -13,6 +13,7 @@ import hmac
 import contextlib
 import json
 import logging
+import re
 import select
 import socket
 import time
@@ -609,6 +610,39 @@ def test_a_request_the_http_parser_refuses_gets_the_json_error_object(request_by
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head
     assert json.loads(body)["error"]["type"] == "BAD_REQUEST"
+
+
+def test_a_refused_request_pipelined_behind_calls_is_answered_after_them_in_order():
+    """uvicorn wrote the 400 at once and closed: the call ahead of it, its event
+    already sent, lost its answer."""
+    body = function_body("notify", {"clientId": "nobody-here", "message": "hello"})
+    headers = "".join(f"{name}: {value}\r\n" for name, value in signed_headers(body).items())
+    call = f"PUT /functions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with run_server(make_app()) as server:
+        answer = _raw_exchange(int(server.url.rsplit(":", 1)[1]), call + healthz + b"FOO / HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz")
+    assert re.findall(rb"HTTP/1\.1 \d{3}", answer) == [b"HTTP/1.1 200", b"HTTP/1.1 200", b"HTTP/1.1 400"]
+    assert b"CLIENT_NOT_CONNECTED" in answer and b'{"status":"ok"}' in answer
+    assert json.loads(answer.rpartition(b"\r\n\r\n")[2])["error"]["type"] == "BAD_REQUEST"
+
+
+def test_a_refused_request_pipelined_behind_a_stream_leaves_the_stream_running(uvicorn_errors):
+    with run_server(make_app()) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        stream = f"GET /sse/connect?clientId=visitor&token={client_token('visitor')} HTTP/1.1\r\nHost: x\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(stream.encode() + b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.settimeout(5)
+            received = b""
+            while b"event: connected" not in received:
+                received += sock.recv(65536)
+            sock.sendall(b"more bytes after the refused request")
+            body = function_body("notify", {"clientId": "visitor", "message": "still here"})
+            assert httpx.put(server.url + "/functions", content=body, headers=signed_headers(body)).json()["result"]["delivered"] == 1
+            while b"still here" not in received:
+                received += sock.recv(65536)
+        assert b"400 Bad Request" not in received
+    assert uvicorn_errors == []
 
 
 async def test_a_refused_cors_preflight_gets_the_json_error_object():
