@@ -65,13 +65,16 @@ def _cookie_origin_trusted(request: Request, trusted_origins: list[str]) -> bool
     origin = request.headers.get("origin")
     if origin is None:
         return request.headers.get("sec-fetch-site") in _UNMADE_BY_ANOTHER_SITE
-    return origin in trusted_origins or _origin_host(origin) == request.headers.get("host")
+    return origin in trusted_origins or origin == _own_origin(request)
 
 
-def _origin_host(origin: str) -> str:
-    """The `host[:port]` of an Origin header (`scheme://host[:port]`), without parsing
-    it as a URL: a malformed one (`http://[::1`) is simply no host of ours."""
-    return origin.partition("://")[2]
+def _own_origin(request: Request) -> str:
+    """This request's own origin, `scheme://host[:port]`, compared with the Origin header
+    as text: a malformed one (`http://[::1`) is simply not ours. The scheme counts: a page
+    on plain `http://` of our host is another origin (one a network attacker can serve).
+    Behind a TLS-terminating proxy the scheme is the one a trusted proxy forwards
+    (`X-Forwarded-Proto`, FORWARDED_ALLOW_IPS)."""
+    return f"{request.scope.get('scheme', 'http')}://{request.headers.get('host')}"
 
 
 async def authenticate_client(services, client_id: str, token: str | None) -> ClientClaims:

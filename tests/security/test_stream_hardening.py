@@ -314,6 +314,18 @@ async def test_a_cookie_token_counts_from_a_listed_origin_our_own_or_without_ori
     assert (check.status_code, ack.status_code) == (200, 204)
 
 
+async def test_a_cookie_token_from_our_host_on_another_scheme_is_refused():
+    """Review reproduction: only the host was compared, so a page a network attacker
+    serves on plain http of our own host could use the visitor's cookie."""
+    async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
+        refused = await _with_cookie(http, "GET", "/sse/check", "https://test", params={"clientId": "visitor"})
+        http.base_url = "https://test"
+        ours = await _with_cookie(http, "GET", "/sse/check", "https://test", params={"clientId": "visitor"})
+        downgraded = await _with_cookie(http, "GET", "/sse/check", "http://test", params={"clientId": "visitor"})
+    assert (refused.status_code, refused.json()["error"]["type"]) == (403, "FORBIDDEN_ORIGIN")
+    assert (ours.status_code, downgraded.status_code) == (200, 403)
+
+
 @pytest.mark.parametrize("fetch_site", ["cross-site", "same-site"])
 @pytest.mark.parametrize(
     ("method", "path", "kwargs"),
