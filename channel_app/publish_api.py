@@ -81,8 +81,8 @@ async def publish_endpoint(request: Request) -> JSONBody:
     return JSONBody(answer, status, headers=headers)
 
 
-async def _within_limit(services, scope: str, key: str, message: str) -> None:
-    decision = await services.limits.hit(scope, key)
+async def _within_limit(services, scope: str, key: str, message: str, cost: int = 1) -> None:
+    decision = await services.limits.hit(scope, key, cost)
     if not decision.allowed:
         retry = round(decision.retry_after_seconds, 3)
         headers = {"Retry-After": decision.retry_after_header}
@@ -163,9 +163,11 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
 async def _publish_within_limit(services, publish: PublishRequest, fence_for: FenceFor | None = None) -> tuple[int, dict[str, Any]]:
     """The client's event limit counts events sent, so it is checked here and not
     for a replay: a retry answered from the idempotency record sends nothing, and a
-    429 would tell a backend whose event went out that it did not."""
+    429 would tell a backend whose event went out that it did not. A sequence spends
+    one hit per event (a sequence longer than the limit, the whole budget)."""
     if publish.target.client_id is not None:
-        await _within_limit(services, "function_client", publish.target.client_id, "too many events for this client")
+        events = len(publish.events) if publish.events is not None else 1
+        await _within_limit(services, "function_client", publish.target.client_id, "too many events for this client", events)
     return await _publish(services, publish, fence_for)
 
 

@@ -21,10 +21,11 @@ class RateLimits:
     rates: dict[str, Rate]
     on_refused: Callable[[str], None] | None = None  # told the scope of each refusal (metrics)
 
-    async def hit(self, scope: str, key: str) -> Decision:
+    async def hit(self, scope: str, key: str, cost: int = 1) -> Decision:
+        """`cost` hits at once (a sequence of events), at most the scope's whole budget."""
         if self.limiter is None:
             return ALLOWED
-        decision = await self.limiter.hit(f"{scope}:{key}", self.rates[scope])
+        decision = await self.limiter.hit(f"{scope}:{key}", self.rates[scope], cost=cost)
         if not decision.allowed and self.on_refused is not None:
             self.on_refused(scope)
         return decision

@@ -104,8 +104,9 @@ class Decision(NamedTuple):
 
 
 class RateLimiter(Protocol):
-    async def hit(self, key: str, rate: Rate, spend: bool = True) -> Decision:
-        """Whether a hit is allowed now; with `spend=False` it is only asked, not counted."""
+    async def hit(self, key: str, rate: Rate, spend: bool = True, cost: int = 1) -> Decision:
+        """Whether `cost` hits (at most `rate.count`) are allowed now; with `spend=False`
+        they are only asked, not counted."""
 
 
 def bucket_id(key: str, rate: Rate) -> str:
@@ -114,18 +115,24 @@ def bucket_id(key: str, rate: Rate) -> str:
     return hashlib.blake2b(material, digest_size=16).hexdigest()
 
 
-def gcra_step(tat_us: int | None, now_us: int, rate: Rate) -> tuple[Decision, int | None]:
-    """One GCRA hit. Returns the decision and the new TAT to store (None: store nothing).
+def gcra_step(tat_us: int | None, now_us: int, rate: Rate, cost: int = 1) -> tuple[Decision, int | None]:
+    """`cost` GCRA hits at once, all or none. Returns the decision and the new TAT to
+    store (None: store nothing).
 
     ``ratelimit_redis._GCRA_LUA`` is the same step; keep the two in sync.
     """
     interval, burst = rate.interval_us, rate.burst_us
-    new_tat = (now_us if tat_us is None else max(tat_us, now_us)) + interval
+    new_tat = (now_us if tat_us is None else max(tat_us, now_us)) + (interval if cost == 1 else interval * spent_hits(rate, cost))
     wait = new_tat - burst - now_us
     if wait > 0:
         return Decision(False, wait / _MICROS, 0), None
     remaining = (burst - (new_tat - now_us)) // interval
     return Decision(True, 0.0, remaining), new_tat
+
+
+def spent_hits(rate: Rate, cost: int) -> int:
+    """A cost over the whole budget spends the whole budget: it could never pass otherwise."""
+    return min(max(cost, 1), rate.count)
 
 
 class MemoryRateLimiter:
@@ -160,12 +167,12 @@ class MemoryRateLimiter:
     def __len__(self) -> int:
         return len(self._tats)
 
-    async def hit(self, key: str, rate: Rate, spend: bool = True) -> Decision:
+    async def hit(self, key: str, rate: Rate, spend: bool = True, cost: int = 1) -> Decision:
         now_us = round(self._clock() * _MICROS)
         self._prune_if_due(now_us)
         bucket = rate.bucket_prefix + key if len(key) <= MAX_PLAIN_KEY_CHARS else bucket_id(key, rate)
         tat_us = self._tats.get(bucket)
-        decision, new_tat = gcra_step(tat_us, now_us, rate)
+        decision, new_tat = gcra_step(tat_us, now_us, rate, cost)
         if not spend:
             return decision
         if new_tat is not None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import anyio
 from redis.exceptions import RedisError
 
-from security.ratelimit import Decision, Rate, bucket_id
+from security.ratelimit import Decision, Rate, bucket_id, spent_hits
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -28,7 +28,8 @@ __all__ = ["RedisRateLimiter"]
 
 logger = logging.getLogger(__name__)
 
-# Mirror of ratelimit.gcra_step. KEYS[1]: bucket; ARGV: interval_us, burst_us, spend (1, or 0 to only ask).
+# Mirror of ratelimit.gcra_step. KEYS[1]: bucket; ARGV: interval_us, burst_us, spend (1, or 0 to
+# only ask), hits (the cost, already capped by spent_hits).
 # Returns {allowed (0/1), retry_after_us, remaining}.
 # string.format('%d') because tostring() would round a 16-digit TAT.
 _GCRA_LUA = """
@@ -38,7 +39,7 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local new_tat = tat + interval
+local new_tat = tat + interval * tonumber(ARGV[4] or '1')
 local wait = new_tat - burst - now
 if wait > 0 then
   return {0, wait, 0}
@@ -81,12 +82,12 @@ class RedisRateLimiter:
         self._script = redis.register_script(_GCRA_LUA)
         self._failing = False
 
-    async def hit(self, key: str, rate: Rate, spend: bool = True) -> Decision:
+    async def hit(self, key: str, rate: Rate, spend: bool = True, cost: int = 1) -> Decision:
         redis_key = self._prefix + bucket_id(key, rate)
         try:
             with anyio.fail_after(self._timeout_seconds):
                 allowed, wait_us, remaining = await self._script(
-                    keys=[redis_key], args=[rate.interval_us, rate.burst_us, 1 if spend else 0]
+                    keys=[redis_key], args=[rate.interval_us, rate.burst_us, 1 if spend else 0, spent_hits(rate, cost)]
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             return self._on_failure(exc, rate)

@@ -173,6 +173,20 @@ async def test_a_replay_is_answered_even_when_the_clients_event_limit_is_spent(b
     assert (another.status_code, another.json()["error"]["type"]) == (429, "RATE_LIMITED")
 
 
+async def test_a_sequence_spends_the_clients_event_limit_once_per_event(backend):
+    """Review reproduction: a sequence spent one hit, so 3/10s let 10 events through at once
+    and a call to the client after it still went through."""
+    app = make_app(publish_api_keys=PUBLISH_KEY, rate_limit_function_per_client="3/10s", **backend)
+    with run_server(app) as server:
+        pair = await publish(server.url, {"target": {"clientId": "alice"}, "queueIfOffline": True, "events": [{"event": "a"}, {"event": "b"}]})
+        over = await publish(server.url, {"target": {"clientId": "alice"}, "queueIfOffline": True, "events": [{"event": "c"}, {"event": "d"}]})
+        last = await publish(server.url, {"target": {"clientId": "alice"}, "event": "e", "queueIfOffline": True})
+        refused = await publish(server.url, {"target": {"clientId": "alice"}, "event": "f", "queueIfOffline": True})
+        long_one = await publish(server.url, {"target": {"clientId": "bob"}, "queueIfOffline": True, "events": [{"event": "g"}] * 10})
+    assert [response.status_code for response in (pair, over, last, refused)] == [200, 429, 200, 429]
+    assert long_one.status_code == 200  # longer than the limit: it spends the whole budget, and can pass
+
+
 async def test_publish_is_counted_in_metrics(server):
     await publish(server.url, {"target": {"topic": "promo"}, "event": "sale"})
     await publish(server.url, {"target": {"topic": "promo"}}, key="wrong-key-0123456789abcdef")

@@ -126,6 +126,18 @@ async def test_asking_without_spending_counts_nothing_and_answers_as_a_hit_would
     assert not refused.allowed and 29.0 < refused.retry_after_seconds <= 30.0
 
 
+async def test_a_cost_spends_that_many_hits_all_or_none_and_at_most_the_whole_budget(limiter: RateLimiter) -> None:
+    rate = Rate.parse("5/minute")
+    three = await limiter.hit("pub:client:a", rate, cost=3)
+    assert (three.allowed, three.remaining) == (True, 2)
+    refused = await limiter.hit("pub:client:a", rate, cost=3)
+    assert not refused.allowed and 11.0 < refused.retry_after_seconds <= 12.0  # one hit short: 12 s
+    assert [d.allowed for d in await hit_many(limiter, "pub:client:a", rate, 3)] == [True, True, False]
+    whole = await limiter.hit("pub:client:b", rate, cost=100)
+    assert (whole.allowed, whole.remaining) == (True, 0)
+    assert not (await limiter.hit("pub:client:b", rate)).allowed
+
+
 async def test_refused_caller_recovers_after_the_period(limiter: RateLimiter) -> None:
     rate = Rate(3, 0.3)
     assert [d.allowed for d in await hit_many(limiter, "sse:ip:10.0.0.1", rate, 4)] == [
