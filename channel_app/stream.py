@@ -23,7 +23,7 @@ from channel_app.responses import STREAM_HEADERS, JSONBody, error_response
 from channel_app.topic_request import authorize_topics, requested_topics
 from security.ratelimit import Decision
 from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Subscription
-from sse.events import Event, encode_frame, encode_retry
+from sse.events import Event, encode_frame, encode_id_only, encode_retry, encode_unidentified_frame
 from sse.names import InvalidName, check_client_id
 from sse.registry import ConnectionRefused
 from sse.timestamps import utc_timestamp
@@ -109,6 +109,8 @@ class ClientStream:
                 active.connection.close_at(self._deadline, self._deadline_reason, farewell)
                 # Heartbeats come from one shared loop, not a task per stream.
                 opening = [retry + self._connected_frame(active), *active.replay]
+                if active.replay:
+                    opening.append(encode_id_only(active.cursor))
                 metrics = self._services.metrics
                 response = EventStreamResponse(
                     active.connection, opening, RAW_STREAM_HEADERS, metrics.frame_written, metrics.written_at_publish
@@ -138,8 +140,14 @@ class ClientStream:
                 "heartbeatSeconds": self._services.settings.heartbeat_seconds,
             },
         )
-        # The browser takes this id as its Last-Event-ID at once. Resuming, it must stay
-        # where the browser resumed from until the replay behind it is written: a stream
-        # cut in between then resumes from there again, where the newest replayed id
-        # would have skipped the whole replay for good.
-        return encode_frame(self._resume_from or subscription.cursor, event.name, event.encode_data())
+        # The browser takes this id as its Last-Event-ID at once, and ids on a stream only
+        # increase, so it must not pass the replay behind it. Resuming, it stays where the
+        # browser resumed from: a stream cut before the replay is written resumes from
+        # there again, where the newest replayed id would have skipped the replay for good.
+        # New, with queued events to hand over (older than the newest id), it has no id;
+        # the cursor follows the replay as an id-only frame.
+        if self._resume_from:
+            return encode_frame(self._resume_from, event.name, event.encode_data())
+        if subscription.replay:
+            return encode_unidentified_frame(event.name, event.encode_data())
+        return encode_frame(subscription.cursor, event.name, event.encode_data())

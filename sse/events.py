@@ -38,6 +38,17 @@ def encode_frame(event_id: str, name: str, data_json: bytes) -> bytes:
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), name.encode(), data_json)
 
 
+def encode_unidentified_frame(name: str, data_json: bytes) -> bytes:
+    """A frame without `id:`: the browser's Last-Event-ID stays as it was."""
+    return b"event: %s\ndata: %s\n\n" % (name.encode(), data_json)
+
+
+def encode_id_only(event_id: str) -> bytes:
+    """Sets the browser's Last-Event-ID and dispatches nothing (no data: HTML's SSE
+    parsing sets the id, then drops an event with an empty data buffer)."""
+    return b"id: %s\n\n" % event_id.encode()
+
+
 def encode_retry(retry_ms: int) -> bytes:
     return b"retry: %d\n\n" % retry_ms
 

@@ -8,12 +8,14 @@ CLIENT_NOT_CONNECTED and nothing later.
 
 from __future__ import annotations
 
+import re
 import time
 
 import anyio
+import httpx
 import pytest
 
-from tests.support.apps import make_app
+from tests.support.apps import client_token, make_app
 from tests.support.http import call_function, get_json, open_stream
 from tests.support.server import run_server
 
@@ -51,7 +53,7 @@ async def test_redirect_during_navigation_reaches_the_next_page(server):
     async with open_stream(server.url, "visitor") as (next_page, connected):
         event = await next_page.next_event()
         assert (event.event, event.id, event.data["url"]) == ("redirect", result["eventId"], "https://shop.example.com/cart")
-        assert connected.id == result["eventId"]
+        assert connected.id is None  # its id would pass the queued event's (below)
     async with open_stream(server.url, "visitor") as (page_after, _):
         with pytest.raises(TimeoutError):
             await page_after.next_event(timeout=0.5)
@@ -65,6 +67,26 @@ async def test_notify_and_send_event_can_be_queued_too(server):
         first, second = await stream.next_event(), await stream.next_event()
     assert (first.event, first.data["message"]) == ("notification", "안녕하세요")
     assert (second.event, second.data["action"], second.data["payload"]) == ("custom", "open-cart", {"n": 1})
+
+
+async def test_ids_on_a_new_stream_with_queued_events_only_increase(server):
+    """Review reproduction: `connected` carried the newest id ahead of the older queued
+    events, so ids went down after it and the last queued one repeated it."""
+    queued = [
+        (await call_function(server.url, "notify", {"clientId": "q1", "message": f"n{n}", "queueIfOffline": True}))["result"]["eventId"]
+        for n in range(3)
+    ]
+    params = {"clientId": "q1", "token": client_token("q1")}
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        async with http.stream("GET", "/sse/connect", params=params) as response:
+            received = ""
+            async for chunk in response.aiter_text():
+                received += chunk
+                if f"id: {queued[-1]}\n\n" in received:  # the queued events, then the cursor alone
+                    break
+    ids = re.findall(r"^id: (.*)$", received, flags=re.MULTILINE)
+    assert ids == [*queued, queued[-1]]
+    assert received.index("event: connected") < received.index(f"id: {queued[0]}")
 
 
 async def test_offline_client_without_queueing_is_not_connected_and_gets_nothing_later(server):
