@@ -82,13 +82,18 @@ class TopicOption(_Input):
     def _topic_alone(self) -> "TopicOption":
         if self.topic is None:
             return self
-        clashes = [name for attribute, name in _CLIENT_ONLY if getattr(self, attribute, None) not in (None, False)]
+        clashes = [name for attribute, name in _CLIENT_ONLY if _given(getattr(self, attribute, None))]
         if clashes:
             raise ValueError(f"topic cannot be combined with {', '.join(clashes)}")
         return self
 
 
 _CLIENT_ONLY = (("client_id", "clientId"), ("queue_if_offline", "queueIfOffline"), ("wait_for_ack", "waitForAck"))
+
+
+def _given(value: Any) -> bool:
+    """queueIfOffline false is as good as absent; waitForAck 0 is a wait (of 0 ms), though 0 == False."""
+    return value is not None and value is not False
 
 
 class RedirectInput(QueueableTarget, AckWait):

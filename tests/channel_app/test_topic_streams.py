@@ -85,6 +85,7 @@ async def test_notify_and_send_event_reach_a_topics_subscribers(server):
         ("notify", {"clientId": "alice", "message": "m"}),
         ("notify", {"queueIfOffline": True, "message": "m"}),
         ("sendEvent", {"waitForAck": 1000, "action": "a"}),
+        ("sendEvent", {"waitForAck": 0, "action": "a"}),  # review reproduction: 0 == False passed as absent
         ("notify", {"topic": "bad topic", "message": "m"}),
     ],
 )
