@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
 from channel_app.fields import ContextId
 
@@ -59,7 +59,7 @@ class CallParams(_Lenient):
 
 
 class FunctionCall(_Lenient):
-    method: str
+    method: StrictStr  # a number is no method name (the config would make 5 into "5")
     params: CallParams = Field(default_factory=CallParams)
     context: CallContext = Field(default_factory=CallContext)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.support.asgi import asgi_client
@@ -61,6 +63,14 @@ async def test_json_without_method_is_400(http):
     response = await http.put("/functions", content=body, headers=signed_headers(body))
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "INVALID_REQUEST"
+
+
+@pytest.mark.parametrize("method", [5, 1.5, True])
+async def test_a_method_that_is_not_a_string_is_400(http, method):
+    """Review reproduction: 5 was taken as the method name "5" (200 METHOD_NOT_FOUND)."""
+    body = json.dumps({"method": method}).encode()
+    response = await http.put("/functions", content=body, headers=signed_headers(body))
+    assert (response.status_code, response.json()["error"]["type"]) == (400, "INVALID_REQUEST")
 
 
 async def test_oversize_body_is_413_before_signature_check(http):
