@@ -57,7 +57,8 @@ _CLIENT_ID = _Param(
 _QUEUE_IF_OFFLINE = _Param(
     "queueIfOffline", "queue_if_offline", "bool", False,
     "Deliver when the visitor is back online",
-    "True only if it should still happen when the customer's page reconnects within 30 seconds; else false.",
+    # No number of seconds: the wait is QUEUE_TTL_SECONDS, which ALF's copy of this text would not follow.
+    "True only if it should still happen when the customer's page reconnects soon after (e.g. right after a page change); else false.",
 )
 
 _WAIT_FOR_ACK = _Param(

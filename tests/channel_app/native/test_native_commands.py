@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 
 import httpx
 import pytest
@@ -33,6 +35,13 @@ def test_every_alf_description_fits_1500_chars_and_10_params() -> None:
         assert len(cmd["paramDefinitions"]) <= 10, cmd["name"]
         for param in cmd["paramDefinitions"]:
             assert len(param["alfDescription"]) <= 1500
+
+
+def test_no_description_names_a_wait_that_a_setting_decides() -> None:
+    """Review reproduction: queueIfOffline told ALF "within 30 seconds" whatever
+    QUEUE_TTL_SECONDS was."""
+    texts = json.dumps(command_definitions())
+    assert not re.search(r"\d+ seconds", texts)
 
 
 def test_alf_descriptions_also_fit_the_older_500_char_cap() -> None:
