@@ -125,7 +125,7 @@ class Settings(BaseSettings):
 
     # Topics and the publish API for the site's own backend
     max_topics_per_connection: int = Field(20, ge=1, le=100)
-    publish_api_keys: SecretStr | None = None  # comma-separated; each at least 16 characters
+    publish_api_keys: SecretStr | None = None  # comma-separated or a JSON array; each at least 16 characters
     publish_jwt_scope: str | None = None  # e.g. "publish": client-verifier JWTs with this scope may publish
 
     # Operations

@@ -11,6 +11,7 @@ rate limits, idempotency records and logs use that.
 from __future__ import annotations
 
 import hashlib
+import json
 import hmac
 from dataclasses import dataclass, field
 
@@ -28,8 +29,9 @@ class ApiKeys:
 
     @classmethod
     def parse(cls, text: str | None) -> "ApiKeys":
-        """Comma-separated keys; ValueError (naming no key) for one that is too short."""
-        keys = [key.strip() for key in (text or "").split(",") if key.strip()]
+        """Comma-separated keys, or a JSON array of them (as every list setting takes);
+        ValueError (naming no key) for one that is too short, or a malformed array."""
+        keys = [key.strip() for key in _listed(text or "") if key.strip()]
         for position, key in enumerate(keys, start=1):
             if len(key) < MIN_KEY_CHARS:
                 raise ValueError(f"key #{position} is shorter than {MIN_KEY_CHARS} characters")
@@ -49,3 +51,15 @@ class ApiKeys:
             if hmac.compare_digest(digest, configured):
                 matched = name
         return matched
+
+
+def _listed(text: str) -> list[str]:
+    if not text.strip().startswith("["):
+        return text.split(",")
+    try:
+        keys = json.loads(text)
+    except ValueError:
+        raise ValueError("not a valid JSON array of keys") from None  # its text would show the keys
+    if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+        raise ValueError("a JSON array of keys must hold only strings")
+    return keys

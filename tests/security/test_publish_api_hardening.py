@@ -201,6 +201,17 @@ def test_api_keys_match_in_constant_time_against_every_key_and_refuse_short_ones
         ApiKeys.parse("long-enough-key-0123456789,short")
 
 
+def test_api_keys_as_a_json_array_are_each_a_key_and_a_broken_array_names_no_key():
+    """Review reproduction: the README says lists may be JSON arrays, but the array was
+    split on commas, so `["first…"` became the key and every real one got 401."""
+    keys = ApiKeys.parse('["first-key-0123456789abc", "second-key-0123456789abc"]')
+    assert keys.match("first-key-0123456789abc") and keys.match("second-key-0123456789abc")
+    for broken in ('["first-key-0123456789abc", ', '[1234567890123456789]'):
+        with pytest.raises(ValueError) as refused:
+            ApiKeys.parse(broken)
+        assert "0123456789" not in str(refused.value)
+
+
 def test_a_short_api_key_stops_the_app_before_it_listens():
     """A guessable key configured by mistake."""
     with pytest.raises(InvalidConfiguration, match="PUBLISH_API_KEYS: key #1 is shorter than 16"):
