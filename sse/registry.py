@@ -101,7 +101,9 @@ class Connection:
                 return False  # the writer found the client gone
         if len(frames) >= self._limit:
             self.close("slow_client")
-            self.stop_stalled_writer()
+            # Its writer may be idle, not yet woken, while the socket is already full from
+            # an immediate write: then its last write would block until the sweep.
+            self.stop_writer()
             return False
         frames.append(frame)
         if timed and self._probe is None:
@@ -183,7 +185,11 @@ class Connection:
         write: the stream ends and its socket is dropped now. A client dropped as slow
         would otherwise stay registered (counted by getClientStatus and the tab cap)
         until its blocked write returned or the stall sweep found it."""
-        if not self.writing_since or self.writer is None:
+        return bool(self.writing_since) and self.stop_writer()
+
+    def stop_writer(self) -> bool:
+        """Cancel the task writing this stream (with STALLED_WRITE), writing or not."""
+        if self.writer is None:
             return False
         self.writer.cancel(STALLED_WRITE)
         return True

@@ -76,6 +76,30 @@ def test_a_client_dropped_for_a_full_queue_is_gone_at_once_not_at_the_send_timeo
     _stall_clients_and_see_them_dropped(make_app(send_timeout_seconds=60, connection_queue_size=4), clients=1, blobs=12, within=5)
 
 
+def test_a_client_dropped_for_a_full_queue_while_its_writer_was_idle_is_gone_at_once():
+    """Review reproduction: the publisher's own write filled the socket while the writer
+    waited idle, the frames after it in the same turn of the loop filled the queue, and
+    the idle writer was not stopped: it blocked in its last write until the sweep."""
+    app = make_app(send_timeout_seconds=60, connection_queue_size=4)
+    with run_server(app) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        stalled = _stalled_stream(port, "slow")
+        try:
+            wait_until(lambda: _server_sockets(port) == 1)
+            services = app.state.services
+
+            async def blob_then_small_ones() -> None:  # no await gives the writer a turn in between
+                await services.sse.publish("slow", Event("notification", {"blob": "x" * 4_000_000}))
+                for n in range(10):
+                    await services.sse.publish("slow", Event("notification", {"n": n}))
+
+            asyncio.run_coroutine_threadsafe(blob_then_small_ones(), server.loop).result(timeout=10)
+            wait_until(lambda: services.broker.registry.connection_total == 0, timeout=5)
+            wait_until(lambda: _server_sockets(port) == 0, timeout=5)
+        finally:
+            stalled.close()
+
+
 def _stall_clients_and_see_them_dropped(app, clients: int, blobs: int, within: float) -> None:
     """`clients` streams of one clientId that never read, then `blobs` 1 MB events to it:
     all are unregistered within `within` seconds, and their sockets gone soon after."""
