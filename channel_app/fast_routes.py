@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channel_app.cors import SimpleResponseCors, request_origin
 from channel_app.server_connection import forget_server_send, lost_connection_guard, remember_server_send
+from channel_app.shutdown_cut import answer_if_cut
 
 Endpoint = Callable[[Request], Awaitable[ASGIApp]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[ASGIApp]]
@@ -52,12 +53,16 @@ class PushApp(Starlette):
             checked_send = lost_connection_guard(scope, send)
             fast = self._fast_route(scope["method"], scope["path"])
             if fast is None:
-                await super().__call__(scope, receive, checked_send)
+                await answer_if_cut(super().__call__, scope, receive, checked_send, self._draining)
                 return
             scope["app"] = self
             await fast(scope, receive, checked_send)
         finally:
             forget_server_send(scope)
+
+    def _draining(self) -> bool:
+        services = getattr(self.state, "services", None)
+        return services is not None and services.lifecycle.draining
 
     def _fast_route(self, method: str, path: str) -> ASGIApp | None:
         exact = self._fast_routes.get((method, path))

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from channel_app.body import UnreadableBody, read_limited_body
-from channel_app.errors import CUT_BY_SHUTDOWN, FunctionError, broker_failure
+from channel_app.errors import CUT_BEFORE_READ, CUT_BY_SHUTDOWN, FunctionError, broker_failure
 from channel_app.inputs import describe_validation_error
 from channel_app.methods import METHODS, MethodDeps
 from channel_app.observers import record_call
@@ -42,7 +42,10 @@ async def handle_function_call(request: Request) -> Response:
         if not services.lifecycle.draining:
             raise
         asyncio.current_task().uncancel()
-        answer = (parsed[0] if parsed else None), 200, error_body("UNAVAILABLE", CUT_BY_SHUTDOWN)
+        if parsed:
+            answer = parsed[0], 200, error_body("UNAVAILABLE", CUT_BY_SHUTDOWN)
+        else:  # cut while its body was arriving: nothing was read, so nothing was sent
+            answer = None, 200, error_body("UNAVAILABLE", CUT_BEFORE_READ)
     return _recorded(services, answer, started)
 
 

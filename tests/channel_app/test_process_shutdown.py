@@ -180,3 +180,39 @@ async def test_a_call_still_waiting_when_the_grace_ends_gets_its_error_object_no
     records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     [cut] = [record for record in records if record.get("message") == "function call"]
     assert (cut["method"], cut["client_id"], cut["outcome"]) == ("sendEvent", "visitor", "UNAVAILABLE")
+
+
+async def test_requests_whose_bodies_are_still_arriving_when_the_grace_ends_get_json_errors(tmp_path):
+    """Review reproduction: a publish or an ack cut this way got uvicorn's plain-text 500
+    and a traceback in the log; a function call cut before it was read was told an event
+    it sent may have been delivered."""
+    key = "publish-key-for-this-test-0123456789"
+    settings = {"SHUTDOWN_GRACE_SECONDS": "1", "BODY_TIMEOUT_SECONDS": "30", "PUBLISH_API_KEYS": key}
+    with production_service(tmp_path, **settings) as service:
+        port = int(service.url.rsplit(":", 1)[1])
+        heads = [
+            f"POST /api/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nContent-Length: 100\r\n\r\n",
+            "POST /sse/ack HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",
+            "PUT /functions HTTP/1.1\r\nHost: x\r\nX-Signature: c2lnbmF0dXJl\r\nContent-Length: 100\r\n\r\n",
+        ]
+        sockets = [socket.create_connection(("127.0.0.1", port)) for _ in heads]
+        for sock, head in zip(sockets, heads):
+            sock.sendall(head.encode() + b'{"tar')
+        time.sleep(0.3)
+        service.process.send_signal(signal.SIGTERM)
+        answers = []
+        for sock in sockets:
+            sock.settimeout(10)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            sock.close()
+            answers.append(answer)
+        service.process.wait(timeout=10)
+        log = service.log_text()
+    statuses = [answer.split(b"\r\n", 1)[0] for answer in answers]
+    bodies = [json.loads(answer.partition(b"\r\n\r\n")[2]) for answer in answers]
+    assert statuses == [b"HTTP/1.1 503 Service Unavailable", b"HTTP/1.1 503 Service Unavailable", b"HTTP/1.1 200 OK"]
+    assert [body["error"]["type"] for body in bodies] == ["UNAVAILABLE"] * 3
+    assert "nothing was sent" in bodies[2]["error"]["message"]
+    assert "Exception in ASGI application" not in log
