@@ -8,10 +8,13 @@ apart, rather than written to every stream at once: one write costs 15-25 us
 of CPU here, so 10,000 streams at once held the event loop for about 250 ms
 every interval, and every function call arriving meanwhile waited that long
 (p99 at 2,000 calls/s was that stall). A round works through the streams open
-when it began, so each stream gets a heartbeat about once per interval, and a
-stream opened since waits for the next round: at most two intervals after its
-opening frames. A round keeps its streams referenced until it ends, one
-interval at most after they close.
+when it began, each in the slice its id hashes to, so a stream's heartbeats
+come one interval apart however many streams open or close around it (slices
+by position in the list moved a stream from the start of one round to the end
+of the next when the streams ahead of it closed: nearly two intervals of
+silence, review reproduction). A stream opened since waits for the next round:
+at most two intervals after its opening frames. A round keeps its streams
+referenced until it ends, one interval at most after they close.
 
 Broker upkeep (history expiry, and with Redis the presence refresh that keeps
 this instance's clients visible cluster-wide) starts after each round as a
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Sequence
+from typing import Iterable
 
 from sse.broker import Broker
 from sse.events import HEARTBEAT_FRAME
@@ -54,15 +57,16 @@ async def heartbeat_forever(broker: Broker, interval_seconds: float, step_second
 async def _round(broker: Broker, loop: asyncio.AbstractEventLoop, interval_seconds: float, most_steps: int) -> None:
     """One heartbeat to every stream open now, in slices spread over the interval."""
     started = loop.time()
-    streams = list(broker.registry.connections())
-    steps = max(1, min(most_steps, len(streams)))
-    for step, due in enumerate(_slices(streams, steps), start=1):
-        await asyncio.sleep(max(0.0, started + interval_seconds * step / steps - loop.time()))
-        try:
-            for connection in due:
+    for step, due in enumerate(_slices(broker.registry.connections(), most_steps), start=1):
+        if not due:
+            continue
+        await asyncio.sleep(max(0.0, started + interval_seconds * step / most_steps - loop.time()))
+        for connection in due:
+            try:  # one broken stream must not cost the rest of its slice their heartbeat
                 connection.offer(HEARTBEAT_FRAME, timed=False)
-        except Exception:
-            logger.exception("heartbeat round failed")
+            except Exception:
+                logger.exception("heartbeat failed for connection %s", connection.id)
+    await asyncio.sleep(max(0.0, started + interval_seconds - loop.time()))  # the last slices may be empty
 
 
 async def _upkeep(broker: Broker) -> None:
@@ -72,6 +76,9 @@ async def _upkeep(broker: Broker) -> None:
         logger.exception("broker housekeeping failed")
 
 
-def _slices(streams: Sequence[Connection], steps: int) -> list[Sequence[Connection]]:
-    """`streams` in `steps` consecutive slices, as even as they divide."""
-    return [streams[len(streams) * step // steps : len(streams) * (step + 1) // steps] for step in range(steps)]
+def _slices(streams: Iterable[Connection], steps: int) -> list[list[Connection]]:
+    """`streams` in `steps` slices, each stream in the same slice every round (its id's hash)."""
+    slices: list[list[Connection]] = [[] for _ in range(steps)]
+    for connection in streams:
+        slices[hash(connection.id) % steps].append(connection)
+    return slices
