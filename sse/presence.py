@@ -19,6 +19,8 @@ from sse.broker import BrokerUnavailable, Totals
 from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
 from sse.registry import Connection, ConnectionRegistry
 
+MemberIfOpen = Callable[[Connection], "str | None"]  # a connection's member while it has joined and is not closing
+
 logger = logging.getLogger("channel_push.redis")
 
 REFRESH_BATCH = 500  # connections per refresh script, so one call never holds Redis long
@@ -62,20 +64,18 @@ class RedisPresence:
         keys = [self._keys.online, self._keys.connections]
         await guarded(self._scripts.leave(keys=keys, args=[self._keys.prefix, *pairs]), self._timeout)
 
-    async def refresh(self, registry: ConnectionRegistry, opened: Callable[[Connection], bool]) -> dict[str, list[bytes]]:
-        """Extend the expiry of every `opened` connection here; never raises. Returns the
-        queued frames of clients whose presence here had lapsed, by client (REFRESH)."""
+    async def refresh(self, registry: ConnectionRegistry, member_if_open: MemberIfOpen) -> dict[str, list[bytes]]:
+        """Extend the expiry of every connection here that `member_if_open` names; never
+        raises. Returns the queued frames of clients whose presence here had lapsed, by
+        client (REFRESH)."""
         handed: dict[str, list[bytes]] = {}
-        pairs: list[str] = []
-        for client_id in list(registry.client_ids()):
-            for connection in registry.connections_of(client_id):
-                member = self.member(connection.id)
-                if member not in self._leaving and opened(connection):
-                    pairs += [client_id, member]
+        connections = [connection for client_id in list(registry.client_ids()) for connection in registry.connections_of(client_id)]
         keys = [self._keys.online, self._keys.connections]
         try:
-            for start in range(0, max(len(pairs), 1), 2 * REFRESH_BATCH):
-                batch = pairs[start : start + 2 * REFRESH_BATCH]
+            for start in range(0, max(len(connections), 1), REFRESH_BATCH):
+                # Checked as each batch goes, not once for all: a connection that closed
+                # (and left) while an earlier batch waited on Redis would come back.
+                batch = [item for connection in connections[start : start + REFRESH_BATCH] for item in _pair(connection, member_if_open)]
                 args = [self._keys.prefix, self.ttl_ms, *batch]
                 claimed = await guarded(self._scripts.refresh(keys=keys, args=args), self._timeout)
                 for index in range(0, len(claimed), 2):
@@ -95,3 +95,9 @@ class RedisPresence:
         keys = [self._keys.online, self._keys.connections]
         clients, connections = await guarded(self._scripts.totals(keys=keys), self._timeout)
         return Totals(int(clients), int(connections))
+
+
+def _pair(connection: Connection, member_if_open: MemberIfOpen) -> tuple[str, ...]:
+    member = member_if_open(connection)
+    return () if member is None else (connection.client_id, member)
+

@@ -92,7 +92,7 @@ from sse.redis_fanout import LocalFanout
 from sse.redis_listener import PubSubListener
 from sse.redis_scripts import BrokerScripts, RedisKeys, fenced_call, guarded
 from sse.redis_topics import RedisTopics
-from sse.registry import ConnectionRefused, ConnectionRegistry
+from sse.registry import Connection, ConnectionRefused, ConnectionRegistry
 from sse.replay import IdentifiedFrame, frame_event_id, merge_replay, newest_id
 
 if TYPE_CHECKING:
@@ -270,18 +270,20 @@ class RedisBroker:
         return self._acks
 
     async def housekeeping(self) -> None:
-        if handed := await self._presence.refresh(self.registry, self._fanout.has_opened):
+        if handed := await self._presence.refresh(self.registry, self._member_if_open):
             queued = {self._keys.channel(client_id): _replay_of([], frames) for client_id, frames in handed.items()}
             self._fanout.caught_up(queued)
-        pairs = [
-            item
-            for topic in list(self.registry.topics())
-            for connection in self.registry.topic_connections(topic)
-            if self._fanout.has_opened(connection) and not self._presence.is_leaving(member := self._presence.member(connection.id))
-            for item in (topic, member)
-        ]
+        listeners = [(topic, connection) for topic in list(self.registry.topics()) for connection in self.registry.topic_connections(topic)]
         with contextlib.suppress(BrokerUnavailable):
-            await self._topics.refresh(pairs, self._presence.ttl_ms)
+            await self._topics.refresh(listeners, self._member_if_open, self._presence.ttl_ms)
+
+    def _member_if_open(self, connection: Connection) -> str | None:
+        """The presence member of a connection that has joined and not begun to close:
+        only such a connection's presence is refreshed (RedisFanout.has_opened)."""
+        if not self._fanout.has_opened(connection):
+            return None
+        member = self._presence.member(connection.id)
+        return None if self._presence.is_leaving(member) else member
 
     async def _join(
         self, client_id: str, members: list[str], after: str | None, topics: tuple[str, ...] = ()

@@ -32,7 +32,9 @@ from redis.commands.core import AsyncScript
 from sse.batched_calls import BatchedCalls
 from sse.broker import Delivery, Fence
 from sse.events import Event
+from sse.presence import MemberIfOpen
 from sse.redis_scripts import LUA_HELPERS, RedisKeys, fenced_call, guarded
+from sse.registry import Connection
 
 # KEYS: topic presence, topic history, ids[, fence]. ARGV: channel, name, data,
 # history_size, history_ttl_ms, loss_grace_ms, seen_since[, fence arguments]. Returns {outcome, id, delivered};
@@ -142,8 +144,12 @@ class RedisTopics:
     async def _leave_many(self, pairs: list[str]) -> None:
         await guarded(self._scripts.leave(args=[self._keys.prefix, *pairs]), self._timeout)
 
-    async def refresh(self, pairs: list[str], presence_ttl_ms: int) -> None:
-        """Extend the expiry of (topic, member) pairs; raises BrokerUnavailable."""
-        for start in range(0, len(pairs), 2 * REFRESH_BATCH):
-            args = [self._keys.prefix, presence_ttl_ms, *pairs[start : start + 2 * REFRESH_BATCH]]
-            await guarded(self._scripts.refresh(args=args), self._timeout)
+    async def refresh(self, listeners: list[tuple[str, Connection]], member_if_open: MemberIfOpen, presence_ttl_ms: int) -> None:
+        """Extend the expiry of the (topic, connection) listeners `member_if_open` names,
+        asked as each batch goes: a connection that closed while an earlier batch waited
+        on Redis would come back. Raises BrokerUnavailable."""
+        for start in range(0, len(listeners), REFRESH_BATCH):
+            batch = [(topic, member_if_open(connection)) for topic, connection in listeners[start : start + REFRESH_BATCH]]
+            pairs = [item for topic, member in batch if member is not None for item in (topic, member)]
+            if pairs:
+                await guarded(self._scripts.refresh(args=[self._keys.prefix, presence_ttl_ms, *pairs]), self._timeout)

@@ -17,6 +17,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from sse import presence as presence_module
+from sse import redis_topics as redis_topics_module
 from sse.broker import BrokerRefusedWrite, BrokerUnavailable
 from sse.redis_scripts import BrokerScripts, RedisKeys
 from sse.registry import ConnectionRefused
@@ -432,3 +434,52 @@ async def test_housekeeping_while_a_tab_is_joining_neither_counts_it_twice_nor_t
         joining.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await joining
+
+
+async def test_a_stream_that_closes_while_an_earlier_refresh_batch_waits_is_not_brought_back(redis_url, admin, monkeypatch):
+    """Review reproduction: the refresh chose its connections once, then sent them 500 at
+    a time; a tab that closed (and left) while an earlier batch waited on Redis was put
+    back in presence, and topic presence, by its later batch: getClientStatus said
+    connected and calls were queued for a visitor who had left, for two heartbeats."""
+    monkeypatch.setattr(presence_module, "REFRESH_BATCH", 1)
+    monkeypatch.setattr(redis_topics_module, "REFRESH_BATCH", 1)
+    async with running_broker(redis_url=redis_url, instance_id="a") as a:
+        async with a.subscribe("first", None, ("promo",)):
+            ghost = a.subscribe("ghost", None, ("promo",))
+            await ghost.__aenter__()
+            leaves = _after_first_call(lambda: ghost.__aexit__(None, None, None))
+            monkeypatch.setattr(a._presence, "_scripts", _ScriptsWithRefresh(a._presence._scripts, leaves))
+            await a.housekeeping()
+            assert await a.connection_count("ghost") == 0
+
+            ghost = a.subscribe("ghost", None, ("promo",))
+            await ghost.__aenter__()
+            leaves = _after_first_call(lambda: ghost.__aexit__(None, None, None))
+            monkeypatch.setattr(a._topics, "_scripts", _ScriptsWithRefresh(a._topics._scripts, leaves))
+            await a.housekeeping()
+            assert await admin.zcard(RedisKeys().topic_presence("promo")) == 1
+
+
+class _ScriptsWithRefresh:
+    def __init__(self, scripts, wrap) -> None:
+        self._scripts, self.refresh = scripts, wrap(scripts.refresh)
+
+    def __getattr__(self, name: str):
+        return getattr(self._scripts, name)
+
+
+def _after_first_call(then):
+    """Wraps a script so that `then()` is awaited once, after its first call answered."""
+    done = []
+
+    def wrap(script):
+        async def call(*args, **kwargs):
+            answer = await script(*args, **kwargs)
+            if not done:
+                done.append(True)
+                await then()
+            return answer
+
+        return call
+
+    return wrap
