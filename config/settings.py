@@ -47,6 +47,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        allow_inf_nan=False,  # HEARTBEAT_SECONDS=inf started, and no heartbeat was ever sent
     )
 
     app_env: Literal["development", "production"] = "development"
@@ -149,8 +150,21 @@ class Settings(BaseSettings):
             return value
         text = value.strip()
         if text.startswith("["):
-            return json.loads(text)
+            items = json.loads(text)
+            # Channel ids are numbers in Channel's own JSON: [1, 2] lists them as well as ["1", "2"].
+            return [str(item) if isinstance(item, int) and not isinstance(item, bool) else item for item in items] if isinstance(items, list) else items
         return [item.strip() for item in text.split(",") if item.strip()]
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        """Comma-separated, as uvicorn takes it, or a JSON array like every list setting."""
+        if isinstance(value, str) and value.strip().startswith("["):
+            items = json.loads(value)
+            if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+                raise ValueError("a JSON array of addresses must hold only strings")
+            return ",".join(items)
+        return value
 
     @field_validator(
         "redis_url", "redis_key_prefix", "channel_app_id", "channel_app_secret", "channel_signing_key", "channel_signing_key_previous", "client_jwt_secret", "client_jwt_public_key", "client_jwt_jwks_url", "client_jwt_audience", "client_jwt_issuer",
@@ -189,7 +203,8 @@ class Settings(BaseSettings):
                 # A browser's Origin never has a path or a trailing slash: such an entry
                 # would match nothing, and the widget would fail without a word.
                 raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path or trailing slash (or *)")
-        return origins
+        # Nor capitals: browsers send scheme and host in lower case.
+        return [origin.lower() for origin in origins]
 
     @field_validator("forwarded_allow_ips")
     @classmethod

@@ -30,6 +30,9 @@ def problem(**values: object) -> str:
         ({"redis_url": "redis://127.0.0.1:6379/abc"}, "REDIS_URL: "),
         ({"redirect_allowed_hosts_by_channel": "notjson"}, "REDIRECT_ALLOWED_HOSTS_BY_CHANNEL: "),
         ({"app_env": "production", "channel_api_base_url": "http://channel.internal"}, "CHANNEL_API_BASE_URL must be https://"),
+        ({"heartbeat_seconds": "inf"}, "HEARTBEAT_SECONDS: "),  # started, and never sent a heartbeat
+        ({"max_stream_seconds": "inf"}, "MAX_STREAM_SECONDS: "),
+        ({"forwarded_allow_ips": '["10.0.0.1", 2]'}, "FORWARDED_ALLOW_IPS: "),
     ],
 )
 def test_a_value_that_cannot_work_is_refused_naming_its_variable(values, expected):
@@ -69,3 +72,19 @@ def test_a_blank_instance_id_is_the_default_not_an_empty_name():
 )
 def test_the_redis_key_prefix_holds_the_database_unless_set(values, prefix):
     assert Settings(_env_file=None, **values).effective_redis_key_prefix == prefix
+
+
+def test_list_settings_take_json_arrays_and_origins_in_any_case():
+    """Review reproductions: '["10.0.0.1","10.0.0.2"]' was refused as one address,
+    ALLOWED_CHANNEL_IDS=[1,2] as two non-strings, and https://Shop.Example.com was
+    accepted but never matched the lower-case Origin browsers send."""
+    settings = Settings(
+        _env_file=None,
+        forwarded_allow_ips='["10.0.0.1", "10.0.0.2"]',
+        allowed_channel_ids="[1, 2]",
+        cors_allowed_origins="https://Shop.Example.com",
+    )
+    assert settings.forwarded_allow_ips == "10.0.0.1,10.0.0.2"
+    assert settings.allowed_channel_ids == ["1", "2"]
+    assert settings.cors_allowed_origins == ["https://shop.example.com"]
+
