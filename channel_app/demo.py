@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from channel_app.body import UnreadableBody, read_limited_body
+from channel_app.dev_tokens import mint_accepted_token
 from channel_app.fields import check_payload_depth
 from channel_app.functions import answer_function_call
 from channel_app.inputs import describe_validation_error
@@ -37,7 +38,6 @@ from channel_app.static_assets import StaticAsset
 from config.secrets import REQUIRED_SECRETS, development_secret
 from config.settings import Settings
 from security.signature import decode_signing_key, sign
-from security.tokens import mint_client_token
 from sse.names import InvalidName, check_client_id
 
 def mints_own_tokens(settings: Settings) -> bool:
@@ -81,7 +81,6 @@ def demo_routes(settings: Settings, widget: StaticAsset) -> list[Route]:
         for name, heading in PAGES.items()
     }
     signing_key = decode_signing_key(settings.channel_signing_key.get_secret_value())
-    token_secret = settings.client_jwt_secret.get_secret_value()
     recent_calls: deque[dict[str, Any]] = deque(maxlen=RECENT_CALLS)
 
     async def demo_page(request: Request) -> Response:
@@ -95,7 +94,10 @@ def demo_routes(settings: Settings, widget: StaticAsset) -> list[Route]:
             client_id = check_client_id(request.query_params.get("clientId", ""))
         except InvalidName as invalid:
             return error_response(400, "INVALID_CLIENT_ID", str(invalid))
-        token = mint_client_token(token_secret, client_id, DEMO_TOKEN_SECONDS)
+        try:
+            token = mint_accepted_token(settings, client_id, DEMO_TOKEN_SECONDS)
+        except ValueError as unmintable:  # tokens checked with a public key: the demo cannot make one
+            return error_response(501, "NOT_IMPLEMENTED", str(unmintable))
         return JSONBody({"token": token, "expiresIn": DEMO_TOKEN_SECONDS}, headers=NO_STORE)
 
     async def dev_call(request: Request) -> Response:

@@ -32,7 +32,7 @@ import jwt
 from jwt import exceptions as jwt_errors
 from jwt.types import Options
 
-from security.hmac_jws import HmacJwsVerifier
+from security.hmac_jws import HASH_BY_ALGORITHM, HmacJwsVerifier
 from security.jwks import JwksKeyCache, UnknownKeyId
 from security.keys import (
     HMAC_MIN_SECRET_BYTES, PUBLIC_KEY_ALGORITHMS, load_public_key, require_hmac_secret, require_strong_secret,
@@ -167,9 +167,13 @@ class ClientTokenVerifier:
 def mint_client_token(
     secret: str, client_id: str, ttl_seconds: float, *, topics: Sequence[str] = (),
     audience: str | None = None, issuer: str | None = None, now: float | None = None, scope: str | None = None,
+    algorithm: str = "HS256",
 ) -> str:
-    """HS256 development/test token; `scope` (e.g. "publish") for a backend's publish token."""
-    require_strong_secret(secret, ("HS256",))
+    """A development/test token signed with `secret` (HS256, HS384 or HS512); `scope`
+    (e.g. "publish") for a backend's publish token."""
+    if algorithm not in HASH_BY_ALGORITHM:
+        raise ValueError(f"tokens are minted with HS256, HS384 or HS512, not {algorithm}")
+    require_strong_secret(secret, (algorithm,))
     if not _is_valid_subject(client_id):
         raise ValueError(f"client_id must be a non-empty string of at most {MAX_SUBJECT_CHARS} characters")
     if not (math.isfinite(ttl_seconds) and ttl_seconds > 0):
@@ -186,7 +190,7 @@ def mint_client_token(
         claims["aud"] = audience
     if issuer is not None:
         claims["iss"] = issuer
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return jwt.encode(claims, secret, algorithm=algorithm)
 
 
 def parse_duration(text: str) -> float:

@@ -16,7 +16,9 @@ import pytest
 from channel_app.app import create_app
 from channel_app.policies import InvalidConfiguration, SecurityPolicies
 from config.secrets import development_secret
+from channel_app.dev_tokens import mint_accepted_token
 from tests.support.apps import make_settings
+from tests.support.asgi import asgi_client
 from tests.support.channel import CLIENT_JWT_SECRET, SIGNING_KEY_HEX
 from tests.support.processes import PROJECT_ROOT, run_cli, service_env, start_service, stop_service, wait_until_healthy
 from tests.support.server import free_port
@@ -105,7 +107,9 @@ def test_blank_secrets_count_as_unset_in_development():
             {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET, "CLIENT_JWT_JWKS_URL": "https://id.example.com/.well-known/jwks.json"},
             "set only one of CLIENT_JWT_SECRET and CLIENT_JWT_JWKS_URL",  # the secret was ignored without a word
         ),
-        (("token", "--client-id", ""), {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "client_id"),
+        (("token", "--client-id", ""), {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "--client-id"),
+        # Review reproduction: a token for an id every route refuses (400 INVALID_CLIENT_ID).
+        (("token", "--client-id", "bad id"), {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "--client-id"),
         (("token", "--client-id", "x", "--ttl", "0"), {"CLIENT_JWT_SECRET": CLIENT_JWT_SECRET}, "positive"),
     ],
 )
@@ -130,6 +134,20 @@ def test_token_command_mints_topic_and_publish_tokens():
     assert result.returncode == 0
     claims = jwt.decode(result.stdout.strip(), CLIENT_JWT_SECRET, algorithms=["HS256"])
     assert (claims["topics"], claims["scope"]) == (["promo", "orders:*"], "publish")
+
+
+@pytest.mark.anyio
+async def test_development_tokens_follow_the_services_own_token_settings():
+    """Review reproduction: the token CLI and /dev/token minted plain HS256 tokens without
+    aud or iss, which the same service refused when CLIENT_JWT_AUDIENCE/ISSUER were set
+    or CLIENT_JWT_ALGORITHMS did not include HS256."""
+    secret = "s" * 64
+    overrides = {"client_jwt_secret": secret, "client_jwt_audience": "push", "client_jwt_issuer": "https://shop.example", "client_jwt_algorithms": "HS512"}
+    token = mint_accepted_token(make_settings(**overrides), "au1", 60)
+    assert jwt.get_unverified_header(token)["alg"] == "HS512"
+    async with asgi_client(**overrides) as http:
+        check = await http.get("/sse/check", params={"clientId": "au1", "token": token})
+    assert check.status_code == 200, check.text
 
 
 def test_token_command_rejects_a_bad_ttl():
