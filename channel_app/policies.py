@@ -41,17 +41,28 @@ class SecurityPolicies:
         return cls(
             signatures=signature_verifier(settings),  # names the key at fault itself
             tokens=_named("CLIENT_JWT_*", token_verifier, settings),
-            redirects=_named("REDIRECT_ALLOWED_HOSTS", redirect_policy, settings),
+            redirects=redirect_policy(settings),  # names the list at fault itself
             rates={scope: _named(name.upper(), _rate_parser(name), settings) for scope, name in RATE_SETTINGS.items()},
             publish_keys=_named("PUBLISH_API_KEYS", publish_keys, settings),
         )
+
+
+# The token verifier's own names for what comes from these settings.
+_TOKEN_SETTING_NAMES = {
+    "hs256_secret": "CLIENT_JWT_SECRET",
+    "public_key_pem": "CLIENT_JWT_PUBLIC_KEY",
+    "jwks_url": "CLIENT_JWT_JWKS_URL",
+}
 
 
 def _named(setting: str, build, settings: Settings):
     try:
         return build(settings)
     except ValueError as invalid:
-        raise InvalidConfiguration(f"{setting}: {invalid}") from None
+        message = str(invalid)
+        for internal, variable in _TOKEN_SETTING_NAMES.items():
+            message = message.replace(internal, variable)
+        raise InvalidConfiguration(message if message.startswith("CLIENT_JWT_") else f"{setting}: {message}") from None
 
 
 def _rate_parser(setting_name: str):
@@ -72,9 +83,11 @@ def redirect_policy(settings: Settings) -> RedirectPolicy:
         http_hosts = ["localhost", "127.0.0.1", *on_port]
     # A channel's own list replaces both default lists: https only, its hosts only.
     per_channel = {
-        channel_id: HostAllowList.parse(hosts) for channel_id, hosts in settings.redirect_allowed_hosts_by_channel.items()
+        channel_id: _named("REDIRECT_ALLOWED_HOSTS_BY_CHANNEL", lambda _, hosts=hosts: HostAllowList.parse(hosts), settings)
+        for channel_id, hosts in settings.redirect_allowed_hosts_by_channel.items()
     }
-    return RedirectPolicy(HostAllowList.parse(https_hosts, http_hosts), per_channel)
+    _named("REDIRECT_HTTP_HOSTS", lambda _: HostAllowList.parse([], http_hosts), settings)  # each list named as itself
+    return RedirectPolicy(_named("REDIRECT_ALLOWED_HOSTS", lambda _: HostAllowList.parse(https_hosts, http_hosts), settings), per_channel)
 
 
 def publish_keys(settings: Settings) -> ApiKeys:

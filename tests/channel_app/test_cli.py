@@ -120,6 +120,26 @@ def test_bad_configuration_or_arguments_get_one_line_not_a_traceback(args, env, 
     assert named in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"redirect_http_hosts": "local host"}, "REDIRECT_HTTP_HOSTS: "),
+        ({"redirect_allowed_hosts_by_channel": '{"1": ["http://x"]}'}, "REDIRECT_ALLOWED_HOSTS_BY_CHANNEL: "),
+        ({"redirect_allowed_hosts": "bad host"}, "REDIRECT_ALLOWED_HOSTS: "),
+        ({"client_jwt_secret": "short"}, "CLIENT_JWT_SECRET must be at least 32 bytes"),
+        ({"client_jwt_secret": None, "client_jwt_public_key": "notapem", "client_jwt_audience": "push"}, "CLIENT_JWT_PUBLIC_KEY is not a PEM"),
+        ({"client_jwt_secret": None, "client_jwt_jwks_url": "notaurl", "client_jwt_audience": "push"}, "CLIENT_JWT_JWKS_URL must be an https:// URL"),
+    ],
+)
+def test_a_bad_list_or_key_is_named_as_its_own_variable(overrides, named):
+    """Review reproductions: REDIRECT_HTTP_HOSTS and the per-channel lists were named
+    REDIRECT_ALLOWED_HOSTS, and the token settings by the verifier's field names
+    (`CLIENT_JWT_*: hs256_secret must be ...`)."""
+    with pytest.raises(InvalidConfiguration) as refused:
+        SecurityPolicies.from_settings(make_settings(**overrides))
+    assert str(refused.value).startswith(named), str(refused.value)
+
+
 def test_token_command_mints_a_token_for_the_configured_secret():
     result = run_cli("token", "--client-id", "visitor-1", "--ttl", "10m", env=service_env(CLIENT_JWT_SECRET=CLIENT_JWT_SECRET))
     assert result.returncode == 0
