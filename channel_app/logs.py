@@ -31,6 +31,13 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; `instance` (INSTANCE_ID) tells instances apart where
+    their logs are gathered together."""
+
+    def __init__(self, instance: str | None = None) -> None:
+        super().__init__()
+        self._instance = instance
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "time": utc_iso(record.created),
@@ -38,6 +45,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self._instance is not None:
+            line["instance"] = self._instance
         line.update(record_fields(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
@@ -91,7 +100,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "json": {"()": "channel_app.logs.JsonFormatter"},
+            "json": {"()": "channel_app.logs.JsonFormatter", "instance": settings.instance_id},
             "text": {"()": "channel_app.logs.TextFormatter"},
         },
         "filters": {

@@ -29,6 +29,14 @@ def test_json_line_has_time_level_logger_message_and_fields():
     assert parsed["time"].endswith("Z")
 
 
+def test_json_lines_name_the_instance_they_come_from():
+    """Review reproduction: INSTANCE_ID, documented as in the logs, was in none."""
+    config = logging_config(make_settings(instance_id="inst-A", log_format="json"))
+    formatter_settings = {key: value for key, value in config["formatters"]["json"].items() if key != "()"}
+    line = JsonFormatter(**formatter_settings).format(record())
+    assert json.loads(line)["instance"] == "inst-A"
+
+
 def test_json_line_stays_one_line_with_an_exception():
     try:
         raise ValueError("boom\nsecond line")
