@@ -73,7 +73,7 @@ _COMMANDS: tuple[_Command, ...] = (
         "Open a page of our website in the customer's browser.",
         "Use when the customer asks to see or go to a page of our website (a product page, their cart "
         "or checkout, an order or help page), or agrees when you offer to take them there. It opens the "
-        "page in the browser tab the customer is chatting from, so use it only after they asked or "
+        "page in every tab of our website the customer has open, so use it only after they asked or "
         "agreed. Pass a full https URL of our own site taken from your knowledge or the customer's "
         "message; never invent one. " + _EMPTY_CLIENT,
         (("en", "redirectClient", "Open a page in the customer's browser"),

@@ -44,6 +44,12 @@ def test_no_description_names_a_wait_that_a_setting_decides() -> None:
     assert not re.search(r"\d+ seconds", texts)
 
 
+def test_the_redirect_description_says_it_moves_every_open_tab() -> None:
+    """Review reproduction: ALF was told the page opens in the tab the customer chats
+    from, while a redirect moves every open tab (README)."""
+    assert "every tab" in by_name()["redirectClient"]["alfDescription"]
+
+
 def test_alf_descriptions_also_fit_the_older_500_char_cap() -> None:
     for cmd in command_definitions():
         assert len(cmd["alfDescription"]) <= LEGACY_MAX_ALF_DESCRIPTION, cmd["name"]
