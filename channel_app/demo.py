@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from channel_app.body import UnreadableBody, read_limited_body
 from channel_app.dev_tokens import mint_accepted_token
-from channel_app.fields import check_payload_depth
+from channel_app.fields import check_payload
 from channel_app.functions import answer_function_call
 from channel_app.inputs import describe_validation_error
 from channel_app.responses import JSONBody, NO_STORE, error_response
@@ -68,7 +68,7 @@ class DevCall(BaseModel):
     method: str = Field(min_length=1, max_length=128)
     # Nested at most as deep as a payload may be: the call is encoded again to be signed,
     # and orjson encodes far fewer levels than it parses (a 300-deep input was a 500).
-    input: Annotated[dict[str, Any], AfterValidator(check_payload_depth)] = Field(default_factory=dict)
+    input: Annotated[dict[str, Any], AfterValidator(check_payload)] = Field(default_factory=dict)
 
 
 def demo_routes(settings: Settings, widget: StaticAsset) -> list[Route]:

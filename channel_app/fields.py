@@ -14,8 +14,10 @@ from sse.names import check_client_id, check_event_name, check_topic
 MAX_PAYLOAD_DEPTH = 32
 
 
-def check_payload_depth(value: Any) -> Any:
-    """`value` unchanged if its objects and arrays nest at most MAX_PAYLOAD_DEPTH deep."""
+def check_payload(value: Any) -> Any:
+    """`value` unchanged if its objects and arrays nest at most MAX_PAYLOAD_DEPTH deep
+    and none of its numbers lost digits when parsed."""
+    _check_number(value)
     containers = [value] if isinstance(value, (dict, list)) else []
     depth = 0
     while containers:
@@ -25,8 +27,19 @@ def check_payload_depth(value: Any) -> Any:
         children: list[Any] = []
         for container in containers:
             children.extend(container.values() if isinstance(container, dict) else container)
+        for child in children:
+            if type(child) is float:
+                _check_number(child)
         containers = [child for child in children if isinstance(child, (dict, list))]
     return value
+
+
+def _check_number(value: Any) -> None:
+    """JSON parsing turns integers past 64 bits into floats: 18446744073709551617 would
+    go out as 1.8446744073709552e+19, another number. Every number that large is refused
+    (a float written as 1e20 with it: after parsing the two cannot be told apart)."""
+    if type(value) is float and value.is_integer() and not -(2**63) < value < 2**64:
+        raise ValueError("a whole number beyond 64 bits would lose digits; send it as text")
 
 
 def not_a_float(value: Any) -> Any:
@@ -43,4 +56,4 @@ ClientId = Annotated[str, BeforeValidator(not_a_float), AfterValidator(check_cli
 ContextId = Annotated[str, BeforeValidator(not_a_float)]
 TopicName = Annotated[str, AfterValidator(check_topic)]
 EventName = Annotated[str, AfterValidator(check_event_name)]
-EventPayload = Annotated[Any, AfterValidator(check_payload_depth)]
+EventPayload = Annotated[Any, AfterValidator(check_payload)]

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
-from channel_app.fields import ClientId, EventName, TopicName, check_payload_depth
+from channel_app.fields import ClientId, EventName, TopicName, check_payload
 from sse.names import InvalidName
 
 
@@ -120,7 +120,7 @@ class SendEventInput(QueueableTarget, AckWait, TopicOption):
                 value = orjson.loads(value)
             except orjson.JSONDecodeError:
                 return value
-        return check_payload_depth(value)
+        return check_payload(value)
 
 
 class BroadcastInput(_Input):

@@ -159,6 +159,23 @@ async def test_a_payload_nested_deeper_than_we_can_send_is_invalid_params(make_c
     assert "nested more than 32 levels" in error["message"]
 
 
+@pytest.mark.parametrize("number", [b"18446744073709551616", b"-9223372036854775809", b"[1, 123456789012345678901234567890]"])
+async def test_a_payload_number_that_would_lose_digits_is_invalid_params(make_client, number):
+    """Review reproduction (publish API): integers past 64 bits were parsed as floats and
+    went out changed (1.8446744073709552e+19) with a 200."""
+    http = await make_client()
+    body = b'{"method": "sendEvent", "params": {"input": {"clientId": "x", "action": "a", "payload": {"n": %s}}}}' % number
+    error = (await http.put("/functions", content=body, headers=signed_headers(body))).json()["error"]
+    assert error["type"] == "INVALID_PARAMS" and "64 bits" in error["message"]
+
+
+async def test_payload_numbers_within_64_bits_and_fractions_pass(make_client):
+    http = await make_client()
+    body = b'{"method": "sendEvent", "params": {"input": {"clientId": "x", "action": "a", "payload": [18446744073709551615, -9223372036854775808, 1.5, 1e19, -1e-300]}}}'
+    answer = (await http.put("/functions", content=body, headers=signed_headers(body))).json()
+    assert answer["error"]["type"] == "CLIENT_NOT_CONNECTED"  # validated; nobody listening
+
+
 async def test_per_channel_redirect_list_from_settings_replaces_the_default(make_client, monkeypatch):
     from config.settings import Settings
 

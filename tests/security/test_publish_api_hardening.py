@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 
 from channel_app.policies import InvalidConfiguration
@@ -125,6 +126,14 @@ async def test_a_payload_nested_deeper_than_we_can_send_is_400_and_nothing_is_pu
         fixed = {**body, "events": [{"event": "first", "data": {}}, {"event": "deep", "data": nested(32)}]}
         assert (await publish(server.url, fixed)).json()["delivered"] == 1
         assert [(await reader.next_event()).event for _ in range(2)] == ["first", "deep"]
+
+
+async def test_data_with_a_number_that_would_lose_digits_is_400(server):
+    body = b'{"target": {"clientId": "bigint"}, "event": "x", "data": {"orderId": 18446744073709551617}}'
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.post("/api/publish", content=body, headers={"X-API-Key": PUBLISH_KEY, "Content-Type": "application/json"})
+    assert error_of(response) == (400, "INVALID_REQUEST")
+    assert "64 bits" in response.json()["error"]["message"]
 
 
 async def test_an_unexpected_failure_frees_the_request_id_for_a_retry(monkeypatch):
