@@ -3,6 +3,12 @@
 The page is a static HTML file; its script and style are served from
 `/ops/assets/` (channel_app/static/ops/, package data) and it draws from
 `/sse/status/stream`. Nothing comes from a CDN, so it works offline.
+
+The page itself holds no data, so it is served without the ops token (which
+guards the stream it draws from): opened as `/ops?token=...`, its script keeps
+the token for the tab and takes it out of the address bar, and a reload still
+works. It was behind the token too, and a reload (the token gone from the URL)
+got a 401 (review reproduction). Production without OPS_TOKEN still refuses it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from channel_app.ops_auth import ops_refusal
+from channel_app.ops_auth import ops_disabled, ops_refusal
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -36,7 +42,7 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 async def ops_page(request: Request) -> Response:
-    refusal = ops_refusal(request, request.app.state.settings, open_when_unset=False)
+    refusal = ops_disabled(request.app.state.settings, open_when_unset=False)
     if refusal is not None:
         return refusal
     page = files("channel_app").joinpath("static", "ops.html").read_bytes()

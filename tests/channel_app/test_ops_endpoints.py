@@ -34,7 +34,7 @@ async def test_development_without_ops_token_allows_the_ops_page():
             assert (await http.get("/ops")).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/sse/status/stream", "/ops"])
+@pytest.mark.parametrize("path", ["/sse/status/stream", "/metrics"])
 @pytest.mark.parametrize(
     "credentials",
     [{}, {"params": {"token": "wrong"}}, {"headers": {"Authorization": "Bearer wrong"}}, {"params": {"token": ""}}],
@@ -46,6 +46,18 @@ async def test_ops_views_refuse_a_missing_or_wrong_token(path, credentials):
             response = await http.get(path, **credentials)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_the_ops_page_is_served_without_the_token_it_holds_no_data():
+    """Review reproduction: a reload of /ops (its token gone from the address bar) was
+    a 401, so the page could not be reloaded or bookmarked. The data stays behind the
+    token: the page only draws from the status stream."""
+    with run_server(make_app(ops_token=OPS_TOKEN, app_env="production")) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            page = await http.get("/ops")
+            stream = await http.get("/sse/status/stream")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert stream.status_code == 401
 
 
 async def test_status_stream_sends_status_memory_cpu_rates_and_ends_on_drain():

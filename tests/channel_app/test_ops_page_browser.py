@@ -52,6 +52,7 @@ async def test_ops_page_draws_live_connection_and_rate_charts(tmp_path):
     assert all(url.startswith(server.url) for url in seen["requests"]), seen["requests"]
     assert seen["connections"] == str(VISITORS)
     assert seen["location"].endswith("/ops")  # the token was taken out of the address bar
+    assert seen["after_reload"] == str(VISITORS)
     assert seen["points"]["connections"] >= 4 and seen["points"]["delivered"] >= 4
     assert seen["peak_delivered"] > 0
     assert screenshot.stat().st_size > 10_000
@@ -85,4 +86,11 @@ async def _load_page(base_url: str, tmp_path):
         )
         screenshot = tmp_path / "ops-page.png"
         await page.screenshot(path=str(screenshot), full_page=True)
+        # Review reproduction: a reload (the token gone from the URL) was a 401 page.
+        await page.reload()
+        await page.wait_for_function("() => document.querySelector('#connections').textContent !== '–'", timeout=15_000)
+        seen["after_reload"] = await page.text_content("#connections")
+        stranger = await browser.new_page()  # another tab: no token kept for it
+        await stranger.goto(f"{base_url}/ops")
+        await stranger.wait_for_function("() => document.querySelector('#state').dataset.state === 'refused'", timeout=15_000)
     return screenshot, seen

@@ -36,18 +36,39 @@
     return function (s) { return (s.rates && s.rates[name]) || 0; };
   }
 
+  var TOKEN_KEY = "channel-push-ops-token";
+
   function streamUrl() {
-    // The ops token may arrive in the page URL (EventSource cannot send headers);
-    // pass it on to the stream and take it out of the address bar and history.
+    // The ops token may arrive in the page URL (EventSource cannot send headers):
+    // take it out of the address bar and history, and keep it for this tab only
+    // (sessionStorage), so a reload still finds it.
     var params = new URLSearchParams(window.location.search);
     var token = params.get("token");
     if (token) {
       params.delete("token");
       var rest = params.toString();
       window.history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
-      return "sse/status/stream?token=" + encodeURIComponent(token);
+      keepToken(token);
+    } else {
+      token = keptToken();
     }
-    return "sse/status/stream";
+    return token ? "sse/status/stream?token=" + encodeURIComponent(token) : "sse/status/stream";
+  }
+
+  function keepToken(token) {
+    try {
+      window.sessionStorage.setItem(TOKEN_KEY, token);
+    } catch (unavailable) {
+      // storage off: the page works until it is reloaded
+    }
+  }
+
+  function keptToken() {
+    try {
+      return window.sessionStorage.getItem(TOKEN_KEY);
+    } catch (unavailable) {
+      return null;
+    }
   }
 
   function el(name, attrs, parent) {
@@ -193,6 +214,11 @@
       render(latest);
     });
     source.onerror = function () {
+      if (source.readyState === EventSource.CLOSED) {
+        // Refused (a missing or wrong token is 401): EventSource does not try again.
+        setState("refused", "refused: open /ops?token=<OPS_TOKEN>");
+        return;
+      }
       // EventSource reconnects by itself (after the server's retry hint).
       setState("reconnecting", "reconnecting");
     };
