@@ -83,9 +83,17 @@ class ServiceHttpProtocol(HeaderLimitedProtocol):
         super().data_received(data)
 
     def send_400_response(self, msg: str) -> None:
+        refused = self.cycle
+        if refused is not None and refused.more_body and self.pipeline and self.pipeline[0][0] is refused:
+            # A pipelined request refused for its body (a bad chunk size): it never runs,
+            # and its 400 follows the requests ahead of it, the newest of which becomes
+            # the connection's latest request again.
+            self.pipeline.popleft()
+            refused.on_response = _no_response_callback
+            self.cycle = refused.scope.get(REQUEST_AHEAD)
         last_ahead = self.cycle  # the newest request parsed whole: every other one ahead is answered before it
         if last_ahead is None or last_ahead.response_complete or last_ahead.more_body:
-            _refuse(self.transport)  # nothing ahead, or this is the request whose body was arriving
+            _refuse(self.transport)  # nothing ahead, or this is the running request whose body was arriving
         elif not _refusal_waiting(last_ahead):
             self._head_bytes = None  # no head timer: the refused head is not coming
             last_ahead.on_response = partial(_refuse_after, last_ahead, last_ahead.on_response)

@@ -638,17 +638,34 @@ def test_a_refused_request_pipelined_behind_calls_is_answered_after_them_in_orde
     assert json.loads(answer.rpartition(b"\r\n\r\n")[2])["error"]["type"] == "BAD_REQUEST"
 
 
-def test_a_refused_request_pipelined_behind_a_stream_leaves_the_stream_running(uvicorn_errors):
+BAD_CHUNKED_BODY = b"PUT /functions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n"
+
+
+def test_a_request_refused_for_its_body_pipelined_behind_a_call_is_answered_after_it():
+    """Review reproduction: a bad chunk size in a pipelined request was still answered
+    400 at once, and the call ahead of it, its event sent, lost its answer."""
+    body = function_body("notify", {"clientId": "nobody-here", "message": "hello"})
+    headers = "".join(f"{name}: {value}\r\n" for name, value in signed_headers(body).items())
+    call = f"PUT /functions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body
+    with run_server(make_app()) as server:
+        answer = _raw_exchange(int(server.url.rsplit(":", 1)[1]), call + BAD_CHUNKED_BODY)
+    assert re.findall(rb"HTTP/1\.1 \d{3}", answer) == [b"HTTP/1.1 200", b"HTTP/1.1 400"]
+    assert b"CLIENT_NOT_CONNECTED" in answer
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["same-read", "while-streaming"])
+@pytest.mark.parametrize("refused", [b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n", BAD_CHUNKED_BODY], ids=["method", "chunk-size"])
+def test_a_refused_request_pipelined_behind_a_stream_leaves_the_stream_running(uvicorn_errors, refused, together):
     with run_server(make_app()) as server:
         port = int(server.url.rsplit(":", 1)[1])
         stream = f"GET /sse/connect?clientId=visitor&token={client_token('visitor')} HTTP/1.1\r\nHost: x\r\n\r\n"
         with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(stream.encode() + b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(stream.encode() + (refused if together else b""))
             sock.settimeout(5)
             received = b""
             while b"event: connected" not in received:
                 received += sock.recv(65536)
-            sock.sendall(b"more bytes after the refused request")
+            sock.sendall((b"" if together else refused) + b"more bytes after the refused request")
             body = function_body("notify", {"clientId": "visitor", "message": "still here"})
             assert httpx.put(server.url + "/functions", content=body, headers=signed_headers(body)).json()["result"]["delivered"] == 1
             while b"still here" not in received:
