@@ -24,7 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, f
 from channel_app.fields import ClientId, EventName, EventPayload, TopicName
 
 MAX_SEQUENCE_EVENTS = 100
-RESERVED_EVENTS = frozenset({"connected"})
+RESERVED_EVENTS = frozenset({"connected", "replayed"})  # the stream's own (channel_app/stream.py)
 OBJECT_DATA_EVENTS = frozenset({"notification", "custom"})
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 

@@ -23,7 +23,7 @@ from channel_app.responses import STREAM_HEADERS, JSONBody, error_response
 from channel_app.topic_request import authorize_topics, requested_topics
 from security.ratelimit import Decision
 from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Subscription
-from sse.events import Event, encode_frame, encode_id_only, encode_retry, encode_unidentified_frame
+from sse.events import Event, encode_frame, encode_retry, encode_unidentified_frame
 from sse.names import InvalidName, check_client_id
 from sse.registry import ConnectionRefused
 from sse.timestamps import utc_timestamp
@@ -33,6 +33,7 @@ logger = logging.getLogger("channel_push.stream")
 RAW_STREAM_HEADERS = raw_headers(STREAM_HEADERS)
 LIFETIME_JITTER = 0.1  # a stream lasts between 90 % and all of MAX_STREAM_SECONDS
 PLANNED_END_RETRY_MS = 250  # the `retry:` hint that ends a stream at its maximum lifetime
+REPLAYED_DATA = b'{"type":"replayed"}'  # after a replay: its id is the newest the stream has reached
 
 
 async def connect_stream(request: Request) -> ASGIApp:
@@ -110,7 +111,7 @@ class ClientStream:
                 # Heartbeats come from one shared loop, not a task per stream.
                 opening = [retry + self._connected_frame(active), *active.replay]
                 if active.replay:
-                    opening.append(encode_id_only(active.cursor))
+                    opening.append(encode_frame(active.cursor, "replayed", REPLAYED_DATA))
                 metrics = self._services.metrics
                 response = EventStreamResponse(
                     active.connection, opening, RAW_STREAM_HEADERS, metrics.frame_written, metrics.written_at_publish
@@ -144,8 +145,9 @@ class ClientStream:
         # increase, so it must not pass the replay behind it. Resuming, it stays where the
         # browser resumed from: a stream cut before the replay is written resumes from
         # there again, where the newest replayed id would have skipped the replay for good.
-        # New, with queued events to hand over (older than the newest id), it has no id;
-        # the cursor follows the replay as an id-only frame.
+        # New, with queued events to hand over (older than the newest id), it has no id.
+        # Either way a `replayed` event carrying the cursor follows the replay: the browser
+        # (and the widget, which sees only dispatched events) takes its id as Last-Event-ID.
         if self._resume_from:
             return encode_frame(self._resume_from, event.name, event.encode_data())
         if subscription.replay:

@@ -43,12 +43,6 @@ def encode_unidentified_frame(name: str, data_json: bytes) -> bytes:
     return b"event: %s\ndata: %s\n\n" % (name.encode(), data_json)
 
 
-def encode_id_only(event_id: str) -> bytes:
-    """Sets the browser's Last-Event-ID and dispatches nothing (no data: HTML's SSE
-    parsing sets the id, then drops an event with an empty data buffer)."""
-    return b"id: %s\n\n" % event_id.encode()
-
-
 def encode_retry(retry_ms: int) -> bytes:
     return b"retry: %d\n\n" % retry_ms
 

@@ -256,7 +256,9 @@ class RedisBroker:
                     raise
                 cursor = newest_id(head, replay)
                 self._fanout.joined(connection, cursor)
-                yield Subscription(connection, self._fanout.replay_then_early_frames(connection, replay, cursor, last_event_id), cursor)
+                opening = self._fanout.replay_then_early_frames(connection, replay, cursor, last_event_id)
+                # Live frames that came during the JOIN may be newer than the cursor it read.
+                yield Subscription(connection, opening, self._fanout.reached(connection))
             finally:
                 self._fanout.closed(connection)
                 await self._presence.leave(client_id, member)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sse.events import parse_event_id
+from sse.events import format_event_id, parse_event_id
 from sse.redis_scripts import RedisKeys
 from sse.registry import Connection, ConnectionRegistry
 from sse.replay import IdentifiedFrame, frame_event_id, merge_replay
@@ -103,6 +103,10 @@ class LocalFanout:
             newest = keyed[-1][0]
         self._sent_up_to[connection.id] = newest
         return [frame for _, frame in keyed] + without_id
+
+    def reached(self, connection: Connection) -> str:
+        """The newest event id the connection's opening carries or its cursor names."""
+        return format_event_id(*self._sent_up_to[connection.id])
 
     def has_opened(self, connection: Connection) -> bool:
         """Whether the connection has joined and not yet begun to close: only such a

@@ -276,6 +276,11 @@
           self._setStatus(STATES.open);
           self._scheduleRenewal(source, token);
         });
+        // After the events a stream opened with (missed, or queued for this page): its id
+        // is the newest the stream has reached, which may be newer than theirs.
+        source.addEventListener("replayed", function (event) {
+          self._remember(event);
+        });
         source.addEventListener("redirect", function (event) {
           self._dispatch(event, self._redirect);
         });
@@ -453,7 +458,7 @@
   }
 
   // Handlers for event names of the site's own (options.events); the built-in ones keep theirs.
-  var BUILT_IN_EVENTS = { connected: true, redirect: true, notification: true, custom: true };
+  var BUILT_IN_EVENTS = { connected: true, replayed: true, redirect: true, notification: true, custom: true };
 
   Connection.prototype._listenToNamedEvents = function (source) {
     var self = this;

@@ -76,3 +76,20 @@ def test_an_event_published_to_a_topic_by_the_backend_is_shown_and_not_acknowled
     expect(page.locator(".channelpush-toast-message")).to_have_text("sale today")
     page.wait_for_timeout(500)
     assert acks == []
+
+
+def test_a_page_opened_with_queued_events_resumes_from_the_newest_id_not_the_queued_ones(page, sites):
+    """Review reproduction: the queued events a new page is handed are older than the
+    topic events published before it loaded; the widget's last id stayed at the queued
+    one, so its next stream (a token renewal) replayed those older topic events and the
+    page acted on them. The stream's `replayed` event carries the newest id."""
+    subscriber = page.context.new_page()
+    subscriber.goto(sites.shop_page("other", topics="promo"))
+    expect(subscriber.locator("#status")).to_have_text("open", timeout=10_000)
+    body = function_body("notify", {"clientId": "visitor", "message": "queued for you", "queueIfOffline": True})
+    queued = httpx.put(f"{sites.push.url}/functions", content=body, headers=signed_headers(body), timeout=15).json()["result"]
+    earlier = publish(sites, {"target": {"topic": "promo"}, "event": "notification", "data": {"message": "before the page"}})
+    assert queued["queued"] and earlier["delivered"] == 1
+    page.goto(sites.shop_page("visitor", topics="promo"))
+    expect(page.locator(".channelpush-toast-message")).to_have_text("queued for you", timeout=10_000)
+    wait_until(lambda: page.evaluate("window.push.lastEventId") == earlier["eventId"])

@@ -143,8 +143,9 @@ async def test_reconnect_replays_client_stream_and_topics_exactly_once_in_order(
         mine = [event_id for target, event_id in sent if target.get("topic") != "elsewhere" and event_id]
         async with open_stream(server.url, "alice", last_event_id=seen[-1], topics=topics) as (resumed, _):
             marker = (await publish(server.url, {"target": {"clientId": "alice"}, "event": "marker"})).json()["eventId"]
-            replayed = [event.id for event in await read_until(resumed, "marker")]
-    assert replayed == mine[3:] + [marker]
+            replayed = [(event.event, event.id) for event in await read_until(resumed, "marker")]
+    # The missed events, then `replayed` with the newest id the stream has reached, then live ones.
+    assert replayed == [("step", event_id) for event_id in mine[3:]] + [("replayed", mine[-1]), ("marker", marker)]
 
 
 async def test_same_id_publishes_once_and_answers_the_same(server):
@@ -299,6 +300,7 @@ async def test_a_queue_full_refusal_that_published_nothing_frees_its_id(backend)
         assert (full.status_code, full.json()["error"]["type"], full.json()["error"]["eventIds"]) == (429, "QUEUE_FULL", [])
         async with open_stream(server.url, "away") as (reader, _):
             assert [(await reader.next_event()).id for _ in range(2)] == [answer["eventId"] for answer in waiting]
+            assert (await reader.next_event()).event == "replayed"
             retry = await publish(server.url, body)
             assert retry.status_code == 200 and "idempotent-replayed" not in retry.headers
             assert (await reader.next_event()).id == retry.json()["eventId"]

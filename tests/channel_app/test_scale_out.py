@@ -100,6 +100,7 @@ async def test_sigkilled_instance_clients_resume_on_the_other_with_last_event_id
             missed = [await on_a.next_event() for _ in in_transit]
             assert [event.id for event in missed] == [result["eventId"] for result in in_transit]
             assert [event.data["message"] for event in missed] == ["two", "three"]
+            assert (await on_a.next_event()).event == "replayed"
             live = (await notify(a.url, "visitor", "four"))["result"]
             assert (await on_a.next_event()).id == live["eventId"]
             with pytest.raises(TimeoutError):

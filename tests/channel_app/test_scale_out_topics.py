@@ -53,6 +53,7 @@ async def test_stream_of_a_killed_instance_resumes_client_and_topics_on_the_othe
                 resumed = [await on_a.next_event() for _ in sent]
                 assert [event.id for event in resumed] == sent
                 assert [event.data["n"] for event in resumed] == list(range(1, 7))
+                assert (await on_a.next_event()).event == "replayed"
                 live = (await publish(a.url, {"target": {"topic": "promo"}, "event": "step", "data": {"n": 7}})).json()
                 assert (await on_a.next_event()).id == live["eventId"]
                 with pytest.raises(TimeoutError):

@@ -82,11 +82,12 @@ async def test_ids_on_a_new_stream_with_queued_events_only_increase(server):
             received = ""
             async for chunk in response.aiter_text():
                 received += chunk
-                if f"id: {queued[-1]}\n\n" in received:  # the queued events, then the cursor alone
+                if "event: replayed" in received:  # the queued events, then the cursor
                     break
     ids = re.findall(r"^id: (.*)$", received, flags=re.MULTILINE)
     assert ids == [*queued, queued[-1]]
     assert received.index("event: connected") < received.index(f"id: {queued[0]}")
+    assert received.rindex(f"id: {queued[-1]}") < received.index("event: replayed")
 
 
 async def test_offline_client_without_queueing_is_not_connected_and_gets_nothing_later(server):

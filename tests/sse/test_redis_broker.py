@@ -483,3 +483,22 @@ def _after_first_call(then):
         return call
 
     return wrap
+
+
+async def test_a_new_streams_cursor_counts_an_event_that_arrived_live_during_its_join(redis_url, monkeypatch):
+    """Review reproduction: a live event that came while the JOIN was answered was written
+    in the opening, but the cursor stayed the JOIN's, older: the stream's last id went
+    back, and a reconnect replayed the event a second time."""
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+        join, during = a._join, []
+
+        async def join_then_an_event_arrives(*args, **kwargs):
+            answer = await join(*args, **kwargs)
+            during.append(await b.publish("alice", note("during the join")))
+            await asyncio.sleep(0.2)  # delivered to a's listener, held for the joining stream
+            return answer
+
+        monkeypatch.setattr(a, "_join", join_then_an_event_arrives)
+        async with a.subscribe("alice", None) as subscription:
+            assert [parse_frame(frame).id for frame in subscription.replay] == [during[0].event_id]
+            assert subscription.cursor == during[0].event_id

@@ -70,3 +70,16 @@ async def test_after_a_catch_up_an_older_broadcast_still_on_its_way_is_not_writt
         fanout.deliver(keys.channel("visitor"), frame("1005-0"))  # the live copy of a caught-up frame
         fanout.deliver_all(frame("1006-0"))
         assert connection.take_pending() == [frame("1005-0"), frame("1006-0")]
+
+
+@pytest.mark.anyio
+async def test_the_cursor_a_stream_reaches_counts_live_frames_that_came_during_its_join():
+    """Review reproduction: the opening ended with the JOIN's cursor although a newer live
+    frame had come in during the JOIN and was written before it, so the browser's
+    Last-Event-ID went back and a reconnect replayed that event a second time."""
+    fanout, registry, keys = fanout_and_registry()
+    async with registry.open("visitor") as connection:
+        fanout.deliver(keys.channel("visitor"), frame("1009-0"))
+        opening = fanout.replay_then_early_frames(connection, [], "1005-0")
+        assert opening == [frame("1009-0")]
+        assert fanout.reached(connection) == "1009-0"
