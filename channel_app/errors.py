@@ -32,6 +32,10 @@ def broker_failure(failure: Exception, publishes: bool = True, part_sent: bool =
     if isinstance(failure, BrokerRefusedWrite):
         return BROKER_REFUSED_REST if part_sent else BROKER_REFUSED
     return BROKER_UNCONFIRMED if publishes else BROKER_UNREACHABLE
+CUT_MID_PUBLISH = (
+    "this instance shut down while publishing: the events listed went out, and the one "
+    "after them may have too; with an id, a retry is answered with what did"
+)
 CUT_BEFORE_READ = "this instance shut down before the call was read; nothing was sent, so retry"
 CUT_BY_SHUTDOWN = (
     "this instance shut down before the call finished; an event it sent may have been "

@@ -25,6 +25,7 @@ the widget navigates on it. Every request is counted once in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -35,7 +36,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from channel_app.body import UnreadableBody, read_limited_body
-from channel_app.errors import broker_failure
+from channel_app.errors import CUT_MID_PUBLISH, broker_failure
 from channel_app.idempotency import body_digest, record_key
 from channel_app.inputs import describe_validation_error
 from channel_app.publish_auth import PublishAuthFailed, authenticate_publisher, publish_enabled
@@ -192,6 +193,15 @@ async def _publish(services, publish: PublishRequest, fence_for: FenceFor | None
             # Nothing went out: refused, so the id is freed for a retry once the queue drains.
             raise Refused(429, "QUEUE_FULL", message, eventIds=[]) from None
         return 429, outcome.partial("QUEUE_FULL", message)
+    except asyncio.CancelledError:
+        # Cut by the end of the shutdown grace midway: answered like a sequence Redis
+        # stopped, naming what went out (channel_app/shutdown_cut.py would say nothing did).
+        if not services.lifecycle.draining:
+            raise
+        asyncio.current_task().uncancel()
+        if outcome.event_ids:
+            return 503, outcome.partial("UNAVAILABLE", CUT_MID_PUBLISH)
+        raise Refused(503, "UNAVAILABLE", CUT_MID_PUBLISH) from None
     except (BrokerUnavailable, PublishFenced) as failed:
         if outcome.event_ids:
             return 503, outcome.partial("UNAVAILABLE", broker_failure(failed, part_sent=True))

@@ -188,6 +188,31 @@ async def test_a_sequence_spends_the_clients_event_limit_once_per_event(backend)
     assert long_one.status_code == 200  # longer than the limit: it spends the whole budget, and can pass
 
 
+async def test_a_sequence_cut_by_the_shutdown_grace_names_the_events_that_went_out():
+    """Review reproduction: cut midway by the end of SHUTDOWN_GRACE_SECONDS, a sequence
+    was answered 'nothing was done, retry' after six of its events had gone out, and
+    was neither logged nor counted."""
+    app = make_app(publish_api_keys=PUBLISH_KEY)
+    with run_server(app) as server:
+        services = app.state.services
+        publish_for_real, published = services.sse.publish, []
+
+        async def cut_at_the_second(*args, **kwargs):
+            if published:
+                services.lifecycle.begin_drain()
+                asyncio.current_task().cancel()  # as uvicorn does when the grace ends
+                await asyncio.sleep(1)
+            published.append(await publish_for_real(*args, **kwargs))
+            return published[-1]
+
+        services.sse.publish = cut_at_the_second
+        body = {"target": {"clientId": "alice"}, "events": chunks(3), "queueIfOffline": True}
+        cut = await publish(server.url, body)
+    assert (cut.status_code, cut.json()["error"]["type"]) == (503, "UNAVAILABLE")
+    assert cut.json()["error"]["eventIds"] == [published[0].event_id]
+    assert "went out" in cut.json()["error"]["message"]
+
+
 async def test_publish_is_counted_in_metrics(server):
     await publish(server.url, {"target": {"topic": "promo"}, "event": "sale"})
     await publish(server.url, {"target": {"topic": "promo"}}, key="wrong-key-0123456789abcdef")
