@@ -97,26 +97,27 @@ class Settings(BaseSettings):
 
     # Broker
     redis_url: str | None = None
-    redis_timeout_seconds: float = Field(1.0, gt=0)
+    redis_timeout_seconds: float = Field(1.0, gt=0, le=60)
     # Every key and pub/sub channel starts with it. Pub/sub ignores database numbers, so
     # two deployments on one Redis server must differ here: by default the database
     # number is part of it ("cp:" for database 0, "cp:5:" for /5).
     redis_key_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
-    # Streams
-    heartbeat_seconds: float = Field(15.0, gt=0)
+    # Streams. Durations have upper bounds too: HEARTBEAT_SECONDS=1e9 made each heartbeat
+    # round allocate millions of slices, and a TTL of 1e20 s is refused by Redis.
+    heartbeat_seconds: float = Field(15.0, gt=0, le=600)
     retry_ms: int = Field(3000, ge=0)
-    send_timeout_seconds: float = Field(10.0, gt=0)
+    send_timeout_seconds: float = Field(10.0, gt=0, le=600)
     connection_queue_size: int = Field(64, ge=2)
     max_connections_per_client: int = Field(5, ge=1)
     max_connections: int = Field(20000, ge=1)
-    max_stream_seconds: float = Field(1800.0, gt=0)
+    max_stream_seconds: float = Field(1800.0, gt=0, le=86400)
     history_size: int = Field(100, ge=0)
-    history_ttl_seconds: float = Field(300.0, gt=0)
+    history_ttl_seconds: float = Field(300.0, gt=0, le=604800)
 
     # Store-and-forward for clients with no open stream (`queueIfOffline`)
     queue_if_offline_default: bool = False
-    queue_ttl_seconds: float = Field(30.0, gt=0)
+    queue_ttl_seconds: float = Field(30.0, gt=0, le=86400)
     queue_size: int = Field(20, ge=1)
 
     # Function calls (and the publish API)
@@ -131,8 +132,8 @@ class Settings(BaseSettings):
 
     # Operations
     ops_token: SecretStr | None = None
-    shutdown_grace_seconds: float = Field(5.0, ge=0)
-    status_stream_seconds: float = Field(2.0, gt=0)
+    shutdown_grace_seconds: float = Field(5.0, ge=0, le=3600)
+    status_stream_seconds: float = Field(2.0, gt=0, le=3600)
     metrics_event_names: CommaList = []  # publish API event names with their own metric label
 
     @field_validator(

@@ -32,6 +32,11 @@ def problem(**values: object) -> str:
         ({"app_env": "production", "channel_api_base_url": "http://channel.internal"}, "CHANNEL_API_BASE_URL must be https://"),
         ({"heartbeat_seconds": "inf"}, "HEARTBEAT_SECONDS: "),  # started, and never sent a heartbeat
         ({"max_stream_seconds": "inf"}, "MAX_STREAM_SECONDS: "),
+        # Review reproductions: 1e9 s heartbeats made each round allocate millions of slices;
+        # TTLs of 1e20 s started and then every queued call failed in Redis.
+        ({"heartbeat_seconds": "1000000000"}, "HEARTBEAT_SECONDS: "),
+        ({"history_ttl_seconds": "1e20"}, "HISTORY_TTL_SECONDS: "),
+        ({"queue_ttl_seconds": "1e20"}, "QUEUE_TTL_SECONDS: "),
         ({"forwarded_allow_ips": '["10.0.0.1", 2]'}, "FORWARDED_ALLOW_IPS: "),
     ],
 )
