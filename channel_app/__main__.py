@@ -75,8 +75,11 @@ def configuration_problem(error: Exception) -> str:
     """One line naming the setting, whatever kind of error it was."""
     if isinstance(error, ValidationError):
         first = error.errors()[0]
-        setting = "_".join(str(part) for part in first["loc"]).upper() or "settings"
-        return f"{setting}: {first['msg']} (and {error.error_count() - 1} more)" if error.error_count() > 1 else f"{setting}: {first['msg']}"
+        # A list's entry is named by its position, not as a variable of its own (ALLOWED_CHANNEL_IDS_0).
+        setting = "_".join(str(part) for part in first["loc"] if not isinstance(part, int)).upper() or "settings"
+        entries = [part for part in first["loc"] if isinstance(part, int)]
+        where = f"{setting} (entry {entries[0] + 1})" if entries else setting
+        return f"{where}: {first['msg']} (and {error.error_count() - 1} more)" if error.error_count() > 1 else f"{where}: {first['msg']}"
     return str(error).splitlines()[0]
 
 

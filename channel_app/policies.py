@@ -6,6 +6,8 @@ the server listens, with one line naming the problem.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from config.settings import Settings
@@ -40,7 +42,7 @@ class SecurityPolicies:
     def from_settings(cls, settings: Settings) -> "SecurityPolicies":
         return cls(
             signatures=signature_verifier(settings),  # names the key at fault itself
-            tokens=_named("CLIENT_JWT_*", token_verifier, settings),
+            tokens=_named("CLIENT_JWT_*", token_verifier, settings, _TOKEN_SETTING_NAMES),
             redirects=redirect_policy(settings),  # names the list at fault itself
             rates={scope: _named(name.upper(), _rate_parser(name), settings) for scope, name in RATE_SETTINGS.items()},
             publish_keys=_named("PUBLISH_API_KEYS", publish_keys, settings),
@@ -49,20 +51,25 @@ class SecurityPolicies:
 
 # The token verifier's own names for what comes from these settings.
 _TOKEN_SETTING_NAMES = {
-    "hs256_secret": "CLIENT_JWT_SECRET",
-    "public_key_pem": "CLIENT_JWT_PUBLIC_KEY",
-    "jwks_url": "CLIENT_JWT_JWKS_URL",
+    r"\bhs256_secret\b": "CLIENT_JWT_SECRET",
+    r"\bpublic_key_pem\b": "CLIENT_JWT_PUBLIC_KEY",
+    r"\bjwks_url\b": "CLIENT_JWT_JWKS_URL",
+    r"\bleeway_seconds\b": "CLIENT_JWT_LEEWAY_SECONDS",
+    r"\balgorithms\b": "CLIENT_JWT_ALGORITHMS",
 }
 
 
-def _named(setting: str, build, settings: Settings):
+def _named(setting: str, build, settings: Settings, renames: dict[str, str] | None = None):
+    """`build(settings)`, its ValueError an InvalidConfiguration naming the setting (or,
+    with `renames`, the variables its message names in the builder's own words)."""
     try:
         return build(settings)
     except ValueError as invalid:
         message = str(invalid)
-        for internal, variable in _TOKEN_SETTING_NAMES.items():
-            message = message.replace(internal, variable)
-        raise InvalidConfiguration(message if message.startswith("CLIENT_JWT_") else f"{setting}: {message}") from None
+        for internal, variable in (renames or {}).items():
+            message = re.sub(internal, variable, message)
+        named_itself = renames is not None and message.startswith(tuple(renames.values()))
+        raise InvalidConfiguration(message if named_itself else f"{setting}: {message}") from None
 
 
 def _rate_parser(setting_name: str):

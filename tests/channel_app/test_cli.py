@@ -129,6 +129,7 @@ def test_bad_configuration_or_arguments_get_one_line_not_a_traceback(args, env, 
         ({"client_jwt_secret": "short"}, "CLIENT_JWT_SECRET must be at least 32 bytes"),
         ({"client_jwt_secret": None, "client_jwt_public_key": "notapem", "client_jwt_audience": "push"}, "CLIENT_JWT_PUBLIC_KEY is not a PEM"),
         ({"client_jwt_secret": None, "client_jwt_jwks_url": "notaurl", "client_jwt_audience": "push"}, "CLIENT_JWT_JWKS_URL must be an https:// URL"),
+        ({"client_jwt_algorithms": "RS256"}, "CLIENT_JWT_ALGORITHMS ['RS256'] cannot be used with CLIENT_JWT_SECRET"),
     ],
 )
 def test_a_bad_list_or_key_is_named_as_its_own_variable(overrides, named):

@@ -35,6 +35,7 @@ def problem(**values: object) -> str:
         # Review reproductions: 1e9 s heartbeats made each round allocate millions of slices;
         # TTLs of 1e20 s started and then every queued call failed in Redis.
         ({"heartbeat_seconds": "1000000000"}, "HEARTBEAT_SECONDS: "),
+        ({"allowed_channel_ids": "[true]"}, "ALLOWED_CHANNEL_IDS (entry 1): "),  # was named ALLOWED_CHANNEL_IDS_0
         ({"history_ttl_seconds": "1e20"}, "HISTORY_TTL_SECONDS: "),
         ({"queue_ttl_seconds": "1e20"}, "QUEUE_TTL_SECONDS: "),
         ({"forwarded_allow_ips": '["10.0.0.1", 2]'}, "FORWARDED_ALLOW_IPS: "),
