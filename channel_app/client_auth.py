@@ -73,8 +73,17 @@ def _own_origin(request: Request) -> str:
     as text: a malformed one (`http://[::1`) is simply not ours. The scheme counts: a page
     on plain `http://` of our host is another origin (one a network attacker can serve).
     Behind a TLS-terminating proxy the scheme is the one a trusted proxy forwards
-    (`X-Forwarded-Proto`, FORWARDED_ALLOW_IPS)."""
-    return f"{request.scope.get('scheme', 'http')}://{request.headers.get('host')}"
+    (`X-Forwarded-Proto`, FORWARDED_ALLOW_IPS). A Host with the scheme's default port
+    (a proxy may forward `name:443`) names the same origin as a browser's, which never
+    writes that port."""
+    scheme, host = request.scope.get("scheme", "http"), request.headers.get("host") or ""
+    default_port = _DEFAULT_PORTS.get(scheme)
+    if default_port is not None and host.endswith(default_port):
+        host = host[: -len(default_port)]
+    return f"{scheme}://{host}"
+
+
+_DEFAULT_PORTS = {"https": ":443", "http": ":80"}
 
 
 async def authenticate_client(services, client_id: str, token: str | None) -> ClientClaims:

@@ -280,8 +280,10 @@ async def test_wildcard_cors_never_allows_credentials():
 FOREIGN_ORIGIN = "https://evil.example"
 
 
-async def _with_cookie(http: httpx.AsyncClient, method: str, path: str, origin: str | None, **kwargs) -> httpx.Response:
-    headers = {"Cookie": f"channel_push_token={client_token('visitor')}"}
+async def _with_cookie(
+    http: httpx.AsyncClient, method: str, path: str, origin: str | None, headers_extra: dict | None = None, **kwargs
+) -> httpx.Response:
+    headers = {"Cookie": f"channel_push_token={client_token('visitor')}", **(headers_extra or {})}
     if origin is not None:
         headers["Origin"] = origin
     return await http.request(method, path, headers=headers, **kwargs)
@@ -324,6 +326,17 @@ async def test_a_cookie_token_from_our_host_on_another_scheme_is_refused():
         downgraded = await _with_cookie(http, "GET", "/sse/check", "http://test", params={"clientId": "visitor"})
     assert (refused.status_code, refused.json()["error"]["type"]) == (403, "FORBIDDEN_ORIGIN")
     assert (ours.status_code, downgraded.status_code) == (200, 403)
+
+
+async def test_a_cookie_token_from_our_origin_counts_when_the_host_names_the_default_port():
+    """Review reproduction: a proxy forwarding `Host: push.example.com:443` made the
+    browser's `Origin: https://push.example.com` foreign (403)."""
+    async with asgi_client() as http:
+        http.base_url = "https://push.example.com"
+        response = await _with_cookie(
+            http, "GET", "/sse/check", "https://push.example.com", params={"clientId": "visitor"}, headers_extra={"Host": "push.example.com:443"}
+        )
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize("fetch_site", ["cross-site", "same-site"])
