@@ -3,9 +3,11 @@
 When SHUTDOWN_GRACE_SECONDS ends, uvicorn cancels every request still running
 and answers each one that had not started its response with a plain-text 500,
 logging a traceback. The function route answers in Channel's shape itself
-(channel_app/functions.py). Every route of the ordinary table (a publish or an
-ack whose body is still arriving, say) gets 503 UNAVAILABLE with Retry-After
-here: nothing it would have done was done, and another instance can take it.
+(channel_app/functions.py), and so does a publish cut while it publishes
+(channel_app/publish_api.py: the events that went out). Any other request of
+the ordinary table (a publish or an ack whose body is still arriving, say) gets
+503 UNAVAILABLE with Retry-After here, for another instance to take: what such
+a request does is harmless to repeat (an ack answers a wait once).
 """
 
 from __future__ import annotations
