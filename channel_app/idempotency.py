@@ -31,7 +31,11 @@ waiting for went out after all.
 
 A reservation lasts PENDING_SECONDS, not the whole retention: should its
 release be lost too (Redis stalled, the process died mid-request), retries are
-refused as in progress for half a minute, not for minutes. A record of events
+refused as in progress for half a minute, not for minutes. A release that
+Redis did not confirm is tried again in the background for a few seconds
+(RELEASE_RETRY_DELAYS), so after a short stall a retry is answered at once
+(review reproduction: a 2.5 s stall, the request answered 503, and retries
+were refused IN_PROGRESS for the next 30 s). A record of events
 that went out keeps the retention and holds the id only until PENDING_SECONDS
 after it was written (`until`): if the request died mid-sequence, a later retry
 gets it as the answer (the events that went out, 503) rather than finding the
@@ -42,6 +46,8 @@ one process, Redis store (`SET NX PX`) for several instances.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import time
 from collections import OrderedDict
@@ -52,11 +58,12 @@ import orjson
 from redis.asyncio import Redis
 
 from channel_app.publishing import answer_after
-from sse.broker import Fence
+from sse.broker import BrokerUnavailable, Fence
 from sse.redis_scripts import PREFIX, guarded
 
 MAX_MEMORY_RECORDS = 100_000
 PENDING_SECONDS = 30.0  # far longer than answering a publish takes
+RELEASE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # then the reservation expires by itself
 INF = float("inf")  # a record from before `until` (a rolling upgrade) stays held: it lapses with its 30 s
 # KEYS: the id. ARGV: this request's hold (how each value it writes starts), its
 # reservation, the retention in ms.
@@ -97,7 +104,11 @@ class IdempotencyStore(Protocol):
 
     async def release(self, key: str, digest: str, attempt: str) -> None:
         """Let go of the id, if this request still holds it: free it when nothing was
-        published, else keep the record of what was as the answer."""
+        published, else keep the record of what was as the answer. A release the store
+        could not confirm (BrokerUnavailable) is tried again in the background."""
+
+    async def close(self) -> None:
+        """Stop any release still being retried."""
 
 
 class MemoryIdempotency:
@@ -127,6 +138,9 @@ class MemoryIdempotency:
     async def release(self, key: str, digest: str, attempt: str) -> None:
         self._records.pop(key, None)
 
+    async def close(self) -> None:
+        return None
+
 
 class RedisIdempotency:
     """Keys `cp:publish-id:<sha256(publisher, id)>` holding JSON, expiring after the retention."""
@@ -138,6 +152,7 @@ class RedisIdempotency:
         self._pending_ms = int(min(ttl_seconds, PENDING_SECONDS) * 1000)
         self._timeout = timeout_seconds
         self._release = redis.register_script(RELEASE)
+        self._retries: set[asyncio.Task[None]] = set()
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}publish-id:{key}"
@@ -166,8 +181,31 @@ class RedisIdempotency:
         return Fence(self._key(key), _holder(attempt), record, self._ttl_ms)
 
     async def release(self, key: str, digest: str, attempt: str) -> None:
+        try:
+            await self._release_once(key, digest, attempt)
+        except BrokerUnavailable:
+            # Compare-and-release: a late one never frees a hold another request took since.
+            task = asyncio.get_running_loop().create_task(self._release_later(key, digest, attempt))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+            raise
+
+    async def close(self) -> None:
+        for task in list(self._retries):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _release_once(self, key: str, digest: str, attempt: str) -> None:
         args = [_holder(attempt), _pending(digest, attempt), self._ttl_ms]
         await guarded(self._release(keys=[self._key(key)], args=args), self._timeout)
+
+    async def _release_later(self, key: str, digest: str, attempt: str) -> None:
+        for delay in RELEASE_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            with contextlib.suppress(BrokerUnavailable):
+                await self._release_once(key, digest, attempt)
+                return
 
 
 def _holder(attempt: str) -> bytes:

@@ -176,7 +176,7 @@ async def _release(store, key: str, digest: str, attempt: str) -> None:
     try:
         await store.release(key, digest, attempt)
     except BrokerUnavailable:
-        pass  # the reservation expires by itself
+        pass  # tried again in the background (channel_app/idempotency.py); else its reservation expires
 
 
 async def _publish(services, publish: PublishRequest, fence_for: FenceFor | None = None) -> tuple[int, dict[str, Any]]:

@@ -112,6 +112,7 @@ async def running_services(
                 "answer CLIENT_NOT_CONNECTED (set it, or CHAT_FALLBACK_ENABLED=false to say this is meant)"
             )
         await broker.start()
+        idempotency = idempotency_store(settings, shared_redis)
         try:
             yield Services(
                 settings=settings,
@@ -135,13 +136,14 @@ async def running_services(
                 channel_api=native,
                 acks=acks,
                 publish_keys=policies.publish_keys,
-                idempotency=idempotency_store(settings, shared_redis),
+                idempotency=idempotency,
                 body_deadlines=BodyDeadlines(settings.body_timeout_seconds),
             )
         finally:
             if native is not None:
                 await native[1].close()
             await acks.close()
+            await idempotency.close()
             await broker.close()
             if shared_redis is not None:
                 await shared_redis.aclose()

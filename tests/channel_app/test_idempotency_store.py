@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from channel_app import idempotency
 from channel_app.idempotency import PENDING_SECONDS, MemoryIdempotency, RedisIdempotency
 from channel_app.publishing import Outcome
-from sse.broker import PublishFenced
+from sse.broker import BrokerUnavailable, PublishFenced
 from sse.events import Event
 from tests.support.brokers import next_frame, nothing_arrives, running_broker
 
@@ -197,3 +197,27 @@ async def test_a_sequence_whose_request_died_midway_is_answered_with_what_went_o
         await anyio.sleep(0.4)  # it died: no release, no next event
         record = await store.claim("k", "digest", "retry")
     assert (record.status, record.answer["error"]["type"], record.answer["error"]["eventIds"]) == (503, "UNAVAILABLE", [published.event_id])
+
+
+@pytest.mark.redis
+async def test_a_release_redis_did_not_confirm_is_tried_again_so_a_retry_is_not_held_for_long(redis, monkeypatch):
+    """Review reproduction: after a 2.5 s Redis stall the request answered 503, its
+    release was lost, and retries were refused IN_PROGRESS for the next 30 s."""
+    monkeypatch.setattr(idempotency, "RELEASE_RETRY_DELAYS", (0.05, 0.05))
+    store = RedisIdempotency(redis, RETENTION, timeout_seconds=2)
+    assert await store.claim("k-stall", "digest", "first") is None
+    release_once, failures = store._release_once, []
+
+    async def stalled_once(*args):
+        if not failures:
+            failures.append(True)
+            raise BrokerUnavailable("Redis did not answer in time")
+        await release_once(*args)
+
+    monkeypatch.setattr(store, "_release_once", stalled_once)
+    with pytest.raises(BrokerUnavailable):
+        await store.release("k-stall", "digest", "first")
+    with anyio.fail_after(2):
+        while (await store.claim("k-stall", "digest", "retry")) is not None:
+            await anyio.sleep(0.02)
+    await store.close()
