@@ -107,6 +107,9 @@ class IdempotencyStore(Protocol):
         published, else keep the record of what was as the answer. A release the store
         could not confirm (BrokerUnavailable) is tried again in the background."""
 
+    def release_soon(self, key: str, digest: str, attempt: str) -> None:
+        """`release`, without waiting for it (as far as the service lives)."""
+
     async def close(self) -> None:
         """Stop any release still being retried."""
 
@@ -136,6 +139,9 @@ class MemoryIdempotency:
         self._records.move_to_end(key)
 
     async def release(self, key: str, digest: str, attempt: str) -> None:
+        self._records.pop(key, None)
+
+    def release_soon(self, key: str, digest: str, attempt: str) -> None:
         self._records.pop(key, None)
 
     async def close(self) -> None:
@@ -185,10 +191,16 @@ class RedisIdempotency:
             await self._release_once(key, digest, attempt)
         except BrokerUnavailable:
             # Compare-and-release: a late one never frees a hold another request took since.
-            task = asyncio.get_running_loop().create_task(self._release_later(key, digest, attempt))
-            self._retries.add(task)
-            task.add_done_callback(self._retries.discard)
+            self._retry_release(key, digest, attempt, RELEASE_RETRY_DELAYS)
             raise
+
+    def release_soon(self, key: str, digest: str, attempt: str) -> None:
+        self._retry_release(key, digest, attempt, (0.0, *RELEASE_RETRY_DELAYS))
+
+    def _retry_release(self, key: str, digest: str, attempt: str, delays: tuple[float, ...]) -> None:
+        task = asyncio.get_running_loop().create_task(self._release_later(key, digest, attempt, delays))
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
 
     async def close(self) -> None:
         for task in list(self._retries):
@@ -200,8 +212,8 @@ class RedisIdempotency:
         args = [_holder(attempt), _pending(digest, attempt), self._ttl_ms]
         await guarded(self._release(keys=[self._key(key)], args=args), self._timeout)
 
-    async def _release_later(self, key: str, digest: str, attempt: str) -> None:
-        for delay in RELEASE_RETRY_DELAYS:
+    async def _release_later(self, key: str, digest: str, attempt: str, delays: tuple[float, ...]) -> None:
+        for delay in delays:
             await asyncio.sleep(delay)
             with contextlib.suppress(BrokerUnavailable):
                 await self._release_once(key, digest, attempt)

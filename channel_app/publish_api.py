@@ -146,13 +146,13 @@ async def _answer_once(services, publisher: str, publish: PublishRequest, body: 
         # Refused, an unexpected failure answered with a 500, or the request cancelled:
         # no answer was recorded, so the id is let go for a retry rather than held
         # IN_PROGRESS; what a fenced publish sent stays as its answer (channel_app/idempotency.py).
-        await _release(store, key, digest, attempt)
+        await _release(services, key, digest, attempt)
         raise
     if status == 503:
         # Redis (the only broker that answers 503) stopped answering after part of a
         # sequence: the fenced record of the last event that went out is the answer, and
         # may know one more than this request does.
-        await _release(store, key, digest, attempt)
+        await _release(services, key, digest, attempt)
         return status, answer, None
     try:
         await store.complete(key, digest, status, answer)
@@ -172,7 +172,14 @@ async def _publish_within_limit(services, publish: PublishRequest, fence_for: Fe
     return await _publish(services, publish, fence_for)
 
 
-async def _release(store, key: str, digest: str, attempt: str) -> None:
+async def _release(services, key: str, digest: str, attempt: str) -> None:
+    store = services.idempotency
+    if services.lifecycle.draining:
+        # Cut by the end of the shutdown grace: the answer goes out now, not after a
+        # release the Redis that made the publish slow may never confirm (review
+        # reproduction: the cut was cut again there and answered as if nothing went out).
+        store.release_soon(key, digest, attempt)
+        return
     try:
         await store.release(key, digest, attempt)
     except BrokerUnavailable:

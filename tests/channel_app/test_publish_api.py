@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+import anyio
 import httpx
 import pytest
 
@@ -188,14 +189,21 @@ async def test_a_sequence_spends_the_clients_event_limit_once_per_event(backend)
     assert long_one.status_code == 200  # longer than the limit: it spends the whole budget, and can pass
 
 
-async def test_a_sequence_cut_by_the_shutdown_grace_names_the_events_that_went_out():
-    """Review reproduction: cut midway by the end of SHUTDOWN_GRACE_SECONDS, a sequence
+@pytest.mark.parametrize("with_id", [False, True], ids=["no-id", "id"])
+async def test_a_sequence_cut_by_the_shutdown_grace_names_the_events_that_went_out(with_id):
+    """Review reproductions: cut midway by the end of SHUTDOWN_GRACE_SECONDS, a sequence
     was answered 'nothing was done, retry' after six of its events had gone out, and
-    was neither logged nor counted."""
+    was neither logged nor counted; with an id, the answer waited for a release the
+    stalled Redis never confirmed, and was cut again there."""
     app = make_app(publish_api_keys=PUBLISH_KEY)
     with run_server(app) as server:
         services = app.state.services
         publish_for_real, published = services.sse.publish, []
+
+        async def release_never_confirmed(*args):
+            await asyncio.sleep(3600)
+
+        services.idempotency.release = release_never_confirmed
 
         async def cut_at_the_second(*args, **kwargs):
             if published:
@@ -206,8 +214,9 @@ async def test_a_sequence_cut_by_the_shutdown_grace_names_the_events_that_went_o
             return published[-1]
 
         services.sse.publish = cut_at_the_second
-        body = {"target": {"clientId": "alice"}, "events": chunks(3), "queueIfOffline": True}
-        cut = await publish(server.url, body)
+        body = {"target": {"clientId": "alice"}, "events": chunks(3), "queueIfOffline": True, **({"id": "cut-1"} if with_id else {})}
+        with anyio.fail_after(5):
+            cut = await publish(server.url, body)
     assert (cut.status_code, cut.json()["error"]["type"]) == (503, "UNAVAILABLE")
     assert cut.json()["error"]["eventIds"] == [published[0].event_id]
     assert "went out" in cut.json()["error"]["message"]
