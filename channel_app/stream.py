@@ -23,7 +23,7 @@ from channel_app.responses import STREAM_HEADERS, JSONBody, error_response
 from channel_app.topic_request import authorize_topics, requested_topics
 from security.ratelimit import Decision
 from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Subscription
-from sse.events import Event, encode_frame, encode_retry, encode_unidentified_frame
+from sse.events import Event, encode_frame, encode_retry, encode_unidentified_frame, parse_event_id
 from sse.names import InvalidName, check_client_id
 from sse.registry import ConnectionRefused
 from sse.timestamps import utc_timestamp
@@ -148,8 +148,11 @@ class ClientStream:
         # New, with queued events to hand over (older than the newest id), it has no id.
         # Either way a `replayed` event carrying the cursor follows the replay: the browser
         # (and the widget, which sees only dispatched events) takes its id as Last-Event-ID.
-        if self._resume_from:
-            return encode_frame(self._resume_from, event.name, event.encode_data())
+        # An id the browser resumed from that is newer than any here (a clock step, Redis
+        # state lost) is not echoed: the stream's ids would go down after it.
+        resume_from = self._resume_from
+        if resume_from and parse_event_id(resume_from) <= parse_event_id(subscription.cursor):
+            return encode_frame(resume_from, event.name, event.encode_data())
         if subscription.replay:
             return encode_unidentified_frame(event.name, event.encode_data())
         return encode_frame(subscription.cursor, event.name, event.encode_data())

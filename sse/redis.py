@@ -256,7 +256,10 @@ class RedisBroker:
                     raise
                 cursor = newest_id(head, replay)
                 self._fanout.joined(connection, cursor)
-                opening = self._fanout.replay_then_early_frames(connection, replay, cursor, last_event_id)
+                # A Last-Event-ID newer than any id here (a clock step, Redis state lost) holds
+                # nothing: the live frames below it are news to this tab.
+                held = last_event_id if last_event_id and parse_event_id(last_event_id) <= parse_event_id(cursor) else None
+                opening = self._fanout.replay_then_early_frames(connection, replay, cursor, held)
                 # Live frames that came during the JOIN may be newer than the cursor it read.
                 yield Subscription(connection, opening, self._fanout.reached(connection))
             finally:

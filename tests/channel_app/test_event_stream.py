@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from security.tokens import mint_client_token
+from sse.events import parse_event_id
 from tests.support.apps import client_token, make_app
 from tests.support.channel import function_body, signed_headers
 from tests.support.http import connected_stream
@@ -177,6 +178,20 @@ async def test_a_resumed_streams_connected_id_stays_where_it_resumed_until_the_r
             replayed = await reader.next_event()
     assert connected.event == "connected" and connected.id == first
     assert replayed.data["message"] == "two"
+
+
+async def test_a_last_event_id_newer_than_any_here_is_not_echoed(server):
+    """Review reproduction: `lastEventId=9999999999999-5` came back as the connected id,
+    and the next event's id was lower: the stream's ids went down."""
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        params = {"clientId": "future", "token": client_token("future"), "lastEventId": "9999999999999-5"}
+        async with http.stream("GET", "/sse/connect", params=params) as response:
+            reader = SseReader(response)
+            connected = await reader.next_event()
+            sent = (await notify(server, "future", "after"))["result"]["eventId"]
+            arrived = await reader.next_event()
+    assert connected.id != "9999999999999-5"
+    assert arrived.id == sent and (connected.id is None or parse_event_id(connected.id) <= parse_event_id(sent))
 
 
 async def test_stream_ends_with_retry_hint_when_token_expires(server):
