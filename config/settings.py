@@ -106,22 +106,23 @@ class Settings(BaseSettings):
     # Streams. Durations have upper bounds too: HEARTBEAT_SECONDS=1e9 made each heartbeat
     # round allocate millions of slices, and a TTL of 1e20 s is refused by Redis.
     heartbeat_seconds: float = Field(15.0, gt=0, le=600)
-    retry_ms: int = Field(3000, ge=0)
+    retry_ms: int = Field(3000, ge=0, le=3_600_000)
     send_timeout_seconds: float = Field(10.0, gt=0, le=600)
-    connection_queue_size: int = Field(64, ge=2)
-    max_connections_per_client: int = Field(5, ge=1)
-    max_connections: int = Field(20000, ge=1)
+    # Counts are bounded as well: HISTORY_SIZE=1e20 started, then every Redis delivery failed.
+    connection_queue_size: int = Field(64, ge=2, le=100_000)
+    max_connections_per_client: int = Field(5, ge=1, le=1000)
+    max_connections: int = Field(20000, ge=1, le=10_000_000)
     max_stream_seconds: float = Field(1800.0, gt=0, le=86400)
-    history_size: int = Field(100, ge=0)
+    history_size: int = Field(100, ge=0, le=100_000)
     history_ttl_seconds: float = Field(300.0, gt=0, le=604800)
 
     # Store-and-forward for clients with no open stream (`queueIfOffline`)
     queue_if_offline_default: bool = False
     queue_ttl_seconds: float = Field(30.0, gt=0, le=86400)
-    queue_size: int = Field(20, ge=1)
+    queue_size: int = Field(20, ge=1, le=10_000)
 
     # Function calls (and the publish API)
-    max_body_bytes: int = Field(65536, ge=256)
+    max_body_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
     body_timeout_seconds: float = Field(10.0, gt=0, le=300)  # for the whole request body to arrive
     allow_broadcast: bool = False
 

@@ -36,6 +36,7 @@ def problem(**values: object) -> str:
         # TTLs of 1e20 s started and then every queued call failed in Redis.
         ({"heartbeat_seconds": "1000000000"}, "HEARTBEAT_SECONDS: "),
         ({"allowed_channel_ids": "[true]"}, "ALLOWED_CHANNEL_IDS (entry 1): "),  # was named ALLOWED_CHANNEL_IDS_0
+        ({"history_size": "100000000000000000000"}, "HISTORY_SIZE: "),  # started; then every Redis delivery failed
         ({"history_ttl_seconds": "1e20"}, "HISTORY_TTL_SECONDS: "),
         ({"queue_ttl_seconds": "1e20"}, "QUEUE_TTL_SECONDS: "),
         ({"forwarded_allow_ips": '["10.0.0.1", 2]'}, "FORWARDED_ALLOW_IPS: "),
