@@ -108,8 +108,10 @@
     if (!options || typeof options.clientId !== "string" || !options.clientId) {
       throw new TypeError("ChannelPush.connect: clientId is required");
     }
-    if (!options.token && typeof options.getToken !== "function") {
-      throw new TypeError("ChannelPush.connect: token or getToken is required");
+    var hasToken = typeof options.token === "string" && options.token.trim() !== "";
+    if (!hasToken && typeof options.getToken !== "function") {
+      // A blank or non-string token without getToken retried forever, each time failing to call getToken.
+      throw new TypeError("ChannelPush.connect: token (a non-empty string) or getToken is required");
     }
     var base = options.url || DEFAULT_BASE;
     if (!base) {
@@ -377,11 +379,27 @@
       function (response) {
         var retryAfter = parseInt(response.headers.get("Retry-After") || "0", 10);
         var reasons = { 200: "stream_ended", 400: "invalid_client_id", 401: "unauthorized", 403: "forbidden", 429: "too_many_connections" };
-        return {
+        var answer = {
           status: response.status,
           reason: reasons[response.status] || "unavailable",
           retryAfterMs: (retryAfter > 0 ? retryAfter : 0) * 1000,
         };
+        if (response.status !== 400) {
+          return answer;
+        }
+        // Which part of the request was bad (INVALID_CLIENT_ID, INVALID_TOPIC, TOO_MANY_TOPICS).
+        return response.json().then(
+          function (body) {
+            var type = body && body.error && body.error.type;
+            if (typeof type === "string" && type) {
+              answer.reason = type.toLowerCase();
+            }
+            return answer;
+          },
+          function () {
+            return answer;
+          }
+        );
       },
       function () {
         return { status: 0, reason: "unreachable", retryAfterMs: 0 };
@@ -459,12 +477,16 @@
 
   // Handlers for event names of the site's own (options.events); the built-in ones keep theirs.
   var BUILT_IN_EVENTS = { connected: true, replayed: true, redirect: true, notification: true, custom: true };
+  function isBuiltIn(name) {
+    // Own properties only: an event named toString or constructor is the page's own.
+    return Object.prototype.hasOwnProperty.call(BUILT_IN_EVENTS, name);
+  }
 
   Connection.prototype._listenToNamedEvents = function (source) {
     var self = this;
     var handlers = self._options.events || {};
     Object.keys(handlers).forEach(function (name) {
-      if (BUILT_IN_EVENTS[name] || typeof handlers[name] !== "function") {
+      if (isBuiltIn(name) || typeof handlers[name] !== "function") {
         return;
       }
       source.addEventListener(name, function (event) {

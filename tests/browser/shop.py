@@ -22,7 +22,7 @@ SHOP_PAGE = """<!doctype html>
 <p>Status: <span id="status">-</span></p>
 <script %(load)s src="%(push)s/widget.js"></script>
 <script>
-  window.log = { statuses: [], events: [], domEvents: [], named: [], tokensFetched: 0 };
+  window.log = { statuses: [], details: [], events: [], domEvents: [], named: [], tokensFetched: 0 };
   var named = {};
   %(named_events)s.forEach(function (name) {
     named[name] = function (data, eventId) { log.named.push({ name: name, data: data, eventId: eventId }); };
@@ -38,8 +38,9 @@ SHOP_PAGE = """<!doctype html>
     topics: %(topics)s,
     events: named,
     retry: { initialMs: 200, maxMs: 1000 },
-    onStatus: function (state) {
+    onStatus: function (state, detail) {
       log.statuses.push(state);
+      log.details.push(detail || null);
       document.getElementById("status").textContent = state;
     },
     onEvent: function (detail) { log.events.push(detail); }

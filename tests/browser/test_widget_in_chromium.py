@@ -242,6 +242,34 @@ def test_an_event_named_error_reaches_its_handler_and_is_not_taken_for_a_dropped
     expect(page.locator("#status")).to_have_text("open")
 
 
+def test_events_named_like_object_members_reach_their_handlers(page, sites):
+    """Review reproduction: `toString` and `constructor` were taken for built-in events
+    (a lookup on a plain object found Object.prototype's), so they never reached the page."""
+    open_shop(page, sites, "visitor", events="toString,constructor")
+    services = sites.push.app.state.services
+    for name in ("toString", "constructor"):
+        in_server_loop(sites.push, services.sse.publish("visitor", Event(name, {"n": name})))
+    wait_until(lambda: page.evaluate("log.named.length") == 2)
+    assert [entry["name"] for entry in page.evaluate("log.named")] == ["toString", "constructor"]
+
+
+def test_a_refused_topic_closes_the_widget_naming_the_topic_problem(page, sites):
+    """Review reproduction: 400 INVALID_TOPIC and TOO_MANY_TOPICS were reported as `invalid_client_id`."""
+    page.goto(sites.shop_page("visitor", topics="bad topic"))
+    expect(page.locator("#status")).to_have_text("closed", timeout=10_000)
+    assert page.evaluate("log.details[log.details.length - 1]") == {"reason": "invalid_topic", "status": 400}
+
+
+@pytest.mark.parametrize("token", ["'   '", "42"])
+def test_connect_with_a_blank_or_non_string_token_and_no_get_token_throws(page, sites, token):
+    """Review reproduction: it retried forever, logging that getToken is not a function."""
+    open_shop(page, sites, "visitor")
+    thrown = page.evaluate(
+        "() => { try { ChannelPush.connect({clientId: 'other', token: %s}); return null; } catch (e) { return e.name + ': ' + e.message; } }" % token
+    )
+    assert thrown is not None and thrown.startswith("TypeError")
+
+
 def test_a_page_that_embeds_the_widget_twice_holds_one_stream_and_acts_once(page, sites):
     """Before, the second embed opened a second stream: every notification showed
     twice, every redirect ran twice, and two of the client's five slots were taken."""
