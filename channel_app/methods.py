@@ -149,8 +149,7 @@ async def _deliver_to_topic(deps: MethodDeps, topic: str, event: Event, what: st
             f"too many calls for topic {topic}; retry in {decision.retry_after_seconds:.1f}s",
             {"retryAfterSeconds": round(decision.retry_after_seconds, 3)},
         )
-    # `topic` in the data tells the widget not to acknowledge (see widget.js _dispatch).
-    delivery = await deps.sse.publish_topic(topic, Event(event.name, {**event.data, "topic": topic}))
+    delivery = await deps.sse.publish_topic(topic, event)  # its data gains `topic` (sse/service.py)
     return result_body(
         f"{what} sent to topic {topic}: {delivery.delivered} connections",
         topic=topic,

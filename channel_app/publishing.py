@@ -89,7 +89,7 @@ async def publish_sequence(
         if target.client_id is not None:
             delivery = await sse.publish(target.client_id, event, queue_if_offline or bool(outcome.event_ids), fence)
         elif target.topic is not None:
-            delivery = await sse.publish_topic(target.topic, _marked_with_topic(event, target.topic), fence)
+            delivery = await sse.publish_topic(target.topic, event, fence)
         else:
             delivery = await sse.publish_to_all(event, fence)
         outcome.delivered = delivery.delivered
@@ -98,13 +98,3 @@ async def publish_sequence(
             break
         outcome.event_ids.append(delivery.event_id)
     return outcome
-
-
-def _marked_with_topic(event: Event, topic: str) -> Event:
-    """Object data gains `topic` (unless it has one; a null or empty one counts as none),
-    as topic sends from function calls carry it: the widget acts on a topic event without
-    acknowledging it, since no call waits for it, and a large topic would otherwise
-    answer every event with an ack each."""
-    if isinstance(event.data, dict) and not event.data.get("topic"):
-        return Event(event.name, {**event.data, "topic": topic})
-    return event

@@ -38,11 +38,13 @@ class SseService:
         return (await self.publish(client_id, event)).delivered
 
     async def publish_to_all(self, event: Event, fence: Fence | None = None) -> Delivery:
-        return self._observed(event, await self._broker.broadcast(event, fence))
+        """Every connection; object data gains `"broadcast": true` (see `_marked`)."""
+        return self._observed(event, await self._broker.broadcast(_marked(event, "broadcast", True), fence))
 
     async def publish_topic(self, topic: str, event: Event, fence: Fence | None = None) -> Delivery:
-        """Every connection subscribed to `topic`, cluster-wide; Delivery(None, 0) when none."""
-        return self._observed(event, await self._broker.publish_topic(topic, event, fence))
+        """Every connection subscribed to `topic`, cluster-wide; Delivery(None, 0) when none.
+        Object data gains `topic` (see `_marked`)."""
+        return self._observed(event, await self._broker.publish_topic(topic, _marked(event, "topic", topic), fence))
 
     async def send_to_topic(self, topic: str, event: Event) -> int:
         return (await self.publish_topic(topic, event)).delivered
@@ -60,3 +62,14 @@ class SseService:
         if self._observer is not None:
             self._observer.published(event.name, delivery)
         return delivery
+
+
+def _marked(event: Event, field: str, value: object) -> Event:
+    """Object data gains `field` (unless it has one; null or empty counts as none). The
+    widget acts on an event sent to many without acknowledging it, since no call waits
+    for it: a topic or broadcast reaching thousands of tabs would otherwise answer with
+    an ack each (review reproduction: events sent from Python were acknowledged by every tab)."""
+    if isinstance(event.data, dict) and not event.data.get(field):
+        return Event(event.name, {**event.data, field: value})
+    return event
+

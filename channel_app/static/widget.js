@@ -287,7 +287,7 @@
           self._dispatch(event, self._redirect);
         });
         source.addEventListener("notification", function (event) {
-          self._dispatch(event, self._notification);
+          self._dispatch(event, self._notification, true); // no call waits for a notification
         });
         source.addEventListener("custom", function (event) {
           self._dispatch(event, self._custom);
@@ -444,9 +444,10 @@
     return true;
   };
 
-  // Acknowledgements answer waitForAck, which only calls to one client use: events that
-  // came through a topic (data.topic) or from the site's backend (named events) are not
-  // acknowledged, so a topic with many subscribers never causes a flood of acks.
+  // Acknowledgements answer waitForAck, which only redirects and custom events to one
+  // client use: notifications, events that came through a topic (data.topic) or to
+  // everyone (data.broadcast), and the site backend's named events are not acknowledged,
+  // so an event sent to many tabs never causes a flood of acks.
   Connection.prototype._dispatch = function (event, handler, unacknowledged) {
     this._remember(event);
     var id = event.lastEventId;
@@ -466,7 +467,7 @@
       reportError(error);
       outcome = "failed";
     }
-    if (id && !unacknowledged && !(data && data.topic)) {
+    if (id && !unacknowledged && !(data && (data.topic || data.broadcast === true))) {
       this._acknowledge(id, outcome, true);
     }
   };

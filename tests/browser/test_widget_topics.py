@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
+from sse.events import Event
 from tests.browser.conftest import running_sites
 from tests.support.channel import function_body, signed_headers
 from tests.support.http import PUBLISH_KEY
@@ -93,3 +95,28 @@ def test_a_page_opened_with_queued_events_resumes_from_the_newest_id_not_the_que
     page.goto(sites.shop_page("visitor", topics="promo"))
     expect(page.locator(".channelpush-toast-message")).to_have_text("queued for you", timeout=10_000)
     wait_until(lambda: page.evaluate("window.push.lastEventId") == earlier["eventId"])
+
+
+def test_events_sent_to_many_tabs_or_needing_no_answer_are_not_acknowledged(page, sites):
+    """Review reproduction: events sent from Python to a topic, and every broadcast, were
+    acknowledged by every open tab, though no call can wait for them (with Redis, a key
+    and a PUBLISH each). Topic and broadcast data are marked now, and notifications
+    (which no call can wait for) are not acknowledged; a redirect to one client still is."""
+    acks: list[str] = []
+    page.on("request", lambda request: acks.append(request.post_data or "") if "/sse/ack" in request.url else None)
+    page.goto(sites.shop_page("visitor", topics="promo"))
+    expect(page.locator("#status")).to_have_text("open", timeout=10_000)
+    sse = sites.push.app.state.services.sse
+    for sending in (
+        sse.send_to_topic("promo", Event("custom", {"type": "custom", "action": "from-python-topic", "payload": {}})),
+        sse.broadcast(Event("custom", {"type": "custom", "action": "from-python-all", "payload": {}})),
+        sse.send_to_client("visitor", Event("notification", {"type": "notification", "message": "just a notice"})),
+    ):
+        assert asyncio.run_coroutine_threadsafe(sending, sites.push.loop).result(timeout=10) == 1
+    wait_until(lambda: len(page.evaluate("log.events")) == 2)
+    expect(page.locator(".channelpush-toast-message")).to_have_text("just a notice")
+    body = function_body("sendEvent", {"clientId": "visitor", "action": "to-me", "payload": {}})
+    sent = httpx.put(f"{sites.push.url}/functions", content=body, headers=signed_headers(body), timeout=15).json()
+    wait_until(lambda: len(page.evaluate("log.events")) == 3)
+    page.wait_for_timeout(500)  # unlike time.sleep, this lets Playwright deliver request events
+    assert len(acks) == 1 and sent["result"]["eventId"] in acks[0]
