@@ -13,6 +13,7 @@ from typing import Protocol
 
 from sse.broker import Broker, Delivery, Fence
 from sse.events import Event
+from sse.names import check_client_id, check_topic
 
 
 class PublishObserver(Protocol):
@@ -33,9 +34,11 @@ class SseService:
         (and PublishFenced: see sse.broker.Fence)."""
         return self._observed(event, await self._broker.publish(client_id, event, queue_if_offline, fence))
 
+    # The convenience methods check their ids (InvalidName), so a typo does not pass for
+    # "nobody connected"; `publish` and `publish_topic` take ids the app checked already.
     async def send_to_client(self, client_id: str, event: Event) -> int:
         """Connections reached, cluster-wide; 0 when the client is not connected."""
-        return (await self.publish(client_id, event)).delivered
+        return (await self.publish(check_client_id(client_id), event)).delivered
 
     async def publish_to_all(self, event: Event, fence: Fence | None = None) -> Delivery:
         """Every connection; object data gains `"broadcast": true` (see `_marked`)."""
@@ -47,16 +50,16 @@ class SseService:
         return self._observed(event, await self._broker.publish_topic(topic, _marked(event, "topic", topic), fence))
 
     async def send_to_topic(self, topic: str, event: Event) -> int:
-        return (await self.publish_topic(topic, event)).delivered
+        return (await self.publish_topic(check_topic(topic), event)).delivered
 
     async def broadcast(self, event: Event) -> int:
         return (await self.publish_to_all(event)).delivered
 
     async def is_client_connected(self, client_id: str) -> bool:
-        return await self._broker.connection_count(client_id) > 0
+        return await self._broker.connection_count(check_client_id(client_id)) > 0
 
     async def connection_count(self, client_id: str) -> int:
-        return await self._broker.connection_count(client_id)
+        return await self._broker.connection_count(check_client_id(client_id))
 
     def _observed(self, event: Event, delivery: Delivery) -> Delivery:
         if self._observer is not None:
