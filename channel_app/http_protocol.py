@@ -15,7 +15,9 @@ without a task of its own waiting on `receive()` for `http.disconnect`. That
 is the request running, not only the newest: uvicorn keeps no reference to a
 request once another is pipelined behind it, so the pipelined one carries it
 in its scope (REQUEST_AHEAD). Before, a stream with a request pipelined behind
-it stayed registered until its next heartbeat found the socket closed.
+it stayed registered until its next heartbeat found the socket closed. Behind
+a stream, reading goes on for up to MAX_READ_BEHIND_STREAM pipelined requests
+(uvicorn stops reading at the first), or the close would go unseen.
 
 A request the parser refuses (an unknown method, a bad Content-Length or
 chunk size, Content-Length with Transfer-Encoding) gets the service's JSON
@@ -38,7 +40,7 @@ from typing import Callable
 
 from channel_app.header_limit import HeaderLimitedProtocol
 from channel_app.responses import closing_error_response
-from channel_app.server_connection import report_connection_lost
+from channel_app.server_connection import LOST_HOOK, report_connection_lost
 
 
 class NotHttp11(Exception):
@@ -46,6 +48,7 @@ class NotHttp11(Exception):
 
 
 REQUEST_AHEAD = "channel_push.request_ahead"  # scope key of a pipelined request: the request running ahead of it
+MAX_READ_BEHIND_STREAM = 4  # pipelined requests behind a stream while reading goes on
 
 
 def _no_response_callback() -> None:
@@ -62,6 +65,11 @@ class ServiceHttpProtocol(HeaderLimitedProtocol):
         super().on_headers_complete()
         if running is not None and not running.response_complete and self.pipeline and self.pipeline[0][0] is self.cycle:
             self.cycle.scope[REQUEST_AHEAD] = running  # type: ignore[typeddict-unknown-key]
+            if LOST_HOOK in running.scope and len(self.pipeline) <= MAX_READ_BEHIND_STREAM:
+                # uvicorn stops reading when a request is pipelined; behind a stream that
+                # would hide the client's close until a heartbeat write failed (review
+                # reproduction: 15-38 s registered). A few requests' worth keeps reading.
+                self.flow.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         current = self.cycle
