@@ -65,7 +65,8 @@ class ServiceHttpProtocol(HeaderLimitedProtocol):
         super().on_headers_complete()
         if running is not None and not running.response_complete and self.pipeline and self.pipeline[0][0] is self.cycle:
             self.cycle.scope[REQUEST_AHEAD] = running  # type: ignore[typeddict-unknown-key]
-            if LOST_HOOK in running.scope and len(self.pipeline) <= MAX_READ_BEHIND_STREAM:
+            stream = self.pipeline[-1][0].scope.get(REQUEST_AHEAD)  # the request ahead of the oldest pipelined one
+            if stream is not None and LOST_HOOK in stream.scope and len(self.pipeline) <= MAX_READ_BEHIND_STREAM:
                 # uvicorn stops reading when a request is pipelined; behind a stream that
                 # would hide the client's close until a heartbeat write failed (review
                 # reproduction: 15-38 s registered). A few requests' worth keeps reading.

@@ -399,8 +399,8 @@ async def test_a_token_the_page_put_in_the_url_is_not_ambient_and_works_from_any
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("pipelined_later", [False, True], ids=["same-read", "while-streaming"])
-def test_a_client_that_pipelines_a_request_behind_its_stream_and_leaves_frees_its_slot_at_once(uvicorn_errors, pipelined_later):
+@pytest.mark.parametrize(("pipelined_later", "requests"), [(False, 1), (True, 1), (True, 2), (True, 4)], ids=["same-read", "while-streaming", "two", "four"])
+def test_a_client_that_pipelines_a_request_behind_its_stream_and_leaves_frees_its_slot_at_once(uvicorn_errors, pipelined_later, requests):
     """uvicorn tells only the newest request on a connection that the connection
     is gone. A client that sent a second request behind its stream and then left
     kept the stream registered (a connection slot, an entry under its clientId)
@@ -413,7 +413,7 @@ def test_a_client_that_pipelines_a_request_behind_its_stream_and_leaves_frees_it
     app = make_app(heartbeat_seconds=600)
     with run_server(app) as server:
         registry = app.state.services.broker.registry
-        with _pipelined_stream(server, "visitor", later=pipelined_later):
+        with _pipelined_stream(server, "visitor", later=pipelined_later, requests=requests):
             wait_until(lambda: registry.connection_total == 1)
         wait_until(lambda: registry.connection_total == 0, timeout=2)
     assert uvicorn_errors == []
@@ -435,11 +435,11 @@ async def test_an_event_for_a_pipelined_stream_whose_client_left_counts_as_undel
 
 
 @contextlib.contextmanager
-def _pipelined_stream(server, client_id: str, later: bool = False) -> Iterator[socket.socket]:
+def _pipelined_stream(server, client_id: str, later: bool = False, requests: int = 1) -> Iterator[socket.socket]:
     """A stream with a request pipelined behind it: in the same read, or `later`, once it streams."""
     port = int(server.url.rsplit(":", 1)[1])
     stream = f"GET /sse/connect?clientId={client_id}&token={client_token(client_id)} HTTP/1.1\r\nHost: x\r\n\r\n"
-    pipelined = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    pipelined = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * requests
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall((stream + ("" if later else pipelined)).encode())
         received = b""
