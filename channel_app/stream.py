@@ -23,7 +23,7 @@ from channel_app.responses import STREAM_HEADERS, JSONBody, error_response
 from channel_app.topic_request import authorize_topics, requested_topics
 from security.ratelimit import Decision
 from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Subscription
-from sse.events import Event, encode_frame, encode_retry, encode_unidentified_frame, parse_event_id
+from sse.events import Event, encode_frame, encode_retry, encode_unidentified_frame, is_future_id
 from sse.names import InvalidName, check_client_id
 from sse.registry import ConnectionRefused
 from sse.timestamps import utc_timestamp
@@ -151,7 +151,7 @@ class ClientStream:
         # An id the browser resumed from that is newer than any here (a clock step, Redis
         # state lost) is not echoed: the stream's ids would go down after it.
         resume_from = self._resume_from
-        if resume_from and parse_event_id(resume_from) <= parse_event_id(subscription.cursor):
+        if resume_from and not is_future_id(resume_from):
             return encode_frame(resume_from, event.name, event.encode_data())
         if subscription.replay:
             return encode_unidentified_frame(event.name, event.encode_data())

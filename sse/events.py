@@ -10,6 +10,8 @@ stream ids), increase per stream, and compare as integer pairs.
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -50,6 +52,16 @@ def encode_retry(retry_ms: int) -> bytes:
 def parse_event_id(event_id: str) -> tuple[int, int]:
     millis, _, sequence = event_id.partition("-")
     return int(millis), int(sequence)
+
+
+FUTURE_ID_SLACK_MS = 60_000  # clocks of instances and Redis may differ this much
+
+
+def is_future_id(event_id: str) -> bool:
+    """Whether `event_id` (well formed) names a time no broker here has reached: a client
+    resuming from it saw a clock step or lost Redis state. Judged by the clock, since
+    broadcasts, never kept in history, may be newer than any history head."""
+    return parse_event_id(event_id)[0] > time.time() * 1000 + FUTURE_ID_SLACK_MS
 
 
 def format_event_id(millis: int, sequence: int) -> str:

@@ -85,7 +85,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Delivery, Fence, QueueFull, Subscription, Totals
-from sse.events import Event, parse_event_id
+from sse.events import Event, is_future_id, parse_event_id
 from sse.presence import RedisPresence
 from sse.redis_acks import RedisAcks
 from sse.redis_fanout import LocalFanout
@@ -258,7 +258,7 @@ class RedisBroker:
                 self._fanout.joined(connection, cursor)
                 # A Last-Event-ID newer than any id here (a clock step, Redis state lost) holds
                 # nothing: the live frames below it are news to this tab.
-                held = last_event_id if last_event_id and parse_event_id(last_event_id) <= parse_event_id(cursor) else None
+                held = last_event_id if last_event_id and not is_future_id(last_event_id) else None
                 opening = self._fanout.replay_then_early_frames(connection, replay, cursor, held)
                 # Live frames that came during the JOIN may be newer than the cursor it read.
                 yield Subscription(connection, opening, self._fanout.reached(connection))

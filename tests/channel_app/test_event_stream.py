@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def server():
-    with run_server(make_app(heartbeat_seconds=0.2, max_connections_per_client=2)) as running:
+    with run_server(make_app(heartbeat_seconds=0.2, max_connections_per_client=2, allow_broadcast=True)) as running:
         yield running
 
 
@@ -192,6 +192,20 @@ async def test_a_last_event_id_newer_than_any_here_is_not_echoed(server):
             arrived = await reader.next_event()
     assert connected.id != "9999999999999-5"
     assert arrived.id == sent and (connected.id is None or parse_event_id(connected.id) <= parse_event_id(sent))
+
+
+async def test_resuming_from_a_broadcast_keeps_its_id_on_connected(server):
+    """Review reproduction: broadcasts are not in history, so a resume from one was taken
+    for an id newer than any here and `connected` carried an older id."""
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        params = {"clientId": "visitor", "token": client_token("visitor")}
+        async with connected_stream(http, params):
+            await notify(server, "visitor", "one")
+            body = function_body("broadcast", {"message": "all"})
+            last = (await http.put("/functions", content=body, headers=signed_headers(body))).json()["result"]["eventId"]
+        async with http.stream("GET", "/sse/connect", params={**params, "lastEventId": last}) as response:
+            connected = await SseReader(response).next_event()
+    assert connected.id == last
 
 
 async def test_stream_ends_with_retry_hint_when_token_expires(server):
