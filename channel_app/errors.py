@@ -34,7 +34,8 @@ def broker_failure(failure: Exception, publishes: bool = True, part_sent: bool =
     return BROKER_UNCONFIRMED if publishes else BROKER_UNREACHABLE
 CUT_MID_PUBLISH = (
     "this instance shut down while publishing: the events listed went out, and the one "
-    "after them may have too; with an id, a retry is answered with what did"
+    "after them may have too; with an id, a retry is answered with what did (or refused "
+    "IN_PROGRESS for up to 30 s, if this instance could not let go of the id)"
 )
 CUT_BEFORE_READ = "this instance shut down before the call was read; nothing was sent, so retry"
 CUT_BY_SHUTDOWN = (

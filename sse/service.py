@@ -68,11 +68,12 @@ class SseService:
 
 
 def _marked(event: Event, field: str, value: object) -> Event:
-    """Object data gains `field` (unless it has one; null or empty counts as none). The
+    """Object data gains `field` (unless it has one that is not null or empty: a page's own
+    `false` stays, and its event, marked by the page, is not acknowledged either). The
     widget acts on an event sent to many without acknowledging it, since no call waits
     for it: a topic or broadcast reaching thousands of tabs would otherwise answer with
     an ack each (review reproduction: events sent from Python were acknowledged by every tab)."""
-    if isinstance(event.data, dict) and not event.data.get(field):
+    if isinstance(event.data, dict) and event.data.get(field) in (None, ""):
         return Event(event.name, {**event.data, field: value})
     return event
 

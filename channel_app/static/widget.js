@@ -467,7 +467,7 @@
       reportError(error);
       outcome = "failed";
     }
-    if (id && !unacknowledged && !(data && (data.topic || data.broadcast === true))) {
+    if (id && !unacknowledged && !(data && ("topic" in Object(data) || "broadcast" in Object(data)))) {
       this._acknowledge(id, outcome, true);
     }
   };

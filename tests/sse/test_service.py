@@ -7,7 +7,7 @@ import pytest
 from sse.events import Event
 from sse.names import InvalidName
 from sse.service import SseService
-from tests.support.brokers import running_broker
+from tests.support.brokers import parse_frame, running_broker
 
 pytestmark = pytest.mark.anyio
 
@@ -40,3 +40,15 @@ async def test_an_id_no_stream_could_have_is_refused_not_answered_0(call):
     async with running_broker() as broker:
         with pytest.raises(InvalidName):
             await call(SseService(broker))
+
+
+async def test_a_broadcast_or_topic_field_the_data_has_is_kept():
+    """Review reproduction: `"broadcast": false` in a site's own data was turned into true."""
+    async with running_broker() as broker:
+        sse = SseService(broker)
+        async with broker.subscribe("user-42", None, ("promo",)) as subscription:
+            await sse.broadcast(Event("sale", {"p": 2, "broadcast": False}))
+            await sse.send_to_topic("promo", Event("sale", {"p": 3}))
+            first, second = (parse_frame(frame) for frame in subscription.connection.take_pending())
+    assert first.data == {"p": 2, "broadcast": False}
+    assert second.data == {"p": 3, "topic": "promo"}
