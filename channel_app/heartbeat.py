@@ -28,6 +28,7 @@ upkeep runs at a time: a round whose previous upkeep is still running skips its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Iterable
 
@@ -51,7 +52,11 @@ async def heartbeat_forever(broker: Broker, interval_seconds: float, step_second
                 upkeep = asyncio.create_task(_upkeep(broker))
     finally:
         if upkeep is not None:
+            # Awaited: once this returns the broker closes, and housekeeping still
+            # running would use a closed Redis client (a new connection nobody closes).
             upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upkeep
 
 
 async def _round(broker: Broker, loop: asyncio.AbstractEventLoop, interval_seconds: float, most_steps: int) -> None:

@@ -8,6 +8,7 @@ shutdown); each of those is a close reason the metrics and logs report.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from channel_app.client_auth import ClientAuthFailed, authenticate_client, last_event_id, presented_token
 from channel_app.event_stream import EventStreamResponse, raw_headers
 from channel_app.responses import STREAM_HEADERS, JSONBody, error_response
+from channel_app.server_connection import httptools_cycle
 from channel_app.topic_request import authorize_topics, requested_topics
 from security.ratelimit import Decision
 from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Subscription
@@ -127,6 +129,16 @@ class ClientStream:
             status = 503 if refused.reason == "instance_full" else 429
             retry_after = {"Retry-After": str(max(1, settings.retry_ms // 1000))}
             await error_response(status, refused.reason.upper(), refused.message, retry_after)(scope, receive, send)
+        except asyncio.CancelledError:
+            cycle = httptools_cycle(scope)
+            if not self._services.lifecycle.draining or cycle is None or (cycle.response_started and not cycle.response_complete):
+                raise
+            # Cut by the end of the shutdown grace while joining (a stalled Redis) or while
+            # leaving after its stream ended: no application error, one line per stream
+            # in uvicorn's log otherwise. A stream not yet started is told to come back.
+            asyncio.current_task().uncancel()
+            if not cycle.response_started:
+                await Response(retry, media_type="text/event-stream", headers=STREAM_HEADERS)(scope, receive, send)
 
     def _connected_frame(self, subscription: Subscription) -> bytes:
         event = Event(

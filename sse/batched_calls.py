@@ -7,6 +7,12 @@ behind counted until they expired (review: 861 of 1,000). A `BatchedCalls`
 collects the arguments of the calls made in the same moment and sends them in
 one script per `batch_size` items; what is added while a batch is on its way
 goes in the next, so one sender runs at a time.
+
+`close()` lets the batch on its way finish (each is bounded by the Redis
+timeout) and sends nothing after it: the Redis client is closed next, and a
+batch sent then would open a new connection nobody closes (the stream's
+`leave` may have been cancelled by the end of the shutdown grace, while the
+sender it waited for went on).
 """
 
 from __future__ import annotations
@@ -28,9 +34,12 @@ class BatchedCalls:
         self._what = what  # for the log line of a failed batch
         self._queued: list[str] = []
         self._sender: asyncio.Future[None] | None = None
+        self._closed = False
 
     async def add(self, *item: str) -> None:
         """Queue one item and return once it was sent (or failed: never raises)."""
+        if self._closed:
+            return  # what it would remove expires by itself
         self._queued += item
         if self._sender is None:
             self._sender = asyncio.ensure_future(self._send_queued())
@@ -39,7 +48,7 @@ class BatchedCalls:
     async def _send_queued(self) -> None:
         await asyncio.sleep(0)  # the others arriving in this moment join the first batch
         try:
-            while self._queued:
+            while self._queued and not self._closed:
                 batch, self._queued = self._queued[: self._width], self._queued[self._width :]
                 try:
                     await self._send(batch)
@@ -47,3 +56,9 @@ class BatchedCalls:
                     logger.warning("%s failed (%s); %d expire within two heartbeats", self._what, unavailable, len(batch) // self._item_size)
         finally:
             self._sender = None
+
+    async def close(self) -> None:
+        """Wait for the batch on its way; send no other."""
+        self._closed = True
+        if self._sender is not None:
+            await asyncio.shield(self._sender)

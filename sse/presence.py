@@ -60,6 +60,10 @@ class RedisPresence:
         finally:
             self._leaving.discard(member)
 
+    async def close(self) -> None:
+        """Before Redis closes: the removal on its way finishes, no other is sent."""
+        await self._leaves.close()
+
     async def _leave_many(self, pairs: list[str]) -> None:
         keys = [self._keys.online, self._keys.connections]
         await guarded(self._scripts.leave(keys=keys, args=[self._keys.prefix, *pairs]), self._timeout)

@@ -175,6 +175,8 @@ class RedisBroker:
             )
 
     async def close(self) -> None:
+        await self._presence.close()
+        await self._topics.close()
         await self._listener.stop()
         await self._redis.aclose()
         await self._pubsub_redis.aclose()

@@ -141,6 +141,10 @@ class RedisTopics:
         """Never raises (an unremoved listener expires by itself)."""
         await self._leaves.add(*(part for topic in topics for part in (topic, member)))
 
+    async def close(self) -> None:
+        """Before Redis closes: the removal on its way finishes, no other is sent."""
+        await self._leaves.close()
+
     async def _leave_many(self, pairs: list[str]) -> None:
         await guarded(self._scripts.leave(args=[self._keys.prefix, *pairs]), self._timeout)
 

@@ -2,7 +2,7 @@
 
 ``redis_server`` (session): a ``RedisServer`` with ``.url``, ``.port``,
 ``stop()`` and ``start()`` (restarts on the same port, so clients that were
-created before can reconnect). ``redis_url`` (function): makes sure the
+created before can reconnect) and ``paused()`` (stalled while in it). ``redis_url`` (function): makes sure the
 server is up, flushes it, and yields its URL. ``backend`` (function,
 parametrized): the settings for the in-memory broker, then for a real Redis;
 a test that takes it runs once against each.
@@ -11,10 +11,12 @@ a test that takes it runs once against each.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,16 @@ class RedisServer:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Redis stalled (SIGSTOP): connections stay open, nothing is answered."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._process.send_signal(signal.SIGCONT)
 
     def ping(self) -> bool:
         try:

@@ -142,3 +142,23 @@ async def test_a_stream_keeps_its_slice_when_the_streams_around_it_close() -> No
     gaps = [later - earlier for earlier, later in zip(mine, mine[1:])]
     assert all(0.8 <= gap <= 1.2 for gap in gaps), gaps
 
+
+
+async def test_a_cancelled_loop_returns_only_once_its_upkeep_has_ended() -> None:
+    """Redis closes right after the loop is cancelled at shutdown: an upkeep still
+    running would then use a closed client (a new connection left open, which the
+    CI run caught as an unclosed transport when the loop closed)."""
+    broker = Broker([Stream([])])
+    ended = asyncio.Event()
+
+    async def slow_upkeep() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(0.05)  # as a Redis call cut midway tidies its connection
+            ended.set()
+
+    broker.housekeeping = slow_upkeep
+    async with beating(broker, interval=0.05, step=0.05):
+        await asyncio.sleep(0.1)
+    assert ended.is_set()

@@ -216,3 +216,23 @@ async def test_requests_whose_bodies_are_still_arriving_when_the_grace_ends_get_
     assert [body["error"]["type"] for body in bodies] == ["UNAVAILABLE"] * 3
     assert "nothing was sent" in bodies[2]["error"]["message"]
     assert "Exception in ASGI application" not in log
+
+
+@pytest.mark.redis
+async def test_streams_whose_redis_stalled_end_without_a_traceback_when_the_grace_ends(tmp_path, redis_server, redis_url):
+    """Review reproduction: with Redis stalled at SIGTERM, each stream's presence removal
+    was still waiting when the grace ended, and uvicorn logged one "Exception in ASGI
+    application" traceback per stream."""
+    settings = {"SHUTDOWN_GRACE_SECONDS": "1", "REDIS_URL": redis_url, "REDIS_TIMEOUT_SECONDS": "5"}
+    with production_service(tmp_path, **settings) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=10) as http, AsyncExitStack() as streams:
+            for number in range(CLIENTS):
+                params = {"clientId": f"visitor-{number}", "token": client_token(f"visitor-{number}")}
+                response = await streams.enter_async_context(http.stream("GET", "/sse/connect", params=params))
+                assert (await SseReader(response).next_event()).event == "connected"
+            with redis_server.paused():
+                service.process.send_signal(signal.SIGTERM)
+                exit_code = await anyio.to_thread.run_sync(lambda: service.process.wait(timeout=10))
+        log = service.log_text()
+    assert exit_code == 0
+    assert "Traceback" not in log and "Exception in ASGI application" not in log, log
