@@ -22,16 +22,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from channel_app.responses import error_response
-from config.settings import Settings
-
-MAX_OPS_TOKEN_CHARS = 1024
+from config.settings import MAX_OPS_TOKEN_CHARS, Settings
 
 
 def presented_ops_token(request: Request, allow_query: bool = False) -> str | None:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return request.query_params.get("token") if allow_query else None
+    return request.query_params.get("token", "").strip() if allow_query else None
 
 
 def is_operator(request: Request, settings: Settings, allow_query: bool = False) -> bool:

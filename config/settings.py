@@ -25,6 +25,7 @@ from redis.connection import parse_url
 
 CommaList = Annotated[list[str], NoDecode]
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+", re.IGNORECASE)
+MAX_OPS_TOKEN_CHARS = 1024  # a presented ops token longer than this is refused unread
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -176,6 +177,17 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ops_token", mode="before")
+    @classmethod
+    def _ops_token(cls, value: Any) -> Any:
+        """Trimmed, as every secret is: one read from a file ends with a newline, which
+        no `Authorization` header can carry (every presented token would be refused)."""
+        if isinstance(value, str):
+            value = value.strip()
+            if len(value) > MAX_OPS_TOKEN_CHARS:
+                raise ValueError(f"at most {MAX_OPS_TOKEN_CHARS} characters (a longer one is never accepted)")
+        return value
 
     @field_validator("redis_url")
     @classmethod

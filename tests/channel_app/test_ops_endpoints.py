@@ -48,6 +48,16 @@ async def test_ops_views_refuse_a_missing_or_wrong_token(path, credentials):
     assert response.headers["www-authenticate"] == "Bearer"
 
 
+async def test_an_ops_token_read_from_a_file_with_its_newline_is_accepted_as_sent():
+    """Review reproduction: OPS_TOKEN="<token>\n" (a secret file's last line) started,
+    and then every scrape and status stream was 401: a header cannot carry the newline."""
+    with run_server(make_app(ops_token=OPS_TOKEN + "\n")) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            bearer = await http.get("/metrics", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+            query = await http.get("/metrics", params={"token": OPS_TOKEN})
+    assert (bearer.status_code, query.status_code) == (200, 200)
+
+
 async def test_the_ops_page_is_served_without_the_token_it_holds_no_data():
     """Review reproduction: a reload of /ops (its token gone from the address bar) was
     a 401, so the page could not be reloaded or bookmarked. The data stays behind the

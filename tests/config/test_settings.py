@@ -40,12 +40,14 @@ def problem(**values: object) -> str:
         ({"history_ttl_seconds": "1e20"}, "HISTORY_TTL_SECONDS: "),
         ({"queue_ttl_seconds": "1e20"}, "QUEUE_TTL_SECONDS: "),
         ({"forwarded_allow_ips": '["10.0.0.1", 2]'}, "FORWARDED_ALLOW_IPS: "),
+        ({"ops_token": "t" * 1025}, "OPS_TOKEN: "),  # review reproduction: started, then refused every presented token
     ],
 )
 def test_a_value_that_cannot_work_is_refused_naming_its_variable(values, expected):
     line = problem(**values)
     assert expected in line and "\n" not in line
     assert "pw" not in line  # a password in REDIS_URL is never repeated
+    assert "ttttt" not in line  # nor a secret
 
 
 @pytest.mark.parametrize(
