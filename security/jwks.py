@@ -5,6 +5,8 @@ fetch attempts (successful or not) are at least MIN_REFRESH_INTERVAL_SECONDS
 apart whatever `kid` values an attacker sends, and concurrent refreshes share
 one fetch. If a refresh fails the last good keys keep serving for at most
 MAX_STALE_SECONDS past their TTL. Only public RSA/EC signing keys are loaded.
+While the last refresh failed, a `kid` the keys lack is "unavailable" (503),
+not unknown (401): it may be a key added meanwhile.
 
 A key's `alg` member is optional (RFC 7517 4.4; Azure AD's keys have none). An
 RSA key without one is loaded for each configured RSA algorithm (RS*, PS*),
@@ -82,6 +84,12 @@ class JwksKeyCache:
             raise JwksUnavailable("the signing keys (JWKS) cannot be fetched right now", max(1.0, wait))
         by_algorithm = self._keys.get(kid)
         if by_algorithm is None:
+            if self._last_refresh_failed():
+                # The key may be new, added while the JWKS cannot be fetched: not the
+                # token's fault (a 401 made widgets throw good tokens away, and ask the
+                # site's token endpoint again and again, for as long as the outage lasted).
+                wait = MIN_REFRESH_INTERVAL_SECONDS - _seconds_since(self._last_attempt_at)
+                raise JwksUnavailable("the signing keys (JWKS) cannot be fetched right now; the token's key may be new", max(1.0, wait))
             raise UnknownKeyId("no signing key with this kid in the JWKS")
         # Another algorithm than the key's: its own key, which the verifier then refuses.
         return by_algorithm.get(algorithm or "") or next(iter(by_algorithm.values()))
@@ -91,6 +99,9 @@ class JwksKeyCache:
 
     def _is_usable(self) -> bool:
         return _seconds_since(self._fetched_at) < CACHE_TTL_SECONDS + MAX_STALE_SECONDS
+
+    def _last_refresh_failed(self) -> bool:
+        return self._last_attempt_at is not None and (self._fetched_at is None or self._last_attempt_at > self._fetched_at)
 
     def _refresh_allowed(self) -> bool:
         return _seconds_since(self._last_attempt_at) >= MIN_REFRESH_INTERVAL_SECONDS

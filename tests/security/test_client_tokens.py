@@ -554,6 +554,27 @@ async def test_random_kid_spray_cannot_hammer_the_jwks_url(router, clock, rsa_ke
     assert (await verifier.verify(signed_with_kid(rsa_key, "rsa-1"))).subject == CLIENT_ID
 
 
+async def test_a_new_kid_while_the_jwks_cannot_be_fetched_is_unavailable_not_refused(router, clock, rsa_key, other_rsa_key) -> None:
+    """Review reproduction: a key added while the JWKS answered 500 got 401 "unknown key",
+    so widgets threw good tokens away and asked the site for new ones over and over;
+    the old keys kept serving from the stale set."""
+    route = router.get(JWKS_URL).mock(side_effect=[
+        jwks_response(rsa_jwk(rsa_key, "old")),
+        httpx.Response(500),
+        jwks_response(rsa_jwk(rsa_key, "old")),
+    ])
+    verifier = jwks_verifier()
+    await verifier.verify(signed_with_kid(rsa_key, "old"))
+    clock.advance(jwks.MIN_REFRESH_INTERVAL_SECONDS + 1)
+
+    error = await keys_unavailable(verifier, signed_with_kid(other_rsa_key, "new"))
+    assert 1 <= error.retry_after_seconds <= jwks.MIN_REFRESH_INTERVAL_SECONDS
+    assert (await verifier.verify(signed_with_kid(rsa_key, "old"))).subject == CLIENT_ID  # the stale set serves
+    clock.advance(jwks.MIN_REFRESH_INTERVAL_SECONDS + 1)
+    assert (await rejection(verifier, signed_with_kid(other_rsa_key, "new"))).reason == "unknown_key"  # fetched: truly unknown
+    assert route.call_count == 3
+
+
 async def test_concurrent_verifies_share_a_single_jwks_fetch(router, rsa_key) -> None:
     async def slow_jwks(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(0.05)
