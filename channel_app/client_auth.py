@@ -58,6 +58,20 @@ def presented_token(request: Request, cookie_name: str, trusted_origins: list[st
     return cookie_token or None
 
 
+def check_stream_origin(request: Request, allowed_origins: list[str]) -> None:
+    """Refuse a browser's stream (or its check) from an origin CORS_ALLOWED_ORIGINS does
+    not list, before anything is registered. The browser would hide such a stream from
+    its page (no CORS headers), while the stream counted as connected: calls answered
+    `delivered` for a page that received nothing, and it held one of the client's
+    slots (review reproduction: a misspelt origin, phantom streams for 5 s each). A
+    request without `Origin` (a server, a same-origin EventSource) is not a foreign page."""
+    origin = request.headers.get("origin")
+    if origin is None or origin in allowed_origins or "*" in allowed_origins or origin == _own_origin(request):
+        return
+    message = f"origin {origin[:200]} may not open streams here: it is not in CORS_ALLOWED_ORIGINS"
+    raise ClientAuthFailed("foreign_origin", error_response(403, "FORBIDDEN_ORIGIN", message))
+
+
 _UNMADE_BY_ANOTHER_SITE = (None, "same-origin", "none")
 
 

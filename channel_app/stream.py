@@ -12,18 +12,17 @@ import asyncio
 import logging
 import random
 import time
-from typing import Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from channel_app.client_auth import ClientAuthFailed, authenticate_client, last_event_id, presented_token
+from channel_app.client_auth import ClientAuthFailed, authenticate_client, check_stream_origin, last_event_id, presented_token
 from channel_app.event_stream import EventStreamResponse, raw_headers
-from channel_app.responses import STREAM_HEADERS, JSONBody, error_response
+from channel_app.responses import STREAM_HEADERS, error_response
 from channel_app.server_connection import httptools_cycle
+from channel_app.stream_check import stream_admission, too_many_connects
 from channel_app.topic_request import authorize_topics, requested_topics
-from security.ratelimit import Decision
 from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Subscription
 from sse.events import Event, encode_frame, encode_retry, encode_unidentified_frame, is_future_id
 from sse.names import InvalidName, check_client_id
@@ -39,6 +38,11 @@ REPLAYED_DATA = b'{"type":"replayed"}'  # after a replay: its id is the newest t
 
 
 async def connect_stream(request: Request) -> ASGIApp:
+    if request.method == "HEAD":
+        # Headers only, as GET would answer them now: a stream answering HEAD would
+        # never complete and would hold a slot, so nothing is opened, nor spent.
+        refusal, _ = await stream_admission(request)
+        return refusal or Response(b"", media_type="text/event-stream", headers=STREAM_HEADERS)
     services = request.app.state.services
     refused = services.metrics.connect_refused
     client_ip = request.client.host if request.client else "-"
@@ -48,6 +52,7 @@ async def connect_stream(request: Request) -> ASGIApp:
     try:
         client_id = check_client_id(request.query_params.get("clientId", ""))
         topics = requested_topics(request, services.settings.max_topics_per_connection)
+        check_stream_origin(request, services.settings.cors_allowed_origins)
         token = presented_token(request, services.settings.client_token_cookie, services.settings.cors_allowed_origins)
         claims = await authenticate_client(services, client_id, token)
         authorize_topics(claims, topics)
@@ -79,11 +84,6 @@ async def _rate_limited(services, scope: str, key: str) -> ASGIApp | None:
     return None if decision.allowed else too_many_connects(decision)
 
 
-def too_many_connects(decision: Decision, headers: Mapping[str, str] | None = None) -> JSONBody:
-    """The 429 of a connect over a rate limit (also what /sse/check answers for one)."""
-    return error_response(429, "RATE_LIMITED", "too many connection attempts", {"Retry-After": decision.retry_after_header, **(headers or {})})
-
-
 class ClientStream:
     def __init__(
         self, services, client_id: str, resume_from: str | None, deadline: float, deadline_reason: str, topics: tuple[str, ...] = ()
@@ -98,10 +98,6 @@ class ClientStream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self._services.settings
         retry = encode_retry(settings.retry_ms)
-        if scope["method"] == "HEAD":
-            # Headers only: a stream answering HEAD would never complete and would hold a slot.
-            await Response(b"", media_type="text/event-stream", headers=STREAM_HEADERS)(scope, receive, send)
-            return
         # A planned end is no failure: the browser comes straight back, so the visitor is
         # unreachable for a moment, not RETRY_MS (calls meanwhile answer CLIENT_NOT_CONNECTED).
         planned = self._deadline_reason == "max_lifetime"

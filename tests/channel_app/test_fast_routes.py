@@ -75,13 +75,15 @@ def cors_headers(response: httpx.Response) -> dict[str, str]:
 @pytest.mark.parametrize("origin", ["https://shop.example.com", "https://evil.example", None])
 async def test_stream_route_cors_headers_are_the_ones_the_cors_middleware_sends(allowed, origin):
     # The stream route adds CORS headers itself (no middleware around each frame);
-    # /sse/check goes through Starlette's CORSMiddleware. Both answer 401 here.
+    # /sse/check goes through Starlette's CORSMiddleware. Both answer 401 here, or 403
+    # to an origin the list does not name.
     headers = {"Origin": origin} if origin else {}
+    refused = 403 if origin == "https://evil.example" and allowed != ["*"] else 401
     async with asgi_client(cors_allowed_origins=allowed) as http:
         for _ in range(2):  # computed, then remembered
             stream = await http.get("/sse/connect", params={"clientId": "visitor"}, headers=headers)
             check = await http.get("/sse/check", params={"clientId": "visitor"}, headers=headers)
-            assert stream.status_code == check.status_code == 401
+            assert stream.status_code == check.status_code == refused
             assert cors_headers(stream) == cors_headers(check)
             assert "vary" in cors_headers(stream)
 

@@ -392,11 +392,48 @@ async def test_a_cookie_token_with_a_malformed_origin_is_refused_not_a_500(metho
     assert (refused.status_code, refused.json()["error"]["type"]) == (403, "FORBIDDEN_ORIGIN")
 
 
-async def test_a_token_the_page_put_in_the_url_is_not_ambient_and_works_from_any_origin():
-    async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
+@pytest.mark.parametrize("allowed", [[ALLOWED_ORIGIN], ["*"]], ids=["listed", "wildcard"])
+async def test_a_token_the_page_put_in_the_url_works_from_an_allowed_origin(allowed):
+    async with asgi_client(cors_allowed_origins=allowed) as http:
         params = {"clientId": "visitor", "token": client_token("visitor")}
-        response = await http.get("/sse/check", params=params, headers={"Origin": FOREIGN_ORIGIN})
-    assert response.status_code == 200
+        response = await http.get("/sse/check", params=params, headers={"Origin": ALLOWED_ORIGIN})
+        head = await http.head("/sse/connect", params=params, headers={"Origin": ALLOWED_ORIGIN})
+    assert (response.status_code, head.status_code) == (200, 200)
+
+
+async def test_a_stream_from_an_origin_the_list_does_not_name_is_refused_before_it_counts():
+    """Review reproduction: with a good token in the URL, a page on a misspelt or missing
+    origin got a stream its browser hid from it (no CORS headers), while the stream
+    counted as connected: calls answered `delivered` for a page that received nothing."""
+    app = make_app(cors_allowed_origins=[ALLOWED_ORIGIN])
+    with run_server(app) as server:
+        params = {"clientId": "visitor", "token": client_token("visitor")}
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+            stream = await http.get("/sse/connect", params=params, headers={"Origin": FOREIGN_ORIGIN})
+            check = await http.get("/sse/check", params=params, headers={"Origin": "null"})
+            body = function_body("getClientStatus", {"clientId": "visitor"})
+            status = (await http.put("/functions", content=body, headers=signed_headers(body))).json()
+            metrics = (await http.get("/metrics")).text
+    assert (stream.status_code, stream.json()["error"]["type"]) == (403, "FORBIDDEN_ORIGIN")
+    assert FOREIGN_ORIGIN in stream.json()["error"]["message"] and "CORS_ALLOWED_ORIGINS" in stream.json()["error"]["message"]
+    assert (check.status_code, check.json()["error"]["type"]) == (403, "FORBIDDEN_ORIGIN")
+    assert status["result"]["connected"] is False
+    assert 'channel_push_connects_refused_total{reason="foreign_origin"} 1.0' in metrics
+
+
+async def test_head_answers_what_get_would_at_the_tab_cap_and_spends_no_connect_limit():
+    """Review reproduction: HEAD answered 200 where GET answered 429 (the caps were
+    never asked), and each HEAD spent both connect rate-limit hits."""
+    app = make_app(max_connections_per_client=1, rate_limit_connect_per_client="2/minute")
+    with run_server(app) as server:
+        params = {"clientId": "visitor", "token": client_token("visitor")}
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+            heads = [(await http.head("/sse/connect", params=params)).status_code for _ in range(3)]
+            async with http.stream("GET", "/sse/connect", params=params) as first:
+                assert (await SseReader(first).next_event()).event == "connected"
+                capped = await http.head("/sse/connect", params=params)
+    assert heads == [200, 200, 200]
+    assert capped.status_code == 429 and "retry-after" in capped.headers
 
 
 @pytest.mark.parametrize(("pipelined_later", "requests"), [(False, 1), (True, 1), (True, 2), (True, 4)], ids=["same-read", "while-streaming", "two", "four"])
