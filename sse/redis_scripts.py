@@ -203,6 +203,7 @@ return redis.call('HGET', KEYS[1], 'since')
 # members would take the client's live connections past the cap.
 JOIN = LUA_HELPERS + """
 local now = now_ms()
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)  -- tabs of instances gone without a word
 local cap = tonumber(ARGV[5])
 if cap > 0 and redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf') + #ARGV - 5 > cap then
   return {'full'}
@@ -251,9 +252,15 @@ local expires = now + tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local handed = {}
+local pruned = {}
 for i = 3, #ARGV, 2 do
   local presence = ARGV[1] .. 'presence:' .. ARGV[i]
   local score = redis.call('ZSCORE', presence, ARGV[i + 1])
+  if not pruned[presence] then
+    -- Another instance's expired tabs: this one keeps the key alive, which would keep them.
+    redis.call('ZREMRANGEBYSCORE', presence, '-inf', now)
+    pruned[presence] = true
+  end
   redis.call('ZADD', presence, expires, ARGV[i + 1])
   redis.call('PEXPIRE', presence, ARGV[2])
   redis.call('ZADD', KEYS[1], expires, ARGV[i])

@@ -60,6 +60,7 @@ end)
 JOIN_TOPIC = LUA_HELPERS + """
 local now = now_ms()
 if #ARGV > 3 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)  -- listeners of instances gone without a word
   local expires = now + tonumber(ARGV[1])
   for i = 4, #ARGV do redis.call('ZADD', KEYS[1], expires, ARGV[i]) end
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -76,11 +77,20 @@ for i = 2, #ARGV, 2 do redis.call('ZREM', ARGV[1] .. 'topic-presence:' .. ARGV[i
 return 1
 """
 
-# ARGV: prefix, presence_ttl_ms, then topic, member pairs.
+# ARGV: prefix, presence_ttl_ms, then topic, member pairs. Expired listeners (of an
+# instance that died, or a removal lost while Redis was away) are dropped from each
+# topic named: the live ones keep the key from expiring, which would otherwise keep
+# them for good.
 REFRESH_TOPICS = LUA_HELPERS + """
-local expires = now_ms() + tonumber(ARGV[2])
+local now = now_ms()
+local expires = now + tonumber(ARGV[2])
+local pruned = {}
 for i = 3, #ARGV, 2 do
   local presence = ARGV[1] .. 'topic-presence:' .. ARGV[i]
+  if not pruned[presence] then
+    redis.call('ZREMRANGEBYSCORE', presence, '-inf', now)
+    pruned[presence] = true
+  end
   redis.call('ZADD', presence, expires, ARGV[i + 1])
   redis.call('PEXPIRE', presence, ARGV[2])
 end

@@ -98,3 +98,25 @@ async def test_topic_listeners_of_a_dead_instance_replay_what_was_kept_for_them(
 
 async def _both_listening(*brokers) -> bool:
     return all([await broker.is_healthy() for broker in brokers])
+
+
+async def test_expired_listeners_and_tabs_of_a_dead_instance_leave_redis_while_others_stay(redis_url, admin):
+    """Review reproduction: an instance killed with listeners on `promo` left them in the
+    topic's presence for good (20 s later, 6 members for 1 live listener), because the
+    live listener's refreshes kept the key from expiring; a client's presence likewise
+    kept the tabs of a dead instance."""
+    keys = RedisKeys()
+    expired = int(time.time() * 1000) - 1000
+    async with running_broker(redis_url=redis_url, instance_id="a") as a:
+        async with a.subscribe("alice", None, ("promo",)) as listening:
+            await admin.zadd(keys.topic_presence("promo"), {f"dead|{n}": expired for n in range(5)})
+            await admin.zadd(keys.presence("alice"), {"dead|tab": expired})
+            await a.housekeeping()
+            member = a._presence.member(listening.connection.id)
+            assert await admin.zrange(keys.topic_presence("promo"), 0, -1) == [member.encode()]
+            assert await admin.zrange(keys.presence("alice"), 0, -1) == [member.encode()]
+            await admin.zadd(keys.topic_presence("promo"), {"dead|late": expired})
+            await admin.zadd(keys.presence("alice"), {"dead|late": expired})
+            async with a.subscribe("alice", None, ("promo",)):  # a join tidies too
+                assert b"dead|late" not in await admin.zrange(keys.topic_presence("promo"), 0, -1)
+                assert b"dead|late" not in await admin.zrange(keys.presence("alice"), 0, -1)
