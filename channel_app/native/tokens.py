@@ -3,7 +3,8 @@
 Channel allows 10 ``issueToken`` + ``refreshToken`` calls per 30 minutes, so
 tokens are cached per channel (``None`` is the app token) and renewed about
 ``refresh_margin_seconds`` before they expire. Renewal tries ``refreshToken``
-first and falls back to ``issueToken``. Concurrent callers for one channel
+first and falls back to ``issueToken`` when Channel refuses the refresh token
+(not when it fails: that would spend a second unit on the same outage). Concurrent callers for one channel
 share a single renewal, its success or its failure. Every issue or refresh
 call spends one unit of an app-wide sliding-window budget; when the budget is
 spent, :class:`NativeApiError` ``rate_limited`` is raised without calling
@@ -11,7 +12,7 @@ Channel. A call that never reached Channel (no connection) gives its unit
 back: an outage of a few minutes used to spend the whole budget and lock the
 fallback out for 30 minutes once Channel was back. If renewal fails while the
 cached token has not expired yet, the cached token is served and renewal is
-retried after a short cooldown; with no token to serve, the failure is
+retried after a cooldown that doubles with each failure in a row; with no token to serve, the failure is
 answered again for ``failure_cooldown_seconds`` without asking Channel, so a
 burst of fallbacks during an outage spends one unit, not one each.
 
@@ -51,6 +52,7 @@ RENEWAL_PATIENCE_SECONDS = 0.5  # how long a caller with a still-valid token wai
 FAILURE_COOLDOWN_LIMIT = 600.0
 FRESH_TOKEN_SECONDS = 60.0  # a token refused this soon after Channel issued it is not renewed again
 ERROR_KINDS = frozenset(get_args(ErrorKind))
+REFRESH_TOKEN_REFUSED = frozenset({"unauthorized", "bad_request"})  # only then is a new token issued instead
 REJECTED_REMEMBERED = 16
 T = TypeVar("T")
 
@@ -62,6 +64,7 @@ class _Token:
     renew_at: float  # clock time after which we renew
     expires_at: float  # clock time after which Channel rejects it
     retry_at: float = float("-inf")  # after a failed renewal: serve as is until then
+    failed_renewals: int = 0  # in a row, that reached Channel: each doubles the wait for the next
     issued_at: float = float("-inf")  # when Channel gave it to this manager (not taken from the share)
 
     def usable(self, now: float) -> bool:
@@ -234,11 +237,18 @@ class TokenManager:
             now = self._clock()
             if cached is None or now >= cached.expires_at:
                 raise
+            # Doubling, as record_failure's cooldown: a fixed 30 s spent the whole budget
+            # (10 calls per 30 minutes) within minutes of a token-endpoint outage that
+            # began before the token expired, and the fallback stayed off for the rest
+            # of the window once Channel was back (review reproduction).
+            if exc.reached:
+                cached.failed_renewals += 1
+            wait = min(self._cooldown * 2 ** max(0, cached.failed_renewals - 1), FAILURE_COOLDOWN_LIMIT)
             logger.warning(
-                "token renewal for %s failed (%s); serving the cached token for now",
-                _scope(channel_id), exc.kind,
+                "token renewal for %s failed (%s); serving the cached token, next renewal in %gs",
+                _scope(channel_id), exc.kind, wait,
             )
-            cached.retry_at = now + self._cooldown
+            cached.retry_at = now + wait
             return cached
         self._tokens[channel_id] = token
         return token
@@ -319,10 +329,10 @@ class TokenManager:
                 answer = await self._spent_on(lambda: self._client.call("refreshToken", {"refreshToken": cached.refresh}, max_retries=0))
                 return self._parse(answer, "refreshToken", cached.refresh)
             except NativeApiError as exc:
-                if exc.kind == "rate_limited":
-                    raise
+                if exc.kind not in REFRESH_TOKEN_REFUSED:
+                    raise  # Channel is failing or limiting, not refusing the refresh token: an issue would only spend a second unit
                 logger.warning(
-                    "refreshToken for %s failed (%s); issuing a new token", _scope(channel_id), exc.kind
+                    "refreshToken for %s refused (%s); issuing a new token", _scope(channel_id), exc.kind
                 )
         params: dict[str, Any] = {"secret": self._secret}
         if channel_id is not None:

@@ -90,7 +90,7 @@ async def test_failed_renewal_serves_the_unexpired_token_then_retries_after_cool
     tokens: TokenManager, channel: FakeChannel, clock: FakeClock
 ) -> None:
     down = httpx.Response(503)
-    channel.on("issueToken", token_reply("old"), down, token_reply("new"))
+    channel.on("issueToken", token_reply("old"))
     channel.on("refreshToken", down, token_reply("new"))
     await tokens.access_token(None)
     clock.advance(1600)  # inside the refresh margin, not expired
@@ -98,13 +98,34 @@ async def test_failed_renewal_serves_the_unexpired_token_then_retries_after_cool
     assert await tokens.access_token(None) == "old"
     calls_after_failure = len(channel.calls)
     # Token requests are not retried by the client: each one counts against Channel's
-    # 10 per 30 minutes, so the failed renewal cost one refresh and one issue.
-    assert calls_after_failure == 3
+    # 10 per 30 minutes. A failing Channel (not a refused refresh token) is not asked
+    # to issue either: the failed renewal cost one refresh.
+    assert calls_after_failure == 2
     assert await tokens.access_token(None) == "old"  # cooldown: no new attempt
     assert len(channel.calls) == calls_after_failure
 
     clock.advance(31)
     assert await tokens.access_token(None) == "new"
+
+
+async def test_a_token_endpoint_outage_before_expiry_spends_few_of_the_budget(
+    tokens: TokenManager, channel: FakeChannel, clock: FakeClock
+) -> None:
+    """Review reproduction: renewals failing with 503 were retried every 30 s, each as a
+    refresh and an issue, so the budget of 10 was spent in about two minutes and the
+    fallback stayed off for the rest of the 30-minute window once Channel was back."""
+    down = httpx.Response(503)
+    channel.on("issueToken", token_reply("old", expires_in=1800), *[down] * 20)
+    channel.on("refreshToken", *[down] * 20)
+    await tokens.access_token(None)
+    expires = clock() + 1800
+    clock.advance(1500)  # renewals begin 300 s before expiry
+    while clock() < expires - 1:
+        assert await tokens.access_token(None) == "old"
+        clock.advance(5)
+    assert len(channel.calls_to("issueToken")) == 1  # a failing Channel is not asked to issue
+    assert len(channel.calls_to("refreshToken")) <= 5  # 30, 60, 120 s apart...
+    assert tokens.remaining_budget() >= 4
 
 
 async def test_failed_renewal_of_an_expired_token_raises(
