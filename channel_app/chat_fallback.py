@@ -15,6 +15,7 @@ customer's message to another: it is answered CLIENT_NOT_CONNECTED instead.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import anyio
@@ -24,6 +25,8 @@ from channel_app.native.client import NativeApiClient, NativeApiError
 from channel_app.native.messages import write_user_chat_message
 from channel_app.native.tokens import TokenManager
 from channel_app.protocol import FunctionCall
+
+fallback_log = logging.getLogger("channel_push.chat_fallback")
 
 LINK_TEXT = {"ko": "요청하신 페이지입니다.", "ja": "ご依頼のページです。"}
 DEFAULT_LINK_TEXT = "Here is the page you asked for."
@@ -66,10 +69,20 @@ class ChatFallback:
                     self.client, self.tokens, call.channel_id, chat_id, message.text, message.link, message.link_label
                 )
         except NativeApiError as failure:
+            _log_failure(call, failure.kind, failure.status, failure.message)
             raise _failed(failure.kind, failure.status) from None
         except TimeoutError:
+            _log_failure(call, "unavailable", None, f"no answer within {self.deadline_seconds:g}s")
             raise _failed("unavailable", None) from None
+        fallback_log.info("posted to the user chat", extra={"fields": {"channel_id": call.channel_id, "client_id": client_id}})
         return True
+
+
+def _log_failure(call: FunctionCall, kind: str, status: int | None, detail: str) -> None:
+    """Why Channel refused the post, for the operator: the most likely setup mistake (the
+    app lacks the writeUserChatMessage permission, a 403) showed only as the call's outcome."""
+    fields = {"channel_id": call.channel_id, "kind": kind, "status": status, "detail": detail}
+    fallback_log.warning("chat fallback failed", extra={"fields": fields})
 
 
 def _failed(kind: str, status: int | None) -> FunctionError:

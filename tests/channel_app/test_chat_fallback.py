@@ -189,3 +189,20 @@ async def test_a_member_id_with_spaces_around_it_still_falls_back_to_its_own_cha
     async with asgi_client(**NATIVE) as http:
         answer = await call(http, "notify", {"message": "hi"}, user={"memberId": " away "})
     assert answer["result"]["fallback"] == "chat_message"
+
+
+async def test_why_channel_refused_a_fallback_is_logged_for_the_operator(channel, caplog):
+    """Review reproduction: an app without the writeUserChatMessage permission (Channel
+    answers 403) showed only as outcome=CHAT_FALLBACK_FAILED, with nothing saying why."""
+    channel.on("issueToken", token_reply("channel-token"))
+    channel.on("writeUserChatMessage", httpx.Response(403, json={"message": "permission writeUserChatMessage required"}), ok({}))
+    with caplog.at_level("INFO", logger="channel_push.chat_fallback"):
+        async with asgi_client(**NATIVE) as http:
+            refused = await call(http, "notify", {"clientId": "away", "message": "hi"})
+            posted = await call(http, "notify", {"clientId": "away", "message": "hi"})
+    assert refused["error"]["type"] == "CHAT_FALLBACK_FAILED" and posted["result"]["fallback"] == "chat_message"
+    failed, succeeded = [record for record in caplog.records if record.name == "channel_push.chat_fallback"]
+    assert (failed.levelname, failed.getMessage(), failed.fields["status"]) == ("WARNING", "chat fallback failed", 403)
+    assert "permission writeUserChatMessage required" in failed.fields["detail"]
+    assert "channel-token" not in json.dumps(failed.fields)
+    assert (succeeded.getMessage(), succeeded.fields["client_id"]) == ("posted to the user chat", "away")
