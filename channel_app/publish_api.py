@@ -74,12 +74,22 @@ async def publish_endpoint(request: Request) -> JSONBody:
         status, answer, headers = failed.status, {"error": {"type": failed.error_type, "message": failed.message}}, failed.headers
     except Refused as refused:
         status, answer, headers = refused.status, refused.body, refused.headers
-    outcome = answer["error"]["type"] if "error" in answer else "ok"
+    except asyncio.CancelledError:
+        # Cut by the end of the shutdown grace before publishing (its body still arriving,
+        # or its id's claim waiting on Redis): channel_app/shutdown_cut.py answers it,
+        # and it is logged and counted here like every other publish request.
+        if services.lifecycle.draining:
+            _record(services, publisher, target, "UNAVAILABLE", 503, started)
+        raise
+    _record(services, publisher, target, answer["error"]["type"] if "error" in answer else "ok", status, started)
+    return JSONBody(answer, status, headers=headers)
+
+
+def _record(services, publisher: str | None, target: str, outcome: str, status: int, started: float) -> None:
     seconds = time.perf_counter() - started
     services.metrics.publish_called(target, outcome, seconds)
     fields = {"publisher": publisher, "target": target, "outcome": outcome, "http_status": status, "duration_ms": round(seconds * 1000, 2)}
     logger.info("publish", extra={"fields": fields})
-    return JSONBody(answer, status, headers=headers)
 
 
 async def _within_limit(services, scope: str, key: str, message: str, cost: int = 1) -> None:
@@ -208,7 +218,7 @@ async def _publish(services, publish: PublishRequest, fence_for: FenceFor | None
         asyncio.current_task().uncancel()
         if outcome.event_ids:
             return 503, outcome.partial("UNAVAILABLE", CUT_MID_PUBLISH)
-        raise Refused(503, "UNAVAILABLE", CUT_MID_PUBLISH) from None
+        raise Refused(503, "UNAVAILABLE", CUT_MID_PUBLISH, {"Retry-After": "1"}, eventIds=[]) from None
     except (BrokerUnavailable, PublishFenced) as failed:
         if outcome.event_ids:
             return 503, outcome.partial("UNAVAILABLE", broker_failure(failed, part_sent=True))

@@ -216,6 +216,10 @@ async def test_requests_whose_bodies_are_still_arriving_when_the_grace_ends_get_
     assert [body["error"]["type"] for body in bodies] == ["UNAVAILABLE"] * 3
     assert "nothing was sent" in bodies[2]["error"]["message"]
     assert "Exception in ASGI application" not in log
+    # Review reproduction: the cut publish had no channel_push.publish line (nor a count).
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    [cut_publish] = [record for record in records if record["logger"] == "channel_push.publish"]
+    assert (cut_publish["outcome"], cut_publish["http_status"]) == ("UNAVAILABLE", 503)
 
 
 @pytest.mark.redis

@@ -222,6 +222,24 @@ async def test_a_sequence_cut_by_the_shutdown_grace_names_the_events_that_went_o
     assert "went out" in cut.json()["error"]["message"]
 
 
+async def test_a_publish_cut_before_any_event_went_out_lists_none_and_says_when_to_retry():
+    """Review reproduction: the answer said "the events listed went out" but had no
+    eventIds field at all, and no Retry-After."""
+    app = make_app(publish_api_keys=PUBLISH_KEY)
+    with run_server(app) as server:
+        services = app.state.services
+
+        async def cut_at_once(*args, **kwargs):
+            services.lifecycle.begin_drain()
+            asyncio.current_task().cancel()  # as uvicorn does when the grace ends
+            await asyncio.sleep(1)
+
+        services.sse.publish = cut_at_once
+        with anyio.fail_after(5):
+            cut = await publish(server.url, {"target": {"clientId": "alice"}, "events": chunks(2), "queueIfOffline": True})
+    assert (cut.status_code, cut.json()["error"]["eventIds"], cut.headers.get("retry-after")) == (503, [], "1")
+
+
 async def test_publish_is_counted_in_metrics(server):
     await publish(server.url, {"target": {"topic": "promo"}, "event": "sale"})
     await publish(server.url, {"target": {"topic": "promo"}}, key="wrong-key-0123456789abcdef")
