@@ -74,7 +74,7 @@ class RedisPresence:
         client (REFRESH)."""
         handed: dict[str, list[bytes]] = {}
         connections = [connection for client_id in list(registry.client_ids()) for connection in registry.connections_of(client_id)]
-        keys = [self._keys.online, self._keys.connections]
+        keys = [self._keys.online, self._keys.connections, self._keys.ids]
         try:
             for start in range(0, max(len(connections), 1), REFRESH_BATCH):
                 # Checked as each batch goes, not once for all: a connection that closed

@@ -358,7 +358,8 @@ class RedisBroker:
         (client and topics) and read what each local client and topic missed, batched
         in pipelines; then offer each connection the missed frames of its client and
         topics, merged by id."""
-        since = await guarded(self._scripts.mark_data_start(keys=[self._keys.ids], args=[self._seen_since]), self._timeout)
+        marked = self._scripts.mark_data_start(keys=[self._keys.ids], args=[self._seen_since, self._presence.ttl_ms])
+        since = await guarded(marked, self._timeout)
         self._seen_since = since.decode()
         streams: list[tuple[str, object, dict]] = []  # (channel, script, call)
         for client_id in [c for c in list(self.registry.client_ids()) if self.registry.connection_count(c)]:

@@ -96,8 +96,9 @@ end
 -- Whether Redis's data was lost (a restart without persistence) less than grace_ms
 -- ago: told by `ids` `since` against the `since` this instance saw (PUBLISH, below).
 local function within_loss_grace(ids, now, grace_ms, seen_since)
-  local data = redis.call('HMGET', ids, 'since', 'after_loss')
+  local data = redis.call('HMGET', ids, 'since', 'after_loss', 'gap_at')
   local since, after_loss = data[1], data[2]
+  if data[3] and now - tonumber(data[3]) < tonumber(grace_ms) then return true end
   if seen_since ~= '' and since ~= seen_since and not after_loss then
     if not since then
       since = string.format('%d', now)
@@ -107,6 +108,17 @@ local function within_loss_grace(ids, now, grace_ms, seen_since)
     after_loss = '1'
   end
   return after_loss and now - tonumber(since) < tonumber(grace_ms)
+end
+-- Called as each instance refreshes its presence (every heartbeat) or catches up: when
+-- nobody did for longer than presence lives (lapse_ms), every presence has expired
+-- though the streams may be open (Redis restarted from its persistence, or unreachable
+-- from every instance). That moment starts the same grace as a loss of the data.
+local function note_alive(ids, now, lapse_ms)
+  local alive_at = redis.call('HGET', ids, 'alive_at')
+  if alive_at and now - tonumber(alive_at) > tonumber(lapse_ms) then
+    redis.call('HSET', ids, 'gap_at', string.format('%d', now))
+  end
+  redis.call('HSET', ids, 'alive_at', string.format('%d', now))
 end
 -- A fenced publish (sse.broker.Fence): one more key and three more arguments.
 -- It runs only while the key's value starts with the holder, and leaves its
@@ -187,13 +199,20 @@ return {'queued', id, 0}
 end)
 """
 
-# KEYS: ids. ARGV: the `since` this instance saw before ('' if none). Records when
-# this Redis's data started, and whether that start was a loss (see PUBLISH); returns `since`.
+# KEYS: ids. ARGV: the `since` this instance saw before ('' if none), presence_ttl_ms.
+# Records when this Redis's data started, and whether that start was a loss (see
+# PUBLISH); returns `since`. A start other than the one this instance saw is a loss,
+# whoever recorded it: an instance that never saw Redis before (started during the
+# outage) may have been first.
 MARK_DATA_START = LUA_HELPERS + """
-if redis.call('HSETNX', KEYS[1], 'since', string.format('%d', now_ms())) == 1 and ARGV[1] ~= '' then
+local now = now_ms()
+redis.call('HSETNX', KEYS[1], 'since', string.format('%d', now))
+local since = redis.call('HGET', KEYS[1], 'since')
+if ARGV[1] ~= '' and since ~= ARGV[1] then
   redis.call('HSET', KEYS[1], 'after_loss', '1')
 end
-return redis.call('HGET', KEYS[1], 'since')
+note_alive(KEYS[1], now, ARGV[2])
+return since
 """
 
 # KEYS: presence, history, queue, online, connections. ARGV: client,
@@ -242,12 +261,13 @@ end
 return 1
 """
 
-# KEYS: online, connections. ARGV: prefix, presence_ttl_ms, then client, member pairs.
+# KEYS: online, connections, ids. ARGV: prefix, presence_ttl_ms, then client, member pairs.
 # Returns {client, frame, ...}: the queue of each client one of whose streams had
 # lapsed (its instance stalled past its presence). Events for it were queued
 # meanwhile, as for a client with no stream; the stream is open, so it takes them now.
 REFRESH = LUA_HELPERS + """
 local now = now_ms()
+note_alive(KEYS[3], now, ARGV[2])
 local expires = now + tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)

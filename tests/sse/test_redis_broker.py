@@ -502,3 +502,41 @@ async def test_a_new_streams_cursor_counts_an_event_that_arrived_live_during_its
         async with a.subscribe("alice", None) as subscription:
             assert [parse_frame(frame).id for frame in subscription.replay] == [during[0].event_id]
             assert subscription.cursor == during[0].event_id
+
+
+async def test_a_new_instance_reaching_redis_first_after_a_loss_leaves_the_grace_to_the_others(redis_url, admin):
+    """Review reproduction: Redis restarted empty, and an instance started meanwhile
+    reached it first: its first look at the data (nothing seen before) recorded the
+    start without marking it a loss, and an older instance catching up next took that
+    start as the one it knew. Its calls for a visitor whose stream was open elsewhere
+    (presence not yet registered again) answered CLIENT_NOT_CONNECTED within the grace."""
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+        async with b.subscribe("visitor", None) as on_b:
+            await admin.flushall()  # the restart without persistence
+            async with running_broker(redis_url=redis_url, instance_id="c"):
+                await a._catch_up()  # a reconnects after c started
+                delivery = await a.publish("visitor", note("right after the loss"))
+                assert delivery.event_id is not None  # not answered as offline
+                assert (await next_frame(on_b.connection)).id == delivery.event_id
+
+
+@pytest.mark.parametrize("first_back", ["catch-up", "refresh"])
+async def test_after_an_outage_longer_than_presence_lives_an_open_stream_is_never_called_offline(redis_url, admin, first_back):
+    """Review reproduction: Redis with persistence down for over two heartbeats came back
+    with every presence expired; until the stream's instance registered it again, calls
+    on another instance answered CLIENT_NOT_CONNECTED (2-9 calls over 0.1-1.1 s) and
+    dropped their events. Such a gap starts the grace a loss of the data starts."""
+    keys = RedisKeys()
+    async with running_broker(redis_url=redis_url, instance_id="a") as a, running_broker(redis_url=redis_url, instance_id="b") as b:
+        async with b.subscribe("visitor", None) as on_b:
+            ttl_ms = a._presence.ttl_ms
+            long_ago = int(time.time() * 1000) - 2 * ttl_ms
+            await admin.hset(keys.ids, "alive_at", long_ago)  # nobody refreshed since: Redis was away
+            await admin.delete(keys.presence("visitor"))  # expired meanwhile
+            if first_back == "catch-up":
+                await a._catch_up()
+            else:
+                await a.housekeeping()
+            delivery = await a.publish("visitor", note("right after the outage"))
+            assert delivery.event_id is not None  # not answered as offline
+            assert (await next_frame(on_b.connection)).id == delivery.event_id
