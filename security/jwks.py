@@ -121,6 +121,12 @@ class JwksKeyCache:
                 self._last_attempt_at = monotonic()
                 logger.warning("JWKS refresh from %s failed: %s", self._url, _described(error))
                 return
+            if not keys:
+                # Every token is then refused as signed with an unknown key: say why once per fetch.
+                logger.warning(
+                    "JWKS from %s holds no key usable here (public RSA/EC signing keys for %s)",
+                    self._url, ", ".join(sorted(self._allowed_algorithms)),
+                )
             self._keys = keys
             self._fetched_at = self._last_attempt_at = monotonic()
 

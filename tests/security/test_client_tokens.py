@@ -575,6 +575,17 @@ async def test_a_new_kid_while_the_jwks_cannot_be_fetched_is_unavailable_not_ref
     assert route.call_count == 3
 
 
+async def test_a_jwks_with_no_key_for_the_configured_algorithms_says_so_in_the_log(router, rsa_key, caplog) -> None:
+    """Review finding: keys published as RS256 with only RS512 configured were all skipped,
+    and every token was refused as signed with an unknown key without a word in the log."""
+    router.get(JWKS_URL).mock(return_value=jwks_response(rsa_jwk(rsa_key, "k1", alg="RS256")))
+    verifier = jwks_verifier(algorithms=("RS512",))
+    with caplog.at_level("WARNING", logger="security.jwks"):
+        assert (await rejection(verifier, signed_with_kid(rsa_key, "k1", "RS512"))).reason == "unknown_key"
+    [warning] = [record.getMessage() for record in caplog.records if record.name == "security.jwks"]
+    assert "no key usable here" in warning and "RS512" in warning
+
+
 async def test_concurrent_verifies_share_a_single_jwks_fetch(router, rsa_key) -> None:
     async def slow_jwks(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(0.05)
