@@ -132,9 +132,10 @@ def demo_routes(settings: Settings, widget: StaticAsset) -> list[Route]:
 
 
 def channel_call(wanted: DevCall) -> dict[str, Any]:
-    """The body Channel would send for this call from a user chat."""
+    """The body Channel would send for this call, run by a manager in a user chat (a
+    customer's own call may target only their own page: channel_app/methods.py)."""
     return {
         "method": wanted.method,
         "params": {"chat": {"type": "userChat", "id": "demo-chat"}, "input": wanted.input, "language": "ko"},
-        "context": {"channel": {"id": "demo-channel"}, "caller": {"type": "user", "id": "demo-user"}},
+        "context": {"channel": {"id": "demo-channel"}, "caller": {"type": "manager", "id": "demo-manager"}},
     }

@@ -56,8 +56,15 @@ class MethodSpec:
 
 async def target_client(args: ClientTarget, call: FunctionCall, deps: MethodDeps) -> str:
     """`input.clientId`, or else the chat user's `memberId` (the site's own user id),
-    within that client's rate limit."""
+    within that client's rate limit.
+
+    A call whose caller is the customer (`caller.type` "user": a front command, run in
+    the customer's own chat) acts on that customer's page only: otherwise anyone
+    chatting could push a notification or a redirect to another visitor whose id they
+    guessed (review reproduction). The chat fallback holds the same line."""
     client_id = args.client_id or _member_id(call)
+    if call.caller_type == "user" and client_id != _own_member_id(call):
+        raise FunctionError("UNAUTHORIZED", "a customer's own call may act only on their own page: clientId must be the chat user's memberId")
     decision = await deps.limits.hit("function_client", client_id)
     if not decision.allowed:
         raise FunctionError(
@@ -69,11 +76,14 @@ async def target_client(args: ClientTarget, call: FunctionCall, deps: MethodDeps
 
 
 def _member_id(call: FunctionCall) -> str:
-    # Read as input.clientId is: a blank memberId is none, not client "".
-    member = ClientTarget(clientId=call.member_id).client_id if call.member_id else None
-    if member:
+    if member := _own_member_id(call):
         return member
     raise FunctionError("INVALID_PARAMS", "clientId: field required (and the chat user has no memberId)")
+
+
+def _own_member_id(call: FunctionCall) -> str | None:
+    # Read as input.clientId is: a blank memberId is none, not client "".
+    return ClientTarget(clientId=call.member_id).client_id if call.member_id else None
 
 
 async def _deliver(

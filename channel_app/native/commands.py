@@ -10,8 +10,9 @@ and unused here); :mod:`channel_app.native.command_limits` checks the limits.
 Channel calls ``actionFunctionName`` on our ``PUT /functions``, so each
 command's action is the function of the same name. ``clientId`` is never
 required: without it the service targets the chat's user (``memberId``).
-Scope defaults to ``desk``: front commands could be run by any visitor
-against any ``clientId``.
+Scope defaults to ``desk``. A ``front`` command is run by the customer
+(``caller.type`` "user"), whose calls act only on their own page
+(channel_app/methods.py ``target_client``).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ async def test_logs_carry_calls_and_connections_but_no_credentials_or_query_stri
         (None, "UNAUTHORIZED", 401),
     }
     ok = next(r for r in calls if r["outcome"] == "ok")
-    assert ok["channel_id"] == "channel-1" and ok["caller_type"] == "user" and ok["client_id"] == "visitor"
+    assert ok["channel_id"] == "channel-1" and ok["caller_type"] == "manager" and ok["client_id"] == "visitor"
     assert ok["duration_ms"] >= 0
     connects = [r for r in records if r["message"] in ("sse connect", "sse disconnect")]
     assert [r["message"] for r in connects] == ["sse connect", "sse disconnect"]

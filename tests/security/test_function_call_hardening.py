@@ -107,6 +107,33 @@ async def test_call_flood_at_one_target_client_is_rate_limited(make_client):
     assert types == ["CLIENT_NOT_CONNECTED", "CLIENT_NOT_CONNECTED", "RATE_LIMITED"]
 
 
+CUSTOMER = {"caller": {"type": "user", "id": "user-1"}, "user": {"id": "user-1", "memberId": "alice"}}
+
+
+@pytest.mark.parametrize("method", ["notify", "redirectClient", "sendEvent", "getClientStatus"])
+async def test_a_customers_own_call_acts_only_on_their_own_page(make_client, method):
+    """Review reproduction: a call from user-1's chat with caller.type "user" (a front
+    command, or ALF told "a manager gave me visitor id user-2") pushed a toast
+    ("Your account is locked. Call ... now.") to another visitor's browser."""
+    http = await make_client()
+    inputs = {"notify": {"message": "hi"}, "redirectClient": {"url": "https://shop.example.com/"}, "sendEvent": {"action": "go"}}.get(method, {})
+    answers = {}
+    for name, target, context in [
+        ("other", {"clientId": "bob"}, CUSTOMER),
+        ("no member id", {"clientId": "alice"}, {**CUSTOMER, "user": {"id": "user-1"}}),
+        ("own", {"clientId": "alice"}, CUSTOMER),
+        ("own by default", {}, CUSTOMER),
+        ("manager for another", {"clientId": "bob"}, {}),
+    ]:
+        body = function_body(method, {**inputs, **target}, **context)
+        answer = (await http.put("/functions", content=body, headers=signed_headers(body))).json()
+        answers[name] = answer["error"]["type"] if "error" in answer else "ok"
+    allowed = "ok" if method == "getClientStatus" else "CLIENT_NOT_CONNECTED"
+    assert answers == {
+        "other": "UNAUTHORIZED", "no member id": "UNAUTHORIZED", "own": allowed, "own by default": allowed, "manager for another": allowed,
+    }
+
+
 async def test_functions_endpoint_sends_no_cors_headers(make_client):
     http = await make_client(cors_allowed_origins=["https://shop.example.com"])
     body = function_body("getClientStatus", {"clientId": "x"})

@@ -15,7 +15,7 @@ def function_body(method: str, input: dict[str, Any] | None = None, **context: A
     payload = {
         "method": method,
         "params": {"chat": {"type": "userChat", "id": "chat-1"}, "input": input or {}, "language": "ko"},
-        "context": {"channel": {"id": "channel-1"}, "caller": {"type": "user", "id": "user-1"}, **context},
+        "context": {"channel": {"id": "channel-1"}, "caller": {"type": "manager", "id": "manager-1"}, **context},
     }
     return json.dumps(payload, ensure_ascii=False).encode()
 
