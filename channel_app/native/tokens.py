@@ -52,7 +52,10 @@ RENEWAL_PATIENCE_SECONDS = 0.5  # how long a caller with a still-valid token wai
 FAILURE_COOLDOWN_LIMIT = 600.0
 FRESH_TOKEN_SECONDS = 60.0  # a token refused this soon after Channel issued it is not renewed again
 ERROR_KINDS = frozenset(get_args(ErrorKind))
-REFRESH_TOKEN_REFUSED = frozenset({"unauthorized", "bad_request"})  # only then is a new token issued instead
+# A refresh failing for these is Channel down or limiting, not the refresh token refused:
+# an issue would only spend a second unit on the same outage. Any other failure (401, 400,
+# an error object in a 200, a malformed answer) is followed by an issue.
+REFRESH_NOT_REFUSED = frozenset({"unavailable", "rate_limited"})
 REJECTED_REMEMBERED = 16
 T = TypeVar("T")
 
@@ -329,8 +332,8 @@ class TokenManager:
                 answer = await self._spent_on(lambda: self._client.call("refreshToken", {"refreshToken": cached.refresh}, max_retries=0))
                 return self._parse(answer, "refreshToken", cached.refresh)
             except NativeApiError as exc:
-                if exc.kind not in REFRESH_TOKEN_REFUSED:
-                    raise  # Channel is failing or limiting, not refusing the refresh token: an issue would only spend a second unit
+                if exc.kind in REFRESH_NOT_REFUSED:
+                    raise
                 logger.warning(
                     "refreshToken for %s refused (%s); issuing a new token", _scope(channel_id), exc.kind
                 )

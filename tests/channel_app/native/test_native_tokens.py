@@ -71,6 +71,21 @@ async def test_refresh_failure_falls_back_to_a_new_issue(
     assert channel.calls[-1].params == {"secret": APP_SECRET, "channelId": "c1"}
 
 
+async def test_a_refresh_refused_with_an_error_object_falls_back_to_a_new_issue(
+    tokens: TokenManager, channel: FakeChannel, clock: FakeClock
+) -> None:
+    """Review reproduction: Channel refusing a refresh with HTTP 200 and an error object
+    (kind protocol) was taken for an outage: the dead refresh token was tried again and
+    again and every chat fallback failed until the process restarted."""
+    channel.on("issueToken", token_reply("first"), token_reply("second"))
+    channel.on("refreshToken", httpx.Response(200, json={"error": {"type": "UNAUTHORIZED", "message": "refresh token expired"}}))
+    await tokens.access_token("c1")
+    clock.advance(1600)
+
+    assert await tokens.access_token("c1") == "second"
+    assert [c.method for c in channel.calls] == ["issueToken", "refreshToken", "issueToken"]
+
+
 async def test_refresh_without_new_refresh_token_keeps_the_old_one(
     tokens: TokenManager, channel: FakeChannel, clock: FakeClock
 ) -> None:
