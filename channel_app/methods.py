@@ -46,6 +46,8 @@ class MethodDeps:
 
 Handler = Callable[[Any, FunctionCall, MethodDeps], Awaitable[dict[str, Any]]]
 
+CUSTOMER_CALL = "a customer's own call (caller.type user) may act only on their own page"
+
 
 @dataclass(frozen=True)
 class MethodSpec:
@@ -64,7 +66,7 @@ async def target_client(args: ClientTarget, call: FunctionCall, deps: MethodDeps
     guessed (review reproduction). The chat fallback holds the same line."""
     client_id = args.client_id or _member_id(call)
     if call.caller_type == "user" and client_id != _own_member_id(call):
-        raise FunctionError("UNAUTHORIZED", "a customer's own call may act only on their own page: clientId must be the chat user's memberId")
+        raise FunctionError("UNAUTHORIZED", f"{CUSTOMER_CALL}: clientId must be the chat user's memberId")
     decision = await deps.limits.hit("function_client", client_id)
     if not decision.allowed:
         raise FunctionError(
@@ -147,11 +149,19 @@ async def redirect_client(args: RedirectInput, call: FunctionCall, deps: MethodD
     return await _deliver(deps, call, args, client_id, event, "Redirect command", fallback, args.wait_for_ack)
 
 
-async def _deliver_to_topic(deps: MethodDeps, topic: str, event: Event, what: str) -> dict[str, Any]:
+def _refuse_customer_broadcast(call: FunctionCall) -> None:
+    """A customer's own call reaches their own page only (target_client): never a topic's
+    subscribers, nor everyone."""
+    if call.caller_type == "user":
+        raise FunctionError("UNAUTHORIZED", f"{CUSTOMER_CALL}: not a topic, nor every page")
+
+
+async def _deliver_to_topic(deps: MethodDeps, call: FunctionCall, topic: str, event: Event, what: str) -> dict[str, Any]:
     """`topic` instead of `clientId`: a broadcast to the topic's subscribers, so only
     with ALLOW_BROADCAST; no queue, no ack, no chat fallback; 0 subscribers is an answer."""
     if not deps.allow_broadcast:
         raise FunctionError("METHOD_NOT_ALLOWED", "sending to a topic is a broadcast, disabled on this service (ALLOW_BROADCAST=false)")
+    _refuse_customer_broadcast(call)
     decision = await deps.limits.hit("function_client", f"#{topic}")
     if not decision.allowed:
         raise FunctionError(
@@ -172,7 +182,7 @@ async def _deliver_to_topic(deps: MethodDeps, topic: str, event: Event, what: st
 async def notify(args: NotifyInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     event = Event("notification", _notification_data(args.message, args.title, args.level))
     if args.topic is not None:
-        return await _deliver_to_topic(deps, args.topic, event, "Notification")
+        return await _deliver_to_topic(deps, call, args.topic, event, "Notification")
     client_id = await target_client(args, call, deps)
     return await _deliver(deps, call, args, client_id, event, "Notification", partial(notice_message, args.message, args.title))
 
@@ -181,7 +191,7 @@ async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps)
     data = {"type": "custom", "action": args.action, "payload": args.payload, "timestamp": utc_timestamp()}
     event = Event("custom", data)
     if args.topic is not None:
-        return await _deliver_to_topic(deps, args.topic, event, f"Event '{args.action}'")
+        return await _deliver_to_topic(deps, call, args.topic, event, f"Event '{args.action}'")
     client_id = await target_client(args, call, deps)
     return await _deliver(deps, call, args, client_id, event, f"Event '{args.action}'", None, args.wait_for_ack)
 
@@ -189,6 +199,7 @@ async def send_event(args: SendEventInput, call: FunctionCall, deps: MethodDeps)
 async def broadcast(args: BroadcastInput, call: FunctionCall, deps: MethodDeps) -> dict[str, Any]:
     if not deps.allow_broadcast:
         raise FunctionError("METHOD_NOT_ALLOWED", "broadcast is disabled on this service (ALLOW_BROADCAST=false)")
+    _refuse_customer_broadcast(call)
     delivery = await deps.sse.publish_to_all(Event("notification", _notification_data(args.message, args.title, "info")))
     return result_body(
         f"Notification broadcast to {delivery.delivered} connections",

@@ -134,6 +134,20 @@ async def test_a_customers_own_call_acts_only_on_their_own_page(make_client, met
     }
 
 
+@pytest.mark.parametrize(
+    ("method", "inputs"),
+    [("notify", {"topic": "promo", "message": "hi"}), ("sendEvent", {"topic": "promo", "action": "go"}), ("broadcast", {"message": "hi"})],
+)
+async def test_a_customers_own_call_reaches_no_topic_nor_everyone(make_client, method, inputs):
+    """Review reproduction: with ALLOW_BROADCAST, the guard on clientId was stepped
+    around by a topic or a broadcast: a customer's call reached every subscriber."""
+    http = await make_client(allow_broadcast=True)
+    customer = await http.put("/functions", content=(body := function_body(method, inputs, **CUSTOMER)), headers=signed_headers(body))
+    manager = await http.put("/functions", content=(body := function_body(method, inputs)), headers=signed_headers(body))
+    assert customer.json()["error"]["type"] == "UNAUTHORIZED"
+    assert "result" in manager.json()
+
+
 async def test_functions_endpoint_sends_no_cors_headers(make_client):
     http = await make_client(cors_allowed_origins=["https://shop.example.com"])
     body = function_body("getClientStatus", {"clientId": "x"})
