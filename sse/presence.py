@@ -68,10 +68,10 @@ class RedisPresence:
         keys = [self._keys.online, self._keys.connections]
         await guarded(self._scripts.leave(keys=keys, args=[self._keys.prefix, *pairs]), self._timeout)
 
-    async def refresh(self, registry: ConnectionRegistry, member_if_open: MemberIfOpen) -> dict[str, list[bytes]]:
+    async def refresh(self, registry: ConnectionRegistry, member_if_open: MemberIfOpen, ran_before: bool) -> dict[str, list[bytes]]:
         """Extend the expiry of every connection here that `member_if_open` names; never
         raises. Returns the queued frames of clients whose presence here had lapsed, by
-        client (REFRESH)."""
+        client (REFRESH). `ran_before`: this instance saw Redis's data before."""
         handed: dict[str, list[bytes]] = {}
         connections = [connection for client_id in list(registry.client_ids()) for connection in registry.connections_of(client_id)]
         keys = [self._keys.online, self._keys.connections, self._keys.ids]
@@ -80,7 +80,7 @@ class RedisPresence:
                 # Checked as each batch goes, not once for all: a connection that closed
                 # (and left) while an earlier batch waited on Redis would come back.
                 batch = [item for connection in connections[start : start + REFRESH_BATCH] for item in _pair(connection, member_if_open)]
-                args = [self._keys.prefix, self.ttl_ms, *batch]
+                args = [self._keys.prefix, self.ttl_ms, "1" if ran_before else "", *batch]
                 claimed = await guarded(self._scripts.refresh(keys=keys, args=args), self._timeout)
                 for index in range(0, len(claimed), 2):
                     handed.setdefault(claimed[index].decode(), []).append(claimed[index + 1])

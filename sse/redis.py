@@ -277,7 +277,7 @@ class RedisBroker:
         return self._acks
 
     async def housekeeping(self) -> None:
-        if handed := await self._presence.refresh(self.registry, self._member_if_open):
+        if handed := await self._presence.refresh(self.registry, self._member_if_open, ran_before=bool(self._seen_since)):
             queued = {self._keys.channel(client_id): _replay_of([], frames) for client_id, frames in handed.items()}
             self._fanout.caught_up(queued)
         listeners = [(topic, connection) for topic in list(self.registry.topics()) for connection in self.registry.topic_connections(topic)]

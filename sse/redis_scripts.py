@@ -112,10 +112,12 @@ end
 -- Called as each instance refreshes its presence (every heartbeat) or catches up: when
 -- nobody did for longer than presence lives (lapse_ms), every presence has expired
 -- though the streams may be open (Redis restarted from its persistence, or unreachable
--- from every instance). That moment starts the same grace as a loss of the data.
-local function note_alive(ids, now, lapse_ms)
+-- from every instance). That moment starts the same grace as a loss of the data, if
+-- the instance noting it was running before (`ran_before`): else no instance may have
+-- run meanwhile (a cold start of every instance), and no stream is open.
+local function note_alive(ids, now, lapse_ms, ran_before)
   local alive_at = redis.call('HGET', ids, 'alive_at')
-  if alive_at and now - tonumber(alive_at) > tonumber(lapse_ms) then
+  if ran_before and alive_at and now - tonumber(alive_at) > tonumber(lapse_ms) then
     redis.call('HSET', ids, 'gap_at', string.format('%d', now))
   end
   redis.call('HSET', ids, 'alive_at', string.format('%d', now))
@@ -211,7 +213,7 @@ local since = redis.call('HGET', KEYS[1], 'since')
 if ARGV[1] ~= '' and since ~= ARGV[1] then
   redis.call('HSET', KEYS[1], 'after_loss', '1')
 end
-note_alive(KEYS[1], now, ARGV[2])
+note_alive(KEYS[1], now, ARGV[2], ARGV[1] ~= '')
 return since
 """
 
@@ -261,19 +263,20 @@ end
 return 1
 """
 
-# KEYS: online, connections, ids. ARGV: prefix, presence_ttl_ms, then client, member pairs.
+# KEYS: online, connections, ids. ARGV: prefix, presence_ttl_ms, ran_before ('1' if this
+# instance saw Redis before this refresh, else ''), then client, member pairs.
 # Returns {client, frame, ...}: the queue of each client one of whose streams had
 # lapsed (its instance stalled past its presence). Events for it were queued
 # meanwhile, as for a client with no stream; the stream is open, so it takes them now.
 REFRESH = LUA_HELPERS + """
 local now = now_ms()
-note_alive(KEYS[3], now, ARGV[2])
+note_alive(KEYS[3], now, ARGV[2], ARGV[3] ~= '')
 local expires = now + tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local handed = {}
 local pruned = {}
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local presence = ARGV[1] .. 'presence:' .. ARGV[i]
   local score = redis.call('ZSCORE', presence, ARGV[i + 1])
   if not pruned[presence] then

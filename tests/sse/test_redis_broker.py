@@ -540,3 +540,17 @@ async def test_after_an_outage_longer_than_presence_lives_an_open_stream_is_neve
             delivery = await a.publish("visitor", note("right after the outage"))
             assert delivery.event_id is not None  # not answered as offline
             assert (await next_frame(on_b.connection)).id == delivery.event_id
+
+
+async def test_a_cold_start_after_a_long_stop_is_no_outage_offline_clients_stay_offline(redis_url, admin):
+    """Review reproduction (of the gap grace): every instance stopped for longer than
+    presence lives and started again; the first one back took the pause for an outage
+    with streams open, so for two heartbeats calls for offline visitors answered
+    `queued: true` and skipped the chat fallback, though no stream could be open."""
+    keys = RedisKeys()
+    await admin.hset(keys.ids, mapping={"since": int(time.time() * 1000) - 3_600_000, "alive_at": int(time.time() * 1000) - 600_000})
+    async with running_broker(redis_url=redis_url, instance_id="fresh") as fresh:
+        await fresh.housekeeping()
+        delivery = await fresh.publish("visitor", note("nobody is here"))
+    assert delivery.event_id is None and not delivery.queued
+    assert await admin.hget(keys.ids, "gap_at") is None
