@@ -41,7 +41,7 @@ async def connect_stream(request: Request) -> ASGIApp:
     if request.method == "HEAD":
         # Headers only, as GET would answer them now: a stream answering HEAD would
         # never complete and would hold a slot, so nothing is opened, nor spent.
-        refusal, _ = await stream_admission(request)
+        refusal, _ = await stream_admission(request, retry_stream=True)
         return refusal or Response(b"", media_type="text/event-stream", headers=STREAM_HEADERS)
     services = request.app.state.services
     refused = services.metrics.connect_refused

@@ -28,9 +28,11 @@ async def check_stream(request: Request) -> JSONBody:
     return refusal or JSONBody({"ok": True, "clientId": client_id}, headers=NO_STORE)
 
 
-async def stream_admission(request: Request) -> tuple[JSONBody | None, str]:
+async def stream_admission(request: Request, retry_stream: bool = False) -> tuple[JSONBody | None, str]:
     """The refusal `GET /sse/connect` would answer now (None: it would open), and the
-    clientId asked for. Also what `HEAD /sse/connect` answers."""
+    clientId asked for. Also what `HEAD /sse/connect` answers, with `retry_stream`:
+    None where GET answers 200 with a stream that only says when to retry (draining,
+    or Redis unreachable), which /sse/check names for the widget."""
     services = request.app.state.services
     settings = services.settings
     client_id = ""
@@ -52,6 +54,8 @@ async def stream_admission(request: Request) -> tuple[JSONBody | None, str]:
     retry_after = {"Retry-After": str(max(1, settings.retry_ms // 1000)), **NO_STORE}
     registry = services.broker.registry
     if services.lifecycle.draining:
+        if retry_stream:
+            return None, client_id
         return error_response(503, "DRAINING", "this instance is shutting down; retry shortly", retry_after), client_id
     if registry.connection_total >= settings.max_connections:
         message = "this instance holds its maximum number of connections"
@@ -60,6 +64,8 @@ async def stream_admission(request: Request) -> tuple[JSONBody | None, str]:
         # Cluster-wide under Redis, as the cap itself (sse/redis.py, JOIN).
         open_now = await services.broker.connection_count(client_id)
     except BrokerUnavailable:
+        if retry_stream:
+            return None, client_id
         return error_response(503, "UNAVAILABLE", "the shared broker (Redis) is unreachable; retry shortly", retry_after), client_id
     if open_now >= settings.max_connections_per_client:
         message = f"clientId already has {settings.max_connections_per_client} open connections"

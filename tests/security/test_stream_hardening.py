@@ -436,6 +436,20 @@ async def test_head_answers_what_get_would_at_the_tab_cap_and_spends_no_connect_
     assert capped.status_code == 429 and "retry-after" in capped.headers
 
 
+async def test_head_while_draining_answers_200_as_get_does_with_its_retry_stream():
+    """Review reproduction: GET answers a draining instance (or an unreachable Redis)
+    with 200 and a stream that only says when to retry; HEAD answered 503."""
+    app = make_app()
+    with run_server(app) as server:
+        app.state.services.lifecycle.begin_drain()
+        params = {"clientId": "visitor", "token": client_token("visitor")}
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+            get = await http.get("/sse/connect", params=params)
+            head = await http.head("/sse/connect", params=params)
+    assert get.status_code == head.status_code == 200
+    assert get.headers["content-type"] == head.headers["content-type"]
+
+
 @pytest.mark.parametrize(("pipelined_later", "requests"), [(False, 1), (True, 1), (True, 2), (True, 4)], ids=["same-read", "while-streaming", "two", "four"])
 def test_a_client_that_pipelines_a_request_behind_its_stream_and_leaves_frees_its_slot_at_once(uvicorn_errors, pipelined_later, requests):
     """uvicorn tells only the newest request on a connection that the connection
