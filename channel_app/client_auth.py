@@ -19,6 +19,7 @@ header or query string was put there by the page itself and needs no such check.
 
 from __future__ import annotations
 
+import re
 import time
 
 from starlette.requests import Request
@@ -69,7 +70,13 @@ def check_stream_origin(request: Request, allowed_origins: list[str]) -> None:
     if origin is None or origin in allowed_origins or "*" in allowed_origins or origin == _own_origin(request):
         return
     message = f"origin {origin[:200]} may not open streams here: it is not in CORS_ALLOWED_ORIGINS"
-    raise ClientAuthFailed("foreign_origin", error_response(403, "FORBIDDEN_ORIGIN", message))
+    # Readable by that page (this answer only): the widget then closes saying why, where an
+    # unreadable 403 looked like an unreachable service, retried for good (review reproduction).
+    readable = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if _SERIALISED_ORIGIN.fullmatch(origin) else None
+    raise ClientAuthFailed("foreign_origin", error_response(403, "FORBIDDEN_ORIGIN", message, readable))
+
+
+_SERIALISED_ORIGIN = re.compile(r"null|[a-z][a-z0-9+.-]*://[!-~]{1,253}")  # as browsers send it: nothing else is echoed
 
 
 _UNMADE_BY_ANOTHER_SITE = (None, "same-origin", "none")

@@ -373,9 +373,14 @@
 
   // EventSource never says why it gave up; /sse/check answers what a connect would.
   Connection.prototype._diagnose = function () {
+    // The token rides in the query, as the stream's does: a request without custom headers
+    // needs no CORS preflight, so a page on an origin the service does not allow reads
+    // the service's 403 (and closes) instead of taking the refused preflight for an outage.
     var url = this._base + "/sse/check?clientId=" + encodeURIComponent(this.clientId) + this._topicsQuery;
-    var headers = this._token ? { Authorization: "Bearer " + this._token } : {};
-    return fetch(url, { headers: headers, cache: "no-store", credentials: "omit" }).then(
+    if (this._token) {
+      url += "&token=" + encodeURIComponent(this._token);
+    }
+    return fetch(url, { cache: "no-store", credentials: "omit" }).then(
       function (response) {
         var retryAfter = parseInt(response.headers.get("Retry-After") || "0", 10);
         var reasons = { 200: "stream_ended", 400: "invalid_client_id", 401: "unauthorized", 403: "forbidden", 429: "too_many_connections" };
@@ -384,10 +389,11 @@
           reason: reasons[response.status] || "unavailable",
           retryAfterMs: (retryAfter > 0 ? retryAfter : 0) * 1000,
         };
-        if (response.status !== 400) {
+        if (response.status !== 400 && response.status !== 403) {
           return answer;
         }
-        // Which part of the request was bad (INVALID_CLIENT_ID, INVALID_TOPIC, TOO_MANY_TOPICS).
+        // Which part of the request was bad (INVALID_CLIENT_ID, INVALID_TOPIC, TOO_MANY_TOPICS),
+        // or refused (FORBIDDEN_ORIGIN: the page's origin is not in CORS_ALLOWED_ORIGINS).
         return response.json().then(
           function (body) {
             var type = body && body.error && body.error.type;

@@ -303,3 +303,14 @@ def test_a_page_loaded_while_the_service_is_down_throws_nothing(page, sites):
     finally:
         sites.start()
     assert errors == []
+
+
+def test_a_page_on_an_origin_the_service_does_not_allow_closes_saying_so(page):
+    """Review reproduction: on an origin missing from CORS_ALLOWED_ORIGINS, the refused
+    preflight of /sse/check (its Authorization header) and the unreadable 403 looked like
+    an unreachable service: the widget retried for good, reporting `unreachable`."""
+    with running_sites(cors_allowed_origins=["https://shop.example.com"]) as sites:
+        page.goto(sites.shop_page("visitor"))
+        expect(page.locator("#status")).to_have_text("closed", timeout=10_000)
+        assert page.evaluate("log.details[log.details.length - 1]") == {"reason": "forbidden_origin", "status": 403}
+        assert sites.connections() == 0
