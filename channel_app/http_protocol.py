@@ -91,6 +91,12 @@ class ServiceHttpProtocol(HeaderLimitedProtocol):
             return
         super().data_received(data)
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # The service runs without a WebSocket protocol (channel_app/run.py): a request asking
+        # for an upgrade was served as plain HTTP. uvicorn's two warnings (advising to install
+        # a WebSocket library) would let anyone write them to the log at will.
+        pass
+
     def send_400_response(self, msg: str) -> None:
         refused = self.cycle
         if refused is not None and refused.more_body and self.pipeline and self.pipeline[0][0] is refused:

@@ -79,6 +79,11 @@ def uvicorn_config(app, settings) -> uvicorn.Config:
         # httptools' with a cap on request heads and pipelined requests released (channel_app/http_protocol.py).
         loop="uvloop",
         http=ServiceHttpProtocol,
+        # No WebSocket route exists. With "auto" (websockets installed by uvicorn[standard])
+        # a request saying `Upgrade: websocket` with a body was never answered and kept its
+        # socket for good, and one held at SIGTERM crashed the shutdown (review reproductions).
+        # Without a WebSocket protocol, such a request is an ordinary HTTP request.
+        ws="none",
     )
 
 

@@ -58,7 +58,7 @@ def run_server(
     free when picked can be taken by another socket before the server binds it."""
     sock = sock if sock is not None else free_socket(port)
     config = uvicorn.Config(
-        app, log_level="warning", timeout_graceful_shutdown=grace_seconds, lifespan="on", http=ServiceHttpProtocol
+        app, log_level="warning", timeout_graceful_shutdown=grace_seconds, lifespan="on", http=ServiceHttpProtocol, ws="none"
     )
     server = DrainingServer(config, app.state.lifecycle, upkeep)
     loops: list[asyncio.AbstractEventLoop] = []
