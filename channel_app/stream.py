@@ -50,9 +50,9 @@ async def connect_stream(request: Request) -> ASGIApp:
         refused("rate_limited")
         return refusal
     try:
+        check_stream_origin(request, services.settings.cors_allowed_origins)
         client_id = check_client_id(request.query_params.get("clientId", ""))
         topics = requested_topics(request, services.settings.max_topics_per_connection)
-        check_stream_origin(request, services.settings.cors_allowed_origins)
         token = presented_token(request, services.settings.client_token_cookie, services.settings.cors_allowed_origins)
         claims = await authenticate_client(services, client_id, token)
         authorize_topics(claims, topics)

@@ -36,6 +36,10 @@ async def stream_admission(request: Request, retry_stream: bool = False) -> tupl
     services = request.app.state.services
     settings = services.settings
     client_id = ""
+    # In the order GET /sse/connect asks (channel_app/stream.py), so both name the same problem.
+    client_ip = request.client.host if request.client else "-"
+    if refusal := await _over_connect_limit(services, "connect_ip", client_ip):
+        return refusal, client_id
     try:
         check_stream_origin(request, settings.cors_allowed_origins)
         client_id = check_client_id(request.query_params.get("clientId", ""))
@@ -46,11 +50,8 @@ async def stream_admission(request: Request, retry_stream: bool = False) -> tupl
         return error_response(400, "INVALID_CLIENT_ID", str(invalid)), client_id
     except ClientAuthFailed as failed:
         return failed.response, client_id
-    client_ip = request.client.host if request.client else "-"
-    for scope, key in (("connect_ip", client_ip), ("connect_client", client_id)):
-        decision = await services.limits.would_allow(scope, key)
-        if not decision.allowed:
-            return too_many_connects(decision, NO_STORE), client_id
+    if refusal := await _over_connect_limit(services, "connect_client", client_id):
+        return refusal, client_id
     retry_after = {"Retry-After": str(max(1, settings.retry_ms // 1000)), **NO_STORE}
     registry = services.broker.registry
     if services.lifecycle.draining:
@@ -71,6 +72,12 @@ async def stream_admission(request: Request, retry_stream: bool = False) -> tupl
         message = f"clientId already has {settings.max_connections_per_client} open connections"
         return error_response(429, "CLIENT_CONNECTION_LIMIT", message, retry_after), client_id
     return None, client_id
+
+
+async def _over_connect_limit(services, scope: str, key: str) -> JSONBody | None:
+    """The 429 a connect would get from this limit now; asked, not spent."""
+    decision = await services.limits.would_allow(scope, key)
+    return None if decision.allowed else too_many_connects(decision, NO_STORE)
 
 
 def too_many_connects(decision: Decision, headers: Mapping[str, str] | None = None) -> JSONBody:

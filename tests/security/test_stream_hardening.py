@@ -774,3 +774,16 @@ def _raw_exchange(port: int, request: bytes) -> bytes:
             while chunk := sock.recv(65536):
                 answer += chunk
     return answer
+
+
+@pytest.mark.parametrize(
+    "params", [{"clientId": "+"}, {"clientId": "visitor", "topics": "*"}, {"clientId": "visitor", "token": "bad"}], ids=["client-id", "topic", "token"]
+)
+async def test_check_head_and_get_name_the_same_problem_from_a_foreign_origin(params):
+    """Review reproduction (fuzzing): a bad clientId or topic from a foreign origin was
+    403 FORBIDDEN_ORIGIN for /sse/check and HEAD but 400 for GET, which asked in
+    another order."""
+    async with asgi_client(cors_allowed_origins=[ALLOWED_ORIGIN]) as http:
+        headers = {"Origin": FOREIGN_ORIGIN}
+        answers = [await http.request(method, path, params=params, headers=headers) for method, path in [("GET", "/sse/connect"), ("GET", "/sse/check"), ("HEAD", "/sse/connect")]]
+    assert [answer.status_code for answer in answers] == [403, 403, 403]
