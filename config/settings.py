@@ -38,6 +38,27 @@ def _port_is_valid(parts: SplitResult) -> bool:
     return True
 
 
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _as_browsers_send(origin: str) -> str:
+    """`origin` as a browser's Origin header writes it, or an entry would match nothing:
+    scheme and host in lower case, the scheme's default port left out, a Unicode host
+    in its ASCII (punycode) form."""
+    if origin == "*":
+        return origin
+    scheme, _, rest = origin.partition("://")
+    host, _, port = rest.rpartition(":") if ":" in rest.rpartition("]")[2] else (rest, "", "")
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        raise ValueError(f"{origin!r} is not an origin: its host is not a valid domain name") from None
+    scheme = scheme.lower()
+    if port == _DEFAULT_PORTS.get(scheme):
+        port = ""
+    return f"{scheme}://{host.lower()}" + (f":{port}" if port else "")
+
+
 def _default_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -217,8 +238,7 @@ class Settings(BaseSettings):
                 # A browser's Origin never has a path or a trailing slash: such an entry
                 # would match nothing, and the widget would fail without a word.
                 raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path or trailing slash (or *)")
-        # Nor capitals: browsers send scheme and host in lower case.
-        return [origin.lower() for origin in origins]
+        return [_as_browsers_send(origin) for origin in origins]
 
     @field_validator("forwarded_allow_ips")
     @classmethod

@@ -97,3 +97,12 @@ def test_list_settings_take_json_arrays_and_origins_in_any_case():
     assert settings.allowed_channel_ids == ["1", "2"]
     assert settings.cors_allowed_origins == ["https://shop.example.com"]
 
+
+
+def test_origins_are_kept_as_browsers_send_them():
+    """Review reproduction: https://shop.example.com:443 was accepted and never matched
+    the Origin browsers send (no default port), nor did a Unicode host (sent in punycode)."""
+    settings = Settings(
+        _env_file=None, cors_allowed_origins="https://shop.example.com:443,http://[::1]:80,http://localhost:8080,https://bücher.example"
+    )
+    assert settings.cors_allowed_origins == ["https://shop.example.com", "http://[::1]", "http://localhost:8080", "https://xn--bcher-kva.example"]
