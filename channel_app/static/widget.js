@@ -99,6 +99,15 @@
     }
   }
 
+  function serverClockOffsetMs(connectedEvent) {
+    try {
+      var serverTime = Date.parse(JSON.parse(connectedEvent.data).serverTime);
+      return isNaN(serverTime) ? 0 : serverTime - Date.now();
+    } catch (notJson) {
+      return 0;
+    }
+  }
+
   function backoffDelay(attempt, initialMs, maxMs) {
     var ceiling = Math.min(maxMs, initialMs * Math.pow(2, attempt));
     return Math.round(ceiling / 2 + Math.random() * (ceiling / 2)); // "equal jitter"
@@ -174,7 +183,7 @@
       // Its token may have expired while the page sat in the cache: with getToken, a
       // token due for renewal is dropped now rather than refused (401) on reconnecting.
       var expiresAt = this._token && jwtExpiryMs(this._token);
-      if (typeof this._options.getToken === "function" && expiresAt && expiresAt - Date.now() < 30000) {
+      if (typeof this._options.getToken === "function" && expiresAt && expiresAt - this._serverNow() < 30000) {
         this._token = null;
       }
       this._open();
@@ -264,8 +273,7 @@
             // The renewal's new stream failed (e.g. the tab cap): keep the stream that
             // works; when its token expires, the usual 401 path gets a fresh one.
             source.close();
-            self._source = self._previous;
-            self._previous = null;
+            self._keepPrevious();
             return;
           }
           self._onError(source, wasConnected);
@@ -276,6 +284,7 @@
           self._closePrevious();
           self._attempt = 0;
           self._setStatus(STATES.open);
+          self._clockOffsetMs = serverClockOffsetMs(event);
           self._scheduleRenewal(source, token);
         });
         // After the events a stream opened with (missed, or queued for this page): its id
@@ -298,8 +307,7 @@
         reportError(error);
         if (self._previous) {
           // Renewal failed: the current stream carries on; the 401 path takes over when it ends.
-          self._source = self._previous;
-          self._previous = null;
+          self._keepPrevious();
         } else {
           self._retryLater("token_unavailable", 0);
         }
@@ -317,7 +325,7 @@
     if (typeof self._options.getToken !== "function" || !expiresAt) {
       return;
     }
-    var lifetime = expiresAt - Date.now();
+    var lifetime = expiresAt - self._serverNow();
     if (lifetime <= 0) {
       return;
     }
@@ -330,6 +338,26 @@
       self._source = null;
       self._open();
     }, lifetime - Math.min(30000, lifetime / 5));
+  };
+
+  // After a failed renewal, the stream being replaced carries on, unless it ended
+  // meanwhile (its token expired, and the browser's reconnect was refused): its error
+  // was ignored while it was being replaced, so it is taken up now, or the widget would
+  // say `open` for good with no stream behind it (review reproduction).
+  // Now on the server's clock, as the last `connected` event told it. Token expiry is the
+  // server's judgement: a browser clock running 30 s slow renewed after the server had
+  // ended the stream, and the visitor dropped off at every expiry (review reproduction).
+  Connection.prototype._serverNow = function () {
+    return Date.now() + (this._clockOffsetMs || 0);
+  };
+
+  Connection.prototype._keepPrevious = function () {
+    var previous = this._previous;
+    this._previous = null;
+    this._source = previous;
+    if (previous.readyState === EventSource.CLOSED) {
+      this._onError(previous, false);
+    }
   };
 
   Connection.prototype._closePrevious = function () {

@@ -33,7 +33,11 @@ SHOP_PAGE = """<!doctype html>
     token: %(token)s,
     getToken: function () {
       log.tokensFetched += 1;
-      return fetch("/token?clientId=" + encodeURIComponent(%(client_id)s) + "&topics=" + %(topics_query)s + "&delay=" + %(token_delay)s).then(function (r) { return r.text(); });
+      var failing = %(token_fail_first)s && log.tokensFetched === 1;
+      return fetch("/token?clientId=" + encodeURIComponent(%(client_id)s) + "&topics=" + %(topics_query)s + "&delay=" + %(token_delay)s).then(function (r) {
+        if (failing) { throw new Error("the site's token endpoint failed"); }
+        return r.text();
+      });
     },
     topics: %(topics)s,
     events: named,
@@ -70,7 +74,7 @@ def shop_app(push_url: str) -> Starlette:
         machine); otherwise the widget asks getToken for its first token. `?topics=a,b`
         subscribes to topics (the tokens allow them), `?events=chunk,complete` logs those
         named events in `log.named`, `?tokenDelay=3` makes the site's token endpoint take
-        that many seconds, `?twice=1` embeds the widget and connects a second time, `?async=1`
+        that many seconds (`?tokenFailFirst=1`: and the first getToken then fails), `?twice=1` embeds the widget and connects a second time, `?async=1`
         loads it async and queues the setup on window.channelPushQueue."""
         client_id = request.query_params.get("clientId", "visitor")
         topics = [topic for topic in request.query_params.get("topics", "").split(",") if topic]
@@ -81,6 +85,7 @@ def shop_app(push_url: str) -> Starlette:
             "push": push_url, "client_id": json.dumps(client_id), "token": json.dumps(token),
             "topics": json.dumps(topics), "topics_query": json.dumps(",".join(topics)), "named_events": json.dumps(named_events),
             "token_delay": json.dumps(request.query_params.get("tokenDelay", "0")),
+            "token_fail_first": json.dumps(bool(request.query_params.get("tokenFailFirst"))),
             "load": "async" if request.query_params.get("async") else "",
             "start": (
                 "(window.channelPushQueue = window.channelPushQueue || []).push(setUp);"

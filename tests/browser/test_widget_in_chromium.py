@@ -314,3 +314,33 @@ def test_a_page_on_an_origin_the_service_does_not_allow_closes_saying_so(page):
         expect(page.locator("#status")).to_have_text("closed", timeout=10_000)
         assert page.evaluate("log.details[log.details.length - 1]") == {"reason": "forbidden_origin", "status": 403}
         assert sites.connections() == 0
+
+
+def test_a_renewal_failing_after_the_old_stream_ended_is_retried_not_left_open(page, sites):
+    """Review reproduction: the renewal's getToken failed after the old stream had ended
+    (its token expired, its reconnect refused 401, an error ignored while it was being
+    replaced); the widget put that dead stream back and said `open` for good, with no
+    stream, no retry, and every call answered CLIENT_NOT_CONNECTED."""
+    open_shop(page, sites, "visitor", token="short", tokenDelay="3.5", tokenFailFirst="1")
+    wait_until(lambda: page.evaluate("log.tokensFetched") >= 2, timeout=30)  # the failure was taken up
+    expect(page.locator("#status")).to_have_text("open", timeout=20_000)
+    assert "retrying" in page.evaluate("log.statuses")
+    wait_until(lambda: sites.connections() == 1)
+    sites.call("notify", {"clientId": "visitor", "message": "back"})
+    expect(page.locator(".channelpush-toast-message")).to_have_text("back")
+
+
+def test_a_browser_clock_running_slow_still_renews_before_the_server_ends_the_stream(page, sites):
+    """Review reproduction: renewal was planned on the browser's clock; 20 s slow, it came
+    after the server had ended the stream at the token's expiry, so the visitor dropped
+    off (calls answered CLIENT_NOT_CONNECTED) at every expiry."""
+    page.add_init_script("(() => { const realNow = Date.now; Date.now = () => realNow() - 20000; })();")
+    connect_urls: list[str] = []
+    page.on("request", lambda request: connect_urls.append(request.url) if "/sse/connect" in request.url else None)
+    open_shop(page, sites, "visitor", token="short")
+    with page.expect_request(lambda request: "/sse/connect" in request.url and "lastEventId=" in request.url, timeout=20_000):
+        sites.call("notify", {"clientId": "visitor", "message": "one", "level": "error"})
+        expect(page.locator(".channelpush-toast-message")).to_have_text("one")
+    wait_until(lambda: sites.connections() == 1)
+    page.wait_for_timeout(3000)  # past the old token's expiry
+    assert page.evaluate("log.statuses") == ["connecting", "open"]  # renewed in time: no gap
