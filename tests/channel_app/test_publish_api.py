@@ -91,6 +91,16 @@ def chunks(count: int) -> list[dict]:
     return [{"event": "chunk", "data": {"n": n, "text": f"part {n} "}} for n in range(count)] + [{"event": "complete", "data": {"n": count}}]
 
 
+async def test_null_data_is_absent_data_alone_or_in_a_sequence(server):
+    """Review reproduction (fuzzing): `"data": null` arrived as {} for a single event
+    but as null inside `events`."""
+    async with open_stream(server.url, "reader") as (reader, _):
+        await publish(server.url, {"target": {"clientId": "reader"}, "event": "blob", "data": None})
+        await publish(server.url, {"target": {"clientId": "reader"}, "events": [{"event": "blob", "data": None}]})
+        received = [await reader.next_event() for _ in range(2)]
+    assert [event.data for event in received] == [{}, {}]
+
+
 async def test_sequence_of_chunks_then_complete_arrives_in_order(server):
     async with open_stream(server.url, "reader") as (reader, _):
         answer = (await publish(server.url, {"target": {"clientId": "reader"}, "events": chunks(20)})).json()
