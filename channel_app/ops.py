@@ -5,8 +5,9 @@ The page is a static HTML file; its script and style are served from
 `/sse/status/stream`. Nothing comes from a CDN, so it works offline.
 
 The page itself holds no data, so it is served without the ops token (which
-guards the stream it draws from): opened as `/ops?token=...`, its script keeps
-the token for the tab and takes it out of the address bar, and a reload still
+guards the stream it draws from): opened as `/ops#token=...` (a fragment, never
+sent, so no proxy logs it), its script keeps the token for the tab, takes it out
+of the address bar, and reads the stream with it in a header; a reload still
 works. It was behind the token too, and a reload (the token gone from the URL)
 got a 401 (review reproduction). Production without OPS_TOKEN still refuses it.
 """

@@ -37,22 +37,26 @@
   }
 
   var TOKEN_KEY = "channel-push-ops-token";
+  var RETRY_MS = 3000; // until the stream's own `retry:` hint says otherwise
 
-  function streamUrl() {
-    // The ops token may arrive in the page URL (EventSource cannot send headers):
-    // take it out of the address bar and history, and keep it for this tab only
-    // (sessionStorage), so a reload still finds it.
+  // The ops token comes in the address's fragment (/ops#token=...), which the browser
+  // never sends, so no proxy's access log holds it; `?token=` (older links) works too.
+  // It is taken out of the address bar and history and kept for this tab only
+  // (sessionStorage), so a reload still finds it. The status stream is read with
+  // fetch() and the token in its Authorization header, never in a URL
+  // (EventSource cannot send headers).
+  function opsToken() {
+    var fragment = new URLSearchParams(window.location.hash.replace(/^#/, ""));
     var params = new URLSearchParams(window.location.search);
-    var token = params.get("token");
+    var token = fragment.get("token") || params.get("token");
     if (token) {
       params.delete("token");
       var rest = params.toString();
       window.history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : ""));
       keepToken(token);
-    } else {
-      token = keptToken();
+      return token;
     }
-    return token ? "sse/status/stream?token=" + encodeURIComponent(token) : "sse/status/stream";
+    return keptToken();
   }
 
   function keepToken(token) {
@@ -205,23 +209,54 @@
     });
   }
 
-  function connect() {
-    var source = new EventSource(streamUrl());
-    source.addEventListener("status", function (message) {
-      var latest = JSON.parse(message.data);
-      samples.push(latest);
-      if (samples.length > WINDOW_POINTS) samples.shift();
-      render(latest);
+  function onStatus(data) {
+    var latest = JSON.parse(data);
+    samples.push(latest);
+    if (samples.length > WINDOW_POINTS) samples.shift();
+    render(latest);
+  }
+
+  // One SSE frame of the status stream: `retry:` and `event: status` with its data.
+  function onFrame(frame) {
+    var event = "message", data = [];
+    frame.split(/\r\n|\r|\n/).forEach(function (line) {
+      var colon = line.indexOf(":");
+      var field = colon < 0 ? line : line.slice(0, colon);
+      var value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+      else if (field === "retry" && /^\d+$/.test(value)) RETRY_MS = parseInt(value, 10);
     });
-    source.onerror = function () {
-      if (source.readyState === EventSource.CLOSED) {
-        // Refused (a missing or wrong token is 401): EventSource does not try again.
-        setState("refused", "refused: open /ops?token=<OPS_TOKEN>");
-        return;
+    if (event === "status" && data.length) onStatus(data.join("\n"));
+  }
+
+  function connect(token) {
+    var headers = token ? { Authorization: "Bearer " + token } : {};
+    fetch("sse/status/stream", { headers: headers, cache: "no-store", credentials: "omit" }).then(function (response) {
+      if (response.status === 401 || response.status === 403) {
+        setState("refused", "refused: open /ops#token=<OPS_TOKEN>");
+        return null;
       }
-      // EventSource reconnects by itself (after the server's retry hint).
+      if (!response.ok || !response.body) throw new Error("status stream answered " + response.status);
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      var buffered = "";
+      function read() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) throw new Error("status stream ended");
+          buffered += decoder.decode(chunk.value, { stream: true });
+          var frames = buffered.split(/\r\n\r\n|\n\n|\r\r/);
+          buffered = frames.pop();
+          frames.forEach(onFrame);
+          return read();
+        });
+      }
+      return read();
+    }).catch(function () {
+      // Ended (a drain, a restart) or unreachable: come back after the stream's retry hint.
       setState("reconnecting", "reconnecting");
-    };
+      setTimeout(function () { connect(token); }, RETRY_MS);
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -229,6 +264,6 @@
       drawChart(CHARTS[name]);
       drawLegend(CHARTS[name]);
     });
-    connect();
+    connect(opsToken());
   });
 })();
