@@ -28,7 +28,6 @@ upkeep runs at a time: a round whose previous upkeep is still running skips its 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Iterable
 
@@ -55,8 +54,7 @@ async def heartbeat_forever(broker: Broker, interval_seconds: float, step_second
             # Awaited: once this returns the broker closes, and housekeeping still
             # running would use a closed Redis client (a new connection nobody closes).
             upkeep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await upkeep
+            await asyncio.wait([upkeep])  # unlike `await upkeep`, a cancel of this loop still reaches it
 
 
 async def _round(broker: Broker, loop: asyncio.AbstractEventLoop, interval_seconds: float, most_steps: int) -> None:

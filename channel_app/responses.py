@@ -11,7 +11,9 @@ from starlette.types import Receive, Scope, Send
 from channel_app.one_write import OneWrite
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
+# no-transform: a proxy or CDN that compresses what passes through it must leave the
+# stream as it is (compression buffers it: events arrive late, in bursts).
+STREAM_HEADERS = {"Cache-Control": "no-cache, no-store, no-transform", "X-Accel-Buffering": "no"}
 NO_STORE = {"Cache-Control": "no-store"}
 
 
