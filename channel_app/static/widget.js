@@ -340,10 +340,6 @@
     }, lifetime - Math.min(30000, lifetime / 5));
   };
 
-  // After a failed renewal, the stream being replaced carries on, unless it ended
-  // meanwhile (its token expired, and the browser's reconnect was refused): its error
-  // was ignored while it was being replaced, so it is taken up now, or the widget would
-  // say `open` for good with no stream behind it (review reproduction).
   // Now on the server's clock, as the last `connected` event told it. Token expiry is the
   // server's judgement: a browser clock running 30 s slow renewed after the server had
   // ended the stream, and the visitor dropped off at every expiry (review reproduction).
@@ -351,6 +347,10 @@
     return Date.now() + (this._clockOffsetMs || 0);
   };
 
+  // After a failed renewal, the stream being replaced carries on, unless it ended
+  // meanwhile (its token expired, and the browser's reconnect was refused): its error
+  // was ignored while it was being replaced, so it is taken up now, or the widget would
+  // say `open` for good with no stream behind it (review reproduction).
   Connection.prototype._keepPrevious = function () {
     var previous = this._previous;
     this._previous = null;
