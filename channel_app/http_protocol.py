@@ -21,10 +21,11 @@ a stream, reading goes on for up to MAX_READ_BEHIND_STREAM pipelined requests
 
 A request the parser refuses (an unknown method, a bad Content-Length or
 chunk size, Content-Length with Transfer-Encoding) gets the service's JSON
-error object, where uvicorn answers in plain text. So do two the parser lets
-through: an HTTP version other than 1.0 and 1.1 (`HTTP/2.0` over HTTP/1,
-or HTTP/0.9's bare request line), and an HTTP/1.1 request without `Host`, or
-any with two, which RFC 9112 3.2 says a server must refuse with 400.
+error object, where uvicorn answers in plain text. So do three the parser lets
+through: a request asking for a protocol upgrade (`_asks_upgrade`), an HTTP
+version other than 1.0 and 1.1 (`HTTP/2.0` over HTTP/1, or HTTP/0.9's bare
+request line), and an HTTP/1.1 request without `Host`, or any with two, which
+RFC 9112 3.2 says a server must refuse with 400.
 Pipelined behind requests not yet answered, that 400 waits for their answers
 and follows them in order (uvicorn wrote it at once and closed, so a call
 ahead of it, its event already sent, lost its answer); what arrives after it
@@ -59,7 +60,7 @@ class ServiceHttpProtocol(HeaderLimitedProtocol):
     def on_headers_complete(self) -> None:
         version = self.parser.get_http_version()
         hosts = sum(1 for name, _ in self.headers if name == b"host")
-        if version not in ("1.1", "1.0") or hosts > 1 or (version == "1.1" and not hosts):
+        if version not in ("1.1", "1.0") or hosts > 1 or (version == "1.1" and not hosts) or _asks_upgrade(self.headers):
             raise NotHttp11(version)  # the parser raises it on as HttpParserError: uvicorn calls send_400_response
         running = self.cycle
         super().on_headers_complete()
@@ -91,11 +92,6 @@ class ServiceHttpProtocol(HeaderLimitedProtocol):
             return
         super().data_received(data)
 
-    def _unsupported_upgrade_warning(self) -> None:
-        # The service runs without a WebSocket protocol (channel_app/run.py): a request asking
-        # for an upgrade was served as plain HTTP. uvicorn's two warnings (advising to install
-        # a WebSocket library) would let anyone write them to the log at will.
-        pass
 
     def send_400_response(self, msg: str) -> None:
         refused = self.cycle
@@ -107,23 +103,38 @@ class ServiceHttpProtocol(HeaderLimitedProtocol):
             refused.on_response = _no_response_callback
             self.cycle = refused.scope.get(REQUEST_AHEAD)
         last_ahead = self.cycle  # the newest request parsed whole: every other one ahead is answered before it
+        reason = UPGRADE_REFUSED if _asks_upgrade(self.headers) else NOT_HTTP11
         if last_ahead is None or last_ahead.response_complete or last_ahead.more_body:
-            _refuse(self.transport)  # nothing ahead, or this is the running request whose body was arriving
+            _refuse(self.transport, reason)  # nothing ahead, or this is the running request whose body was arriving
         elif not _refusal_waiting(last_ahead):
             self._head_bytes = None  # no head timer: the refused head is not coming
-            last_ahead.on_response = partial(_refuse_after, last_ahead, last_ahead.on_response)
+            last_ahead.on_response = partial(_refuse_after, last_ahead, last_ahead.on_response, reason)
 
 
-def _refuse(transport) -> None:
-    transport.write(closing_error_response(b"400 Bad Request", "BAD_REQUEST", "the request is not valid HTTP/1.1"))
+NOT_HTTP11 = "the request is not valid HTTP/1.1"
+UPGRADE_REFUSED = "this service speaks HTTP/1.1 only: send the request without Upgrade (no WebSocket, no h2c)"
+
+
+def _asks_upgrade(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the request asks for another protocol (`Connection: upgrade` with `Upgrade`).
+    The parser would hand everything after its head to that protocol, which this service
+    does not have: a signed call's body was dropped and it was answered 401 (review
+    reproduction: `curl --http2` on http sends `Upgrade: h2c`). So it is refused, saying why."""
+    if not any(name == b"upgrade" for name, _ in headers):
+        return False
+    return any(name == b"connection" and b"upgrade" in value.lower() for name, value in headers)
+
+
+def _refuse(transport, reason: str = NOT_HTTP11) -> None:
+    transport.write(closing_error_response(b"400 Bad Request", "BAD_REQUEST", reason))
     transport.close()
 
 
-def _refuse_after(cycle, on_response: Callable[[], None]) -> None:
+def _refuse_after(cycle, on_response: Callable[[], None], reason: str = NOT_HTTP11) -> None:
     on_response()
     # The cycle's transport: its answer may still be held there (channel_app/one_write.py).
     if cycle.keep_alive and not cycle.transport.is_closing():  # else the request ahead asked to close
-        _refuse(cycle.transport)
+        _refuse(cycle.transport, reason)
 
 
 def _refusal_waiting(cycle: object) -> bool:

@@ -696,6 +696,24 @@ def test_a_request_the_http_parser_refuses_gets_the_json_error_object(request_by
     assert json.loads(body)["error"]["type"] == "BAD_REQUEST"
 
 
+@pytest.mark.parametrize(
+    "upgrade", [b"Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA", b"Upgrade: websocket\r\nConnection: Upgrade"], ids=["h2c", "websocket"]
+)
+def test_a_signed_call_asking_for_an_upgrade_is_refused_saying_why_not_answered_401(upgrade):
+    """Review reproduction: `curl --http2` on http sends `Upgrade: h2c`; the parser handed
+    everything after the head to the upgrade, so the signed call's body was dropped and
+    it was answered 401 (the signature over an empty body), with nothing in the log."""
+    body = function_body("getClientStatus", {"clientId": "visitor"})
+    headers = "".join(f"{name}: {value}\r\n" for name, value in signed_headers(body).items())
+    request = f"PUT /functions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{headers}".encode() + upgrade + b"\r\n\r\n" + body
+    with run_server(make_app()) as server:
+        answer = _raw_exchange(int(server.url.rsplit(":", 1)[1]), request)
+    head, _, answer_body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    error = json.loads(answer_body)["error"]
+    assert error["type"] == "BAD_REQUEST" and "without Upgrade" in error["message"]
+
+
 def test_a_refused_request_pipelined_behind_calls_is_answered_after_them_in_order():
     """uvicorn wrote the 400 at once and closed: the call ahead of it, its event
     already sent, lost its answer."""
