@@ -16,9 +16,10 @@ import json
 import os
 import re
 import socket
-from urllib.parse import SplitResult, urlsplit
 from typing import Annotated, Any, Literal
+from urllib.parse import SplitResult, urlsplit
 
+import idna
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
@@ -42,18 +43,24 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def _as_browsers_send(origin: str) -> str:
-    """`origin` as a browser's Origin header writes it, or an entry would match nothing:
-    scheme and host in lower case, the scheme's default port left out, a Unicode host
-    in its ASCII (punycode) form."""
+    """`origin` as a browser's Origin header writes it (the URL standard's serialisation),
+    or an entry would match nothing: scheme and host in lower case, a Unicode host in
+    punycode by UTS #46 as browsers map it (`faß` stays `ß`: Python's own "idna" codec
+    would write `fass`), an IPv6 address compressed, the port as a plain number and
+    left out when it is the scheme's default."""
     if origin == "*":
         return origin
     scheme, _, rest = origin.partition("://")
     host, _, port = rest.rpartition(":") if ":" in rest.rpartition("]")[2] else (rest, "", "")
-    try:
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        raise ValueError(f"{origin!r} is not an origin: its host is not a valid domain name") from None
     scheme = scheme.lower()
+    try:
+        if host.startswith("["):
+            host = f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        elif not host.isascii():
+            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+        port = str(int(port)) if port else ""
+    except (ValueError, idna.IDNAError):
+        raise ValueError(f"{origin!r} is not an origin: its host or port is not valid") from None
     if port == _DEFAULT_PORTS.get(scheme):
         port = ""
     return f"{scheme}://{host.lower()}" + (f":{port}" if port else "")

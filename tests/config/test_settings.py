@@ -103,6 +103,10 @@ def test_origins_are_kept_as_browsers_send_them():
     """Review reproduction: https://shop.example.com:443 was accepted and never matched
     the Origin browsers send (no default port), nor did a Unicode host (sent in punycode)."""
     settings = Settings(
-        _env_file=None, cors_allowed_origins="https://shop.example.com:443,http://[::1]:80,http://localhost:8080,https://bücher.example"
+        _env_file=None,
+        cors_allowed_origins="https://shop.example.com:443,http://[0:0:0:0:0:0:0:1]:80,http://localhost:08080,https://bücher.example,https://faß.example",
     )
-    assert settings.cors_allowed_origins == ["https://shop.example.com", "http://[::1]", "http://localhost:8080", "https://xn--bcher-kva.example"]
+    assert settings.cors_allowed_origins == [
+        "https://shop.example.com", "http://[::1]", "http://localhost:8080", "https://xn--bcher-kva.example",
+        "https://xn--fa-hia.example",  # as Chromium sends it (UTS #46); Python's idna codec would write fass.example
+    ]
