@@ -358,7 +358,7 @@ class RedisBroker:
         (client and topics) and read what each local client and topic missed, batched
         in pipelines; then offer each connection the missed frames of its client and
         topics, merged by id."""
-        marked = self._scripts.mark_data_start(keys=[self._keys.ids], args=[self._seen_since, self._presence.ttl_ms])
+        marked = self._scripts.mark_data_start(keys=[self._keys.ids, self._keys.connections], args=[self._seen_since, self._presence.ttl_ms])
         since = await guarded(marked, self._timeout)
         self._seen_since = since.decode()
         streams: list[tuple[str, object, dict]] = []  # (channel, script, call)

@@ -113,11 +113,14 @@ end
 -- nobody did for longer than presence lives (lapse_ms), every presence has expired
 -- though the streams may be open (Redis restarted from its persistence, or unreachable
 -- from every instance). That moment starts the same grace as a loss of the data, if
--- the instance noting it was running before (`ran_before`): else no instance may have
--- run meanwhile (a cold start of every instance), and no stream is open.
-local function note_alive(ids, now, lapse_ms, ran_before)
+-- streams may be open: the instance noting it was running before (`ran_before`), or
+-- connections are still registered (`connections`, expired: instances that went
+-- silent, stalled or cut off). A cold start after every instance stopped (each
+-- removing its connections) is no outage: no stream is open.
+local function note_alive(ids, connections, now, lapse_ms, ran_before)
   local alive_at = redis.call('HGET', ids, 'alive_at')
-  if ran_before and alive_at and now - tonumber(alive_at) > tonumber(lapse_ms) then
+  local lapsed = alive_at and now - tonumber(alive_at) > tonumber(lapse_ms)
+  if lapsed and (ran_before or redis.call('ZCARD', connections) > 0) then
     redis.call('HSET', ids, 'gap_at', string.format('%d', now))
   end
   redis.call('HSET', ids, 'alive_at', string.format('%d', now))
@@ -201,7 +204,7 @@ return {'queued', id, 0}
 end)
 """
 
-# KEYS: ids. ARGV: the `since` this instance saw before ('' if none), presence_ttl_ms.
+# KEYS: ids, connections. ARGV: the `since` this instance saw before ('' if none), presence_ttl_ms.
 # Records when this Redis's data started, and whether that start was a loss (see
 # PUBLISH); returns `since`. A start other than the one this instance saw is a loss,
 # whoever recorded it: an instance that never saw Redis before (started during the
@@ -213,7 +216,7 @@ local since = redis.call('HGET', KEYS[1], 'since')
 if ARGV[1] ~= '' and since ~= ARGV[1] then
   redis.call('HSET', KEYS[1], 'after_loss', '1')
 end
-note_alive(KEYS[1], now, ARGV[2], ARGV[1] ~= '')
+note_alive(KEYS[1], KEYS[2], now, ARGV[2], ARGV[1] ~= '')
 return since
 """
 
@@ -270,7 +273,7 @@ return 1
 # meanwhile, as for a client with no stream; the stream is open, so it takes them now.
 REFRESH = LUA_HELPERS + """
 local now = now_ms()
-note_alive(KEYS[3], now, ARGV[2], ARGV[3] ~= '')
+note_alive(KEYS[3], KEYS[2], now, ARGV[2], ARGV[3] ~= '')
 local expires = now + tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)

@@ -554,3 +554,20 @@ async def test_a_cold_start_after_a_long_stop_is_no_outage_offline_clients_stay_
         delivery = await fresh.publish("visitor", note("nobody is here"))
     assert delivery.event_id is None and not delivery.queued
     assert await admin.hget(keys.ids, "gap_at") is None
+
+
+async def test_an_instance_started_while_another_is_stalled_starts_the_grace_for_its_streams(redis_url, admin):
+    """Review reproduction (of the cold-start rule): with the only instance stalled past
+    its presence, a freshly started one reached Redis first and, having run before
+    nowhere, took the pause for a cold start: the stalled instance's visitor was answered
+    CLIENT_NOT_CONNECTED, and when it resumed nothing marked the gap any more. Its
+    connections, still registered though expired, say streams may be open."""
+    keys = RedisKeys()
+    async with running_broker(redis_url=redis_url, instance_id="stalled") as stalled:
+        async with stalled.subscribe("visitor", None) as on_stalled:
+            await admin.hset(keys.ids, "alive_at", int(time.time() * 1000) - 2 * stalled._presence.ttl_ms)
+            await admin.delete(keys.presence("visitor"))  # its presence expired while it was stalled
+            async with running_broker(redis_url=redis_url, instance_id="fresh") as fresh:
+                delivery = await fresh.publish("visitor", note("while it was stalled"))
+                assert delivery.event_id is not None  # not answered as offline
+                assert (await next_frame(on_stalled.connection)).id == delivery.event_id
