@@ -57,6 +57,7 @@ async def test_ops_page_draws_live_connection_and_rate_charts(tmp_path):
     assert seen["connections"] == str(VISITORS)
     assert seen["location"].endswith("/ops")  # the token was taken out of the address bar
     assert seen["after_reload"] == str(VISITORS)
+    assert seen["stranger_location"].endswith("/ops")
     assert seen["points"]["connections"] >= 4 and seen["points"]["delivered"] >= 4
     assert seen["peak_delivered"] > 0
     assert screenshot.stat().st_size > 10_000
@@ -97,4 +98,9 @@ async def _load_page(base_url: str, tmp_path):
         stranger = await browser.new_page()  # another tab: no token kept for it
         await stranger.goto(f"{base_url}/ops")
         await stranger.wait_for_function("() => document.querySelector('#state').dataset.state === 'refused'", timeout=15_000)
+        # Review reproduction: following the refusal's advice in the same tab changed only
+        # the fragment; the page stayed refused, the token left in the address bar.
+        await stranger.goto(f"{base_url}/ops#token={OPS_TOKEN}")
+        await stranger.wait_for_function("() => document.querySelector('#connections').textContent !== '–'", timeout=15_000)
+        seen["stranger_location"] = await stranger.evaluate("window.location.href")
     return screenshot, seen

@@ -266,4 +266,10 @@
     });
     connect(opsToken());
   });
+
+  // A new #token= in the same tab (say, after "refused") changes only the fragment, which
+  // reloads nothing: take it up by loading the page again, which keeps and strips it.
+  window.addEventListener("hashchange", function () {
+    if (new URLSearchParams(window.location.hash.replace(/^#/, "")).get("token")) window.location.reload();
+  });
 })();
