@@ -10,8 +10,9 @@ stream open on it (sse/redis_listener.py). A publish is one Lua script
    lapse). Nobody and no `queue_if_offline`: answers "offline" and stores
    nothing, so a later reconnect never acts on a call answered
    CLIENT_NOT_CONNECTED. Except within two heartbeats of Redis losing its data
-   while instances held streams (a restart without persistence), when presence
-   may not be back yet: then the event is queued (step 4);
+   while instances held streams (a restart without persistence), or of a gap
+   longer than presence lives (no instance refreshed it: `note_alive`), when
+   presence may not be back yet: then the event is queued (step 4);
 2. takes the next id from the broker's one sequence (`<ms>-<seq>`, the wire
    id, increasing across every client and topic stream: `next_id` in
    sse/redis_scripts.py), encodes the frame once and PUBLISHes it;
@@ -69,6 +70,11 @@ Acknowledgements (sse/redis_acks.py) ride on the same listener (`cp:acks`).
 
 This module is longer than most because this docstring carries the design;
 the scripts it relies on are in sse/redis_scripts.py.
+
+One module, though long: subscribing, catching up and publishing share the
+instance's cursor into Redis's data (`_seen_since`) and its local fanout; what
+stands alone already has its own module (presence, topics, listener, fanout,
+acks, scripts).
 """
 
 from __future__ import annotations

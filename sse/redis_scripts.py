@@ -21,7 +21,9 @@ Keys (prefix `cp:`; `<c>` is a client id, `<m>` a connection `<instance>|<id>`):
     cp:online          ZSET  c -> expiry ms: clients with a live connection (status totals)
     cp:connections     ZSET  m -> expiry ms: every live connection (status totals)
     cp:ids             HASH  ms, seq: the last event id issued, on any stream; since: when this
-                       Redis's data started, after_loss: whether it started by a loss (PUBLISH)
+                       Redis's data started, after_loss: whether it started by a loss (PUBLISH);
+                       alive_at: the last presence refresh or catch-up of any instance, gap_at:
+                       when one came after a gap longer than presence lives (note_alive)
     cp:topic-presence:<t>, cp:topic-history:<t>, channel cp:topic:<t>: the same for topics
                        (sse/redis_topics.py); topic presence is not counted in cp:online/cp:connections
     cp:ack:<c>:<id>    STRING  a browser's acknowledgement, kept briefly (sse/redis_acks.py)
@@ -31,6 +33,10 @@ Most of this module is Lua, kept next to the key layout it depends on.
 Scripts touch keys they compute from the prefix, so they need one Redis (or a
 primary with replicas / Sentinel), not Redis Cluster. Exclusive XRANGE needs
 Redis >= 6.2.
+
+One module, though long: the scripts share LUA_HELPERS and one key layout
+(RedisKeys), and the Python that calls each script reads the arguments it
+takes. Apart, a change to one script would not be seen beside the others.
 """
 
 from __future__ import annotations

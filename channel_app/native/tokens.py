@@ -23,6 +23,10 @@ at a time, holding it for as long as a renewal can take (two token calls),
 and the others wait for its token, or its failure, which they answer with at
 once; every issue or refresh also spends the shared budget. While Redis does
 not answer, each instance goes on with its own cache and budget.
+
+One module, though long: the cache, the single flight, the budget and the
+share act on the same per-channel state within one renewal; the HTTP client
+(client.py) and the Redis share (token_share.py) are their own modules.
 """
 
 from __future__ import annotations
