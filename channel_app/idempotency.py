@@ -59,7 +59,8 @@ from redis.asyncio import Redis
 
 from channel_app.publishing import answer_after
 from sse.broker import BrokerUnavailable, Fence
-from sse.redis_scripts import PREFIX, guarded
+from sse.redis_calls import guarded
+from sse.redis_scripts import PREFIX
 
 MAX_MEMORY_RECORDS = 100_000
 PENDING_SECONDS = 30.0  # far longer than answering a publish takes

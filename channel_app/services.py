@@ -31,7 +31,7 @@ from security.signature import SignatureVerifier
 from security.tokens import ClientTokenVerifier
 from sse.acks import Acks, make_acks
 from sse.broker import Broker, make_broker
-from sse.redis import redis_client
+from sse.redis_calls import redis_client
 from sse.service import SseService
 
 logger = logging.getLogger("channel_push.startup")

@@ -16,7 +16,8 @@ from typing import Callable
 
 from sse.batched_calls import BatchedCalls
 from sse.broker import BrokerUnavailable, Totals
-from sse.redis_scripts import BrokerScripts, RedisKeys, guarded
+from sse.redis_calls import guarded
+from sse.redis_scripts import BrokerScripts, RedisKeys
 from sse.registry import Connection, ConnectionRegistry
 
 MemberIfOpen = Callable[[Connection], "str | None"]  # a connection's member while it has joined and is not closing

@@ -70,11 +70,6 @@ Acknowledgements (sse/redis_acks.py) ride on the same listener (`cp:acks`).
 
 This module is longer than most because this docstring carries the design;
 the scripts it relies on are in sse/redis_scripts.py.
-
-One module, though long: subscribing, catching up and publishing share the
-instance's cursor into Redis's data (`_seen_since`) and its local fanout; what
-stands alone already has its own module (presence, topics, listener, fanout,
-acks, scripts).
 """
 
 from __future__ import annotations
@@ -83,20 +78,18 @@ import asyncio
 import contextlib
 import logging
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from sse.broker import BROKER_UNAVAILABLE, BrokerUnavailable, Delivery, Fence, QueueFull, Subscription, Totals
 from sse.events import Event, is_future_id, parse_event_id
 from sse.presence import RedisPresence
 from sse.redis_acks import RedisAcks
+from sse.redis_calls import fenced_call, guarded, redis_client
 from sse.redis_fanout import LocalFanout
 from sse.redis_listener import PubSubListener
-from sse.redis_scripts import BrokerScripts, RedisKeys, fenced_call, guarded
+from sse.redis_scripts import BrokerScripts, RedisKeys
 from sse.redis_topics import RedisTopics
 from sse.registry import Connection, ConnectionRefused, ConnectionRegistry
 from sse.replay import IdentifiedFrame, frame_event_id, merge_replay, newest_id
@@ -111,20 +104,6 @@ CATCH_UP_BATCH = 200
 
 
 HEALTH_PROBE_MS = 10_000  # the readiness probe's key lives this long
-
-
-def redis_client(url: str, timeout_seconds: float, commands: bool = True) -> Redis:
-    """A client for REDIS_URL. For commands, one quick retry lets a pooled connection
-    that died with Redis (a restart) reconnect, instead of failing the first call on
-    each such connection: without it, 7 of 8 publishes with an id answered 503 after
-    a restart while /readyz said ready (review reproduction). The pub/sub client's
-    reconnects are its listener's own."""
-    options: dict[str, Any] = {"socket_connect_timeout": timeout_seconds, "retry": Retry(NoBackoff(), 1 if commands else 0)}
-    if commands:
-        options["socket_timeout"] = timeout_seconds
-    if not url.startswith("unix://"):  # redis-py's unix connections take no keepalive option
-        options["socket_keepalive"] = True
-    return Redis.from_url(url, **options)
 
 
 class RedisBroker:

@@ -22,7 +22,8 @@ from redis.asyncio import Redis
 from sse.ack_waiters import AckWaiters
 from sse.acks import ACK_OUTCOMES
 from sse.broker import BrokerUnavailable
-from sse.redis_scripts import RedisKeys, guarded
+from sse.redis_calls import guarded
+from sse.redis_scripts import RedisKeys
 
 
 class RedisAcks:

@@ -33,28 +33,14 @@ Most of this module is Lua, kept next to the key layout it depends on.
 Scripts touch keys they compute from the prefix, so they need one Redis (or a
 primary with replicas / Sentinel), not Redis Cluster. Exclusive XRANGE needs
 Redis >= 6.2.
-
-One module, though long: the scripts share LUA_HELPERS and one key layout
-(RedisKeys), and the Python that calls each script reads the arguments it
-takes. Apart, a change to one script would not be seen beside the others.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from sse.broker import BrokerRefusedWrite, BrokerUnavailable, Fence, PublishFenced
-
-logger = logging.getLogger("channel_push.redis")
 
 PREFIX = "cp:"
 
@@ -408,30 +394,3 @@ class BrokerScripts:
         self.totals: AsyncScript = redis.register_script(TOTALS)
         self.broadcast: AsyncScript = redis.register_script(BROADCAST)
         self.mark_data_start: AsyncScript = redis.register_script(MARK_DATA_START)
-
-
-async def fenced_call(script: AsyncScript, keys: list, args: list, fence: Fence | None, timeout_seconds: float) -> Any:
-    """Run a publish script (one built on `fenced_run`), with the fence's key and
-    arguments appended when there is one; raises PublishFenced when it did not hold."""
-    if fence is not None:
-        keys = [*keys, fence.key]
-        args = [*args, fence.holder, fence.record, fence.lifetime_ms]
-    result = await guarded(script(keys=keys, args=args), timeout_seconds)
-    if result[0] == b"fenced":
-        raise PublishFenced("the publish's reservation no longer held: nothing was published")
-    return result
-
-
-async def guarded(call: Awaitable[Any], timeout_seconds: float) -> Any:
-    """Await one Redis call within the time limit; any failure becomes BrokerUnavailable."""
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            return await call
-    except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as error:
-        raise BrokerUnavailable(f"redis unreachable: {error!r}") from error
-    except OutOfMemoryError as error:
-        logger.error("redis refused a write: %r (maxmemory reached under noeviction)", error)
-        raise BrokerRefusedWrite(f"redis refused the write: {error!r}") from error
-    except RedisError as error:
-        logger.error("redis call failed: %r", error)
-        raise BrokerUnavailable(f"redis error: {error!r}") from error

@@ -33,7 +33,8 @@ from sse.batched_calls import BatchedCalls
 from sse.broker import Delivery, Fence
 from sse.events import Event
 from sse.presence import MemberIfOpen
-from sse.redis_scripts import LUA_HELPERS, RedisKeys, fenced_call, guarded
+from sse.redis_calls import fenced_call, guarded
+from sse.redis_scripts import LUA_HELPERS, RedisKeys
 from sse.registry import Connection
 
 # KEYS: topic presence, topic history, ids[, fence]. ARGV: channel, name, data,

@@ -36,7 +36,8 @@ from typing import Callable, NamedTuple, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from sse.redis_scripts import PREFIX, guarded
+from sse.redis_calls import guarded
+from sse.redis_scripts import PREFIX
 
 SPEND = """
 local now = tonumber(ARGV[1])

@@ -23,10 +23,6 @@ at a time, holding it for as long as a renewal can take (two token calls),
 and the others wait for its token, or its failure, which they answer with at
 once; every issue or refresh also spends the shared budget. While Redis does
 not answer, each instance goes on with its own cache and budget.
-
-One module, though long: the cache, the single flight, the budget and the
-share act on the same per-channel state within one renewal; the HTTP client
-(client.py) and the Redis share (token_share.py) are their own modules.
 """
 
 from __future__ import annotations
@@ -35,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -45,12 +40,12 @@ from typing import Any, NamedTuple, TypeVar, get_args
 import anyio
 
 from channel_app.native.client import ErrorKind, NativeApiClient, NativeApiError
+from channel_app.native.token_records import CachedToken, parse_token_answer
 from channel_app.native.token_share import FAILED_PREFIX, SharedToken, TokenShare
 from sse.broker import BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 RENEWAL_POLL_SECONDS = 0.1
 RENEWAL_PATIENCE_SECONDS = 0.5  # how long a caller with a still-valid token waits for its renewal
 FAILURE_COOLDOWN_LIMIT = 600.0
@@ -62,20 +57,6 @@ ERROR_KINDS = frozenset(get_args(ErrorKind))
 REFRESH_NOT_REFUSED = frozenset({"unavailable", "rate_limited"})
 REJECTED_REMEMBERED = 16
 T = TypeVar("T")
-
-
-@dataclass
-class _Token:
-    access: str
-    refresh: str | None
-    renew_at: float  # clock time after which we renew
-    expires_at: float  # clock time after which Channel rejects it
-    retry_at: float = float("-inf")  # after a failed renewal: serve as is until then
-    failed_renewals: int = 0  # in a row, that reached Channel: each doubles the wait for the next
-    issued_at: float = float("-inf")  # when Channel gave it to this manager (not taken from the share)
-
-    def usable(self, now: float) -> bool:
-        return now < self.renew_at or (now < self.retry_at and now < self.expires_at)
 
 
 @dataclass(frozen=True)
@@ -134,8 +115,8 @@ class TokenManager:
         self._cooldown = retry_cooldown_seconds
         self._failure_cooldown = failure_cooldown_seconds
         self._failures: dict[str | None, _Failure] = {}
-        self._tokens: dict[str | None, _Token] = {}
-        self._flights: dict[str | None, asyncio.Future[_Token]] = {}
+        self._tokens: dict[str | None, CachedToken] = {}
+        self._flights: dict[str | None, asyncio.Future[CachedToken]] = {}
         self._spent: deque[float] = deque()
         self._shared = shared
         self._wall_clock = wall_clock
@@ -206,7 +187,7 @@ class TokenManager:
         streak = previous.streak + 1 if in_a_row else 1
         return min(self._failure_cooldown * 2 ** (streak - 1), FAILURE_COOLDOWN_LIMIT), streak
 
-    async def _fly(self, channel_id: str | None, cached: _Token | None) -> _Token:
+    async def _fly(self, channel_id: str | None, cached: CachedToken | None) -> CachedToken:
         try:
             token = await self._renew(channel_id, cached)
         except NativeApiError as exc:
@@ -234,7 +215,7 @@ class TokenManager:
         self._expire_spent(self._clock())
         return self._budget - len(self._spent)
 
-    async def _renew(self, channel_id: str | None, cached: _Token | None) -> _Token:
+    async def _renew(self, channel_id: str | None, cached: CachedToken | None) -> CachedToken:
         try:
             if self._shared is None:
                 token = await self._fetch(channel_id, cached)
@@ -260,7 +241,7 @@ class TokenManager:
         self._tokens[channel_id] = token
         return token
 
-    async def _fetch_shared(self, shared: TokenShare, channel_id: str | None, cached: _Token | None) -> _Token:
+    async def _fetch_shared(self, shared: TokenShare, channel_id: str | None, cached: CachedToken | None) -> CachedToken:
         """Another instance's token if it has a fresh one; else renew here, one instance at a time."""
         if (taken := await self._take_shared(shared, channel_id)) is not None:
             return taken
@@ -290,7 +271,7 @@ class TokenManager:
         """The longest a renewal holds a channel: a refresh, then an issue, each within the timeout."""
         return 2 * self._client.timeout_seconds + 1
 
-    async def _await_other_renewal(self, shared: TokenShare, channel_id: str | None, holding: float) -> _Token | None:
+    async def _await_other_renewal(self, shared: TokenShare, channel_id: str | None, holding: float) -> CachedToken | None:
         """The token another instance is renewing, once it stores it; its failure, raised; None
         when its hold ends without either (it went away): then this instance renews."""
         for attempt in range(math.ceil(holding / RENEWAL_POLL_SECONDS)):
@@ -308,16 +289,16 @@ class TokenManager:
         logger.warning("native API: no other instance renewed %s within %gs; renewing here", _scope(channel_id), holding)
         return None
 
-    async def _take_shared(self, shared: TokenShare, channel_id: str | None) -> _Token | None:
+    async def _take_shared(self, shared: TokenShare, channel_id: str | None) -> CachedToken | None:
         latest = await self._shared_or(shared.current(channel_id), None)
         if latest is None or latest.access in self._rejected or self._wall_clock() >= latest.renew_at:
             return None
         return self._local(latest)
 
-    def _local(self, shared: SharedToken) -> _Token:
+    def _local(self, shared: SharedToken) -> CachedToken:
         """`shared` with its wall-clock times moved onto this manager's clock."""
         offset = self._clock() - self._wall_clock()
-        return _Token(shared.access, shared.refresh, renew_at=shared.renew_at + offset, expires_at=shared.expires_at + offset)
+        return CachedToken(shared.access, shared.refresh, renew_at=shared.renew_at + offset, expires_at=shared.expires_at + offset)
 
     async def _shared_or(self, call: Awaitable[T], fallback: T) -> T:
         try:
@@ -330,11 +311,11 @@ class TokenManager:
         self._shared_failing = False
         return answer
 
-    async def _fetch(self, channel_id: str | None, cached: _Token | None) -> _Token:
+    async def _fetch(self, channel_id: str | None, cached: CachedToken | None) -> CachedToken:
         if cached is not None and cached.refresh:
             try:
                 answer = await self._spent_on(lambda: self._client.call("refreshToken", {"refreshToken": cached.refresh}, max_retries=0))
-                return self._parse(answer, "refreshToken", cached.refresh)
+                return parse_token_answer(answer, "refreshToken", cached.refresh, self._clock(), self._margin)
             except NativeApiError as exc:
                 if exc.kind in REFRESH_NOT_REFUSED:
                     raise
@@ -345,7 +326,7 @@ class TokenManager:
         if channel_id is not None:
             params["channelId"] = channel_id
         answer = await self._spent_on(lambda: self._client.call("issueToken", params, max_retries=0))
-        return self._parse(answer, "issueToken", None)
+        return parse_token_answer(answer, "issueToken", None, self._clock(), self._margin)
 
     async def _spent_on(self, call: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         """`call()`'s answer, for one unit of the budget, given back if it never reached Channel."""
@@ -382,28 +363,6 @@ class TokenManager:
     def _expire_spent(self, now: float) -> None:
         while self._spent and self._spent[0] <= now - self._window:
             self._spent.popleft()
-
-    def _parse(self, answer: dict[str, Any], method: str, old_refresh: str | None) -> _Token:
-        access = answer.get("accessToken")
-        refresh = answer.get("refreshToken") or old_refresh
-        expires_in = answer.get("expiresIn")
-        if not isinstance(access, str) or not access:
-            raise NativeApiError("protocol", f"{method}: answer has no accessToken")
-        if not _HEADER_SAFE.fullmatch(access):
-            # It travels in the x-access-token header: cached, it would fail every call until it expired.
-            raise NativeApiError("protocol", f"{method}: accessToken is not visible ASCII")
-        if refresh is not None and not isinstance(refresh, str):
-            raise NativeApiError("protocol", f"{method}: refreshToken is not a string")
-        try:
-            lifetime = float(expires_in)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            lifetime = 0.0
-        if isinstance(expires_in, bool) or not 0 < lifetime < math.inf:
-            raise NativeApiError("protocol", f"{method}: expiresIn is not a positive number")
-        now = self._clock()
-        # A short-lived token is renewed at half its life rather than never used.
-        margin = min(self._margin, lifetime / 2)
-        return _Token(access, refresh, renew_at=now + lifetime - margin, expires_at=now + lifetime, issued_at=now)
 
 
 def _scope(channel_id: str | None) -> str:
